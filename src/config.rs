@@ -1,0 +1,302 @@
+//! Configuration: plain structs with safe defaults, loaded from `EDGETHUMB_*`
+//! names through a lookup function, so every runtime (process env, wrangler
+//! vars, Spin variables) feeds the same loader. The library reads no
+//! environment itself.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::options::{Format, Presets};
+use crate::signature::KeyPair;
+
+/// The published imgproxy documentation test key ("secret"). For local
+/// development only: anyone can sign URLs with it.
+pub const DEV_KEY_HEX: &str = "736563726574";
+/// The published imgproxy documentation test salt ("hello"). Dev only.
+pub const DEV_SALT_HEX: &str = "68656C6C6F";
+
+/// Everything the core needs to answer a request.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub keys: Vec<KeyPair>,
+    /// Bytes of the HMAC kept in the URL (imgproxy `SIGNATURE_SIZE`), 1..=32.
+    pub signature_size: usize,
+    pub allow_unsigned: bool,
+    pub sources: SourceConfig,
+    pub limits: Limits,
+    pub ttls: Ttls,
+    /// Formats chosen by `Accept`, in order of preference. JPEG (or PNG for
+    /// alpha) is always the fallback.
+    pub auto_formats: Vec<Format>,
+    pub presets: Presets,
+    /// Quality used when the URL gives none (imgproxy `QUALITY`).
+    pub default_quality: u8,
+}
+
+/// Which upstreams may be fetched (imgproxy `ALLOWED_SOURCES` semantics).
+#[derive(Debug, Clone, Default)]
+pub struct SourceConfig {
+    /// URL prefixes. Empty means any public http(s) URL.
+    pub allowed_prefixes: Vec<String>,
+    /// Allow loopback, private and link-local addresses (tests, dev).
+    pub allow_private: bool,
+    pub max_redirects: u8,
+}
+
+/// Resource limits, handed to the fetcher and every decoder.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_src_bytes: u64,
+    pub max_src_pixels: u64,
+    pub upstream_timeout: Duration,
+    /// Largest width or height of a result, so `enlarge` cannot allocate
+    /// unbounded memory.
+    pub max_result_dimension: u32,
+}
+
+/// Cache lifetimes in seconds.
+#[derive(Debug, Clone)]
+pub struct Ttls {
+    pub success: u32,
+    /// Upstream 404/410 and bad source bytes.
+    pub not_found: u32,
+    /// Upstream 5xx, timeouts, resets.
+    pub upstream_error: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_src_bytes: 20 * 1024 * 1024,
+            max_src_pixels: 50_000_000,
+            upstream_timeout: Duration::from_millis(4000),
+            max_result_dimension: 8192,
+        }
+    }
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Ttls {
+            success: 31_536_000,
+            not_found: 300,
+            upstream_error: 10,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration with the given keys and every default.
+    pub fn with_keys(keys: Vec<KeyPair>) -> Self {
+        Config {
+            keys,
+            signature_size: 32,
+            allow_unsigned: false,
+            sources: SourceConfig {
+                max_redirects: 5,
+                ..SourceConfig::default()
+            },
+            limits: Limits::default(),
+            ttls: Ttls::default(),
+            auto_formats: vec![Format::Webp, Format::Jpeg],
+            presets: Presets::default(),
+            default_quality: 80,
+        }
+    }
+
+    /// Loads from `EDGETHUMB_*` names (with `IMGPROXY_KEY`, `IMGPROXY_SALT`
+    /// and `IMGPROXY_SIGNATURE_SIZE` as aliases). Unset and empty are the
+    /// same. Every error names the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get_alias = |name: &str, alias: &str| -> Option<(String, String)> {
+            get(name)
+                .map(|v| (name.to_string(), v))
+                .or_else(|| get(alias).map(|v| (alias.to_string(), v)))
+        };
+
+        let allow_unsigned = parse_bool(&get, "EDGETHUMB_ALLOW_UNSIGNED")?.unwrap_or(false);
+        let key = get_alias("EDGETHUMB_KEY", "IMGPROXY_KEY");
+        let salt = get_alias("EDGETHUMB_SALT", "IMGPROXY_SALT");
+        let keys = match (key, salt) {
+            (Some((kvar, k)), Some((svar, s))) => KeyPair::parse_lists(&kvar, &k, &svar, &s)?,
+            (Some((kvar, _)), None) => {
+                return Err(ConfigError::new(
+                    "EDGETHUMB_SALT",
+                    format!("{kvar} is set but no salt is"),
+                ))
+            }
+            (None, Some((svar, _))) => {
+                return Err(ConfigError::new(
+                    "EDGETHUMB_KEY",
+                    format!("{svar} is set but no key is"),
+                ))
+            }
+            (None, None) if allow_unsigned => Vec::new(),
+            (None, None) => return Err(ConfigError::new(
+                "EDGETHUMB_KEY",
+                "not set (hex key; set EDGETHUMB_ALLOW_UNSIGNED=true to run without signatures)",
+            )),
+        };
+
+        let mut cfg = Config::with_keys(keys);
+        cfg.allow_unsigned = allow_unsigned;
+
+        if let Some((var, v)) = get_alias("EDGETHUMB_SIGNATURE_SIZE", "IMGPROXY_SIGNATURE_SIZE") {
+            let n: usize = parse_num(&var, &v)?;
+            if !(1..=32).contains(&n) {
+                return Err(ConfigError::new(&var, format!("`{v}` must be 1 to 32")));
+            }
+            cfg.signature_size = n;
+        }
+
+        if let Some(v) = get("EDGETHUMB_ALLOWED_SOURCES") {
+            cfg.sources.allowed_prefixes =
+                crate::source_policy::parse_allowed_sources("EDGETHUMB_ALLOWED_SOURCES", &v)?;
+        }
+        if let Some(b) = parse_bool(&get, "EDGETHUMB_ALLOW_PRIVATE_SOURCES")? {
+            cfg.sources.allow_private = b;
+        }
+        if let Some(v) = get("EDGETHUMB_MAX_REDIRECTS") {
+            cfg.sources.max_redirects = parse_num("EDGETHUMB_MAX_REDIRECTS", &v)?;
+        }
+
+        let l = &mut cfg.limits;
+        if let Some(v) = get("EDGETHUMB_MAX_SRC_BYTES") {
+            l.max_src_bytes = parse_positive("EDGETHUMB_MAX_SRC_BYTES", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_MAX_SRC_PIXELS") {
+            l.max_src_pixels = parse_positive("EDGETHUMB_MAX_SRC_PIXELS", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_UPSTREAM_TIMEOUT_MS") {
+            l.upstream_timeout =
+                Duration::from_millis(parse_positive("EDGETHUMB_UPSTREAM_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("EDGETHUMB_MAX_RESULT_DIMENSION") {
+            l.max_result_dimension = parse_positive("EDGETHUMB_MAX_RESULT_DIMENSION", &v)?;
+        }
+
+        if let Some(v) = get("EDGETHUMB_TTL") {
+            cfg.ttls.success = parse_num("EDGETHUMB_TTL", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_NOT_FOUND_TTL") {
+            cfg.ttls.not_found = parse_num("EDGETHUMB_NOT_FOUND_TTL", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_UPSTREAM_ERROR_TTL") {
+            cfg.ttls.upstream_error = parse_num("EDGETHUMB_UPSTREAM_ERROR_TTL", &v)?;
+        }
+
+        if let Some(v) = get("EDGETHUMB_AUTO_FORMATS") {
+            cfg.auto_formats = parse_auto_formats(&v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_QUALITY") {
+            let q: u8 = parse_num("EDGETHUMB_QUALITY", &v)?;
+            if !(1..=100).contains(&q) {
+                return Err(ConfigError::new("EDGETHUMB_QUALITY", "must be 1 to 100"));
+            }
+            cfg.default_quality = q;
+        }
+        if let Some(v) = get("EDGETHUMB_PRESETS") {
+            cfg.presets = Presets::parse(&v)
+                .map_err(|reason| ConfigError::new("EDGETHUMB_PRESETS", reason))?;
+        }
+        Ok(cfg)
+    }
+}
+
+fn parse_auto_formats(v: &str) -> Result<Vec<Format>, ConfigError> {
+    let mut out = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let f = Format::from_name(name).ok_or_else(|| {
+            ConfigError::new(
+                "EDGETHUMB_AUTO_FORMATS",
+                format!("`{name}` is not a supported output format (jpeg, png, webp)"),
+            )
+        })?;
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+) -> Result<Option<bool>, ConfigError> {
+    match get(var) {
+        None => Ok(None),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Some(true)),
+            "0" | "false" | "no" | "off" => Ok(Some(false)),
+            _ => Err(ConfigError::new(var, format!("`{v}` is not true or false"))),
+        },
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError> {
+    v.trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("`{v}` is not a valid number")))
+}
+
+fn parse_positive<T: std::str::FromStr + PartialOrd + Default>(
+    var: &str,
+    v: &str,
+) -> Result<T, ConfigError> {
+    let n: T = parse_num(var, v)?;
+    if n <= T::default() {
+        return Err(ConfigError::new(var, format!("`{v}` must be above 0")));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let owned: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |k| owned.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn a_key_is_required_unless_unsigned_is_allowed() {
+        assert_eq!(load(&[]).unwrap_err().var, "EDGETHUMB_KEY");
+        assert!(load(&[("EDGETHUMB_ALLOW_UNSIGNED", "true")]).is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
+        let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
+        for (var, val) in [
+            ("EDGETHUMB_KEY", "zz"),
+            ("EDGETHUMB_SIGNATURE_SIZE", "33"),
+            ("EDGETHUMB_MAX_SRC_BYTES", "0"),
+            ("EDGETHUMB_UPSTREAM_TIMEOUT_MS", "soon"),
+            ("EDGETHUMB_AUTO_FORMATS", "webp,heic"),
+            ("EDGETHUMB_ALLOWED_SOURCES", "https://example.com"),
+            ("EDGETHUMB_ALLOW_PRIVATE_SOURCES", "maybe"),
+            ("EDGETHUMB_PRESETS", "thumb"),
+        ] {
+            let err = load(&[(var, val), k, s]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={val}: {err}");
+        }
+    }
+
+    #[test]
+    fn imgproxy_names_are_aliases() {
+        let cfg = load(&[
+            ("IMGPROXY_KEY", DEV_KEY_HEX),
+            ("IMGPROXY_SALT", DEV_SALT_HEX),
+            ("IMGPROXY_SIGNATURE_SIZE", "8"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.keys.len(), 1);
+        assert_eq!(cfg.signature_size, 8);
+    }
+}

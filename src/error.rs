@@ -1,0 +1,169 @@
+//! One error type for the whole request path, split by who is at fault.
+//!
+//! [`Error::status`] is the only place that maps an error to an HTTP status,
+//! and [`Error::negative_ttl`] the only place that decides how long a failure
+//! may be cached (as a failure, never as a success).
+
+use http::StatusCode;
+
+use crate::config::Ttls;
+
+/// Who caused a failure. Decides the status family, the cache policy and the
+/// CLI exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The URL or request is wrong: bad grammar, signature, policy.
+    Request,
+    /// The upstream server misbehaved: status, timeout, reset.
+    Upstream,
+    /// The source bytes are bad: not an image, too big, corrupt.
+    Source,
+    /// Our own bug or resource failure.
+    Server,
+}
+
+/// Every way a thumbnail request can fail. The `Display` text is the public
+/// one-line reason sent in the response body.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("bad URL: {0}")]
+    BadUrl(String),
+    #[error("unknown option `{0}`")]
+    UnknownOption(String),
+    #[error("bad argument for option `{option}`: {reason}")]
+    BadOption { option: String, reason: String },
+    #[error("invalid signature")]
+    BadSignature,
+    #[error("unsigned URLs are not allowed")]
+    Unsigned,
+    #[error("source not allowed: {0}")]
+    SourceForbidden(String),
+    #[error("URL expired")]
+    Expired,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("not found")]
+    RouteNotFound,
+
+    #[error("upstream answered {0}")]
+    UpstreamNotFound(u16),
+    #[error("upstream answered {0}")]
+    UpstreamStatus(u16),
+    #[error("upstream failed: {0}")]
+    UpstreamFailed(String),
+    #[error("upstream timed out after {0} ms")]
+    UpstreamTimeout(u64),
+    #[error("too many redirects (limit {0})")]
+    TooManyRedirects(u8),
+
+    #[error("source is larger than the limit of {0} bytes")]
+    SourceTooLarge(u64),
+    #[error("source is {width}x{height} pixels, over the limit of {limit}")]
+    TooManyPixels { width: u64, height: u64, limit: u64 },
+    #[error("over a decoding limit: {0}")]
+    OverLimit(String),
+    #[error("not an image")]
+    NotAnImage,
+    #[error("unsupported source format: {0}")]
+    UnsupportedFormat(String),
+    #[error("cannot decode image: {0}")]
+    Decode(String),
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn bad_option(option: &str, reason: impl Into<String>) -> Self {
+        Error::BadOption {
+            option: option.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        use Error::*;
+        match self {
+            BadUrl(_)
+            | UnknownOption(_)
+            | BadOption { .. }
+            | BadSignature
+            | Unsigned
+            | SourceForbidden(_)
+            | Expired
+            | MethodNotAllowed
+            | RouteNotFound => Fault::Request,
+            UpstreamNotFound(_) | UpstreamStatus(_) | UpstreamFailed(_) | UpstreamTimeout(_)
+            | TooManyRedirects(_) => Fault::Upstream,
+            SourceTooLarge(_)
+            | TooManyPixels { .. }
+            | OverLimit(_)
+            | NotAnImage
+            | UnsupportedFormat(_)
+            | Decode(_) => Fault::Source,
+            Internal(_) => Fault::Server,
+        }
+    }
+
+    /// The HTTP status for this error (DESIGN.md, "Failures").
+    pub fn status(&self) -> StatusCode {
+        use Error::*;
+        match self {
+            BadUrl(_) | UnknownOption(_) | BadOption { .. } => StatusCode::BAD_REQUEST,
+            BadSignature | Unsigned | SourceForbidden(_) => StatusCode::FORBIDDEN,
+            // imgproxy answers expired URLs with 404.
+            Expired | RouteNotFound | UpstreamNotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            UpstreamStatus(_) | UpstreamFailed(_) | TooManyRedirects(_) => StatusCode::BAD_GATEWAY,
+            UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            SourceTooLarge(_) | TooManyPixels { .. } | OverLimit(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            NotAnImage | UnsupportedFormat(_) | Decode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// How long this failure may be cached, in seconds; `None` means never.
+    /// Request errors are not cached: they cost nothing to recompute and
+    /// depend on the clock (expiry) or configuration (keys).
+    pub fn negative_ttl(&self, ttls: &Ttls) -> Option<u32> {
+        match self.fault() {
+            Fault::Request | Fault::Server => None,
+            Fault::Upstream => match self {
+                Error::UpstreamNotFound(_) => Some(ttls.not_found),
+                _ => Some(ttls.upstream_error),
+            },
+            // The same bytes fail the same way: cache as long as a 404.
+            Fault::Source => Some(ttls.not_found),
+        }
+    }
+
+    /// The one-line public reason, with no line breaks from upstream text.
+    pub fn public_line(&self) -> String {
+        let mut s: String = self
+            .to_string()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        s.truncate(300);
+        s
+    }
+}
+
+/// A configuration problem. Always names the variable at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &str, reason: impl Into<String>) -> Self {
+        ConfigError {
+            var: var.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Fetching the original: the adapter supplies one plain GET (no redirects
+//! followed); the core owns the policy around it, so every runtime behaves
+//! the same:
+//! - one deadline for the whole fetch, redirects and body included;
+//! - every redirect target re-checked against the source policy;
+//! - the body counted while it streams, never trusting `Content-Length`.
+
+use std::future::Future;
+use std::pin::pin;
+
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use url::Url;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::runtime::Runtime;
+use crate::source_policy;
+
+/// A transport failure, as the adapter saw it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Status line and the headers the core uses.
+#[derive(Debug)]
+pub struct UpstreamResponse<B> {
+    pub status: u16,
+    pub location: Option<String>,
+    pub content_length: Option<u64>,
+    pub body: B,
+}
+
+/// A response body read chunk by chunk; `None` at the end.
+pub trait Body {
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, FetchError>>;
+}
+
+/// One GET of one URL, without following redirects.
+pub trait Fetch: 'static {
+    type Body: Body;
+    fn get(
+        &self,
+        url: &Url,
+    ) -> impl Future<Output = Result<UpstreamResponse<Self::Body>, FetchError>>;
+}
+
+/// Fetches the source bytes within the configured limits.
+pub async fn fetch_source<F: Fetch, R: Runtime>(
+    fetch: &F,
+    runtime: &R,
+    url: Url,
+    config: &Config,
+) -> Result<Bytes, Error> {
+    let timeout = config.limits.upstream_timeout;
+    let work = pin!(fetch_following(fetch, url, config));
+    let timer = pin!(runtime.sleep(timeout));
+    match select(work, timer).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(Error::UpstreamTimeout(timeout.as_millis() as u64)),
+    }
+}
+
+async fn fetch_following<F: Fetch>(
+    fetch: &F,
+    mut url: Url,
+    config: &Config,
+) -> Result<Bytes, Error> {
+    let max_bytes = config.limits.max_src_bytes;
+    let mut redirects = 0u8;
+    loop {
+        let resp = fetch.get(&url).await.map_err(transport_error)?;
+        match resp.status {
+            200..=299 => {}
+            301 | 302 | 303 | 307 | 308 => {
+                if redirects >= config.sources.max_redirects {
+                    return Err(Error::TooManyRedirects(config.sources.max_redirects));
+                }
+                redirects += 1;
+                let location = resp
+                    .location
+                    .ok_or_else(|| Error::UpstreamFailed("redirect without Location".into()))?;
+                let next = url
+                    .join(&location)
+                    .map_err(|_| Error::UpstreamFailed("redirect to an invalid URL".into()))?;
+                source_policy::check_url(&next, &config.sources)?;
+                url = next;
+                continue;
+            }
+            404 | 410 => return Err(Error::UpstreamNotFound(resp.status)),
+            s => return Err(Error::UpstreamStatus(s)),
+        }
+        if resp.content_length.is_some_and(|n| n > max_bytes) {
+            return Err(Error::SourceTooLarge(max_bytes));
+        }
+        let cap = resp.content_length.unwrap_or(64 * 1024).min(max_bytes) as usize;
+        let mut buf = Vec::with_capacity(cap);
+        let mut body = resp.body;
+        while let Some(chunk) = body.next_chunk().await.map_err(transport_error)? {
+            if (buf.len() + chunk.len()) as u64 > max_bytes {
+                return Err(Error::SourceTooLarge(max_bytes));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if let Some(n) = resp.content_length {
+            if n != buf.len() as u64 {
+                return Err(Error::UpstreamFailed(format!(
+                    "body ended after {} of {n} bytes",
+                    buf.len()
+                )));
+            }
+        }
+        return Ok(Bytes::from(buf));
+    }
+}
+
+fn transport_error(e: FetchError) -> Error {
+    match e {
+        FetchError::Timeout => Error::UpstreamTimeout(0),
+        FetchError::Failed(m) => Error::UpstreamFailed(m),
+    }
+}

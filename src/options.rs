@@ -1,0 +1,685 @@
+//! Processing options: imgproxy's `name:arg:arg` grammar, short aliases and
+//! argument rules, compiled into one normalised [`Options`] value. Unknown
+//! options and bad arguments are 400s that name the option.
+
+use crate::error::Error;
+
+/// An output format this build can encode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl Format {
+    /// Parses a format name or extension (`jpg`, `jpeg`, `png`, `webp`).
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name.to_ascii_lowercase().as_str() {
+            "jpg" | "jpeg" => Some(Format::Jpeg),
+            "png" => Some(Format::Png),
+            "webp" => Some(Format::Webp),
+            _ => None,
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Webp => "image/webp",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+        }
+    }
+
+    pub fn supports_alpha(self) -> bool {
+        !matches!(self, Format::Jpeg)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizingType {
+    Fit,
+    Fill,
+    FillDown,
+    Force,
+    Auto,
+}
+
+impl ResizingType {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "fit" => ResizingType::Fit,
+            "fill" => ResizingType::Fill,
+            "fill-down" => ResizingType::FillDown,
+            "force" => ResizingType::Force,
+            "auto" => ResizingType::Auto,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GravityType {
+    Center,
+    North,
+    South,
+    East,
+    West,
+    NorthEast,
+    NorthWest,
+    SouthEast,
+    SouthWest,
+    /// Content-aware: the most detailed region wins.
+    Smart,
+    /// `fp:x:y`, relative coordinates of the point to keep centred.
+    FocusPoint,
+}
+
+/// Where a crop or an extension is anchored. `x`/`y` are offsets (pixels if
+/// ≥ 1, else relative) or, for a focus point, relative coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gravity {
+    pub kind: GravityType,
+    pub x: f64,
+    pub y: f64,
+}
+
+impl Default for Gravity {
+    fn default() -> Self {
+        Gravity {
+            kind: GravityType::Center,
+            x: 0.0,
+            y: 0.0,
+        }
+    }
+}
+
+/// Every processing option, normalised. Defaults match imgproxy's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub resizing_type: ResizingType,
+    pub width: u32,
+    pub height: u32,
+    pub dpr: f64,
+    pub enlarge: bool,
+    pub extend: bool,
+    pub extend_gravity: Gravity,
+    pub gravity: Gravity,
+    /// 0 = no crop; below 1 = relative to the source; else pixels.
+    pub crop_width: f64,
+    pub crop_height: f64,
+    /// `None`: use `gravity`.
+    pub crop_gravity: Option<Gravity>,
+    /// 0 = the configured default.
+    pub quality: u8,
+    pub format: Option<Format>,
+    pub background: Option<[u8; 3]>,
+    pub blur: f32,
+    pub sharpen: f32,
+    pub auto_rotate: bool,
+    pub strip_metadata: bool,
+    pub expires: Option<i64>,
+    pub cachebuster: Option<String>,
+    pub filename: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            resizing_type: ResizingType::Fit,
+            width: 0,
+            height: 0,
+            dpr: 1.0,
+            enlarge: false,
+            extend: false,
+            extend_gravity: Gravity::default(),
+            gravity: Gravity::default(),
+            crop_width: 0.0,
+            crop_height: 0.0,
+            crop_gravity: None,
+            quality: 0,
+            format: None,
+            background: None,
+            blur: 0.0,
+            sharpen: 0.0,
+            auto_rotate: true,
+            strip_metadata: true,
+            expires: None,
+            cachebuster: None,
+            filename: None,
+        }
+    }
+}
+
+impl Options {
+    /// A canonical text of everything that changes the response, for cache
+    /// keys: `expires` is left out, since it changes only whether the URL is
+    /// served, not what is served.
+    pub fn identity(&self) -> String {
+        let mut o = self.clone();
+        o.expires = None;
+        format!("{o:?}")
+    }
+}
+
+/// One `name:arg:arg` URL segment, unparsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawOption {
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+impl RawOption {
+    /// Splits a segment; `None` if it has no `:` (so it starts the source).
+    pub fn split(segment: &str) -> Option<RawOption> {
+        let mut parts = segment.split(':');
+        let name = parts.next()?;
+        let args: Vec<String> = parts.map(str::to_string).collect();
+        if args.is_empty() {
+            return None;
+        }
+        Some(RawOption {
+            name: name.to_string(),
+            args,
+        })
+    }
+}
+
+/// Named option lists from `EDGETHUMB_PRESETS` (imgproxy syntax:
+/// `name=opt:a/opt:b,name2=...`).
+#[derive(Debug, Clone, Default)]
+pub struct Presets(Vec<(String, Vec<RawOption>)>);
+
+impl Presets {
+    pub fn parse(text: &str) -> Result<Presets, String> {
+        let mut list: Vec<(String, Vec<RawOption>)> = Vec::new();
+        for entry in text.split(',').map(str::trim) {
+            if entry.is_empty() || entry.starts_with('#') {
+                continue;
+            }
+            let (name, value) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("preset `{entry}` has no `=`"))?;
+            let (name, value) = (name.trim(), value.trim());
+            if name.is_empty() || value.is_empty() {
+                return Err(format!("preset `{entry}` has an empty name or value"));
+            }
+            let opts = value
+                .split('/')
+                .map(|seg| {
+                    RawOption::split(seg)
+                        .ok_or_else(|| format!("preset `{name}`: `{seg}` is not an option"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            list.retain(|(n, _)| n != name);
+            list.push((name.to_string(), opts));
+        }
+        let presets = Presets(list);
+        // Validate every preset now, so a typo fails at start-up.
+        for (name, _) in &presets.0 {
+            let mut o = Options::default();
+            apply_preset(&mut o, name, &presets, &mut Vec::new())
+                .map_err(|e| format!("preset `{name}`: {e}"))?;
+        }
+        Ok(presets)
+    }
+
+    fn get(&self, name: &str) -> Option<&[RawOption]> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| o.as_slice())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// Builds [`Options`]: the `default` preset first (as imgproxy does), then
+/// the URL's options in order, then the source extension as a format.
+pub fn build(
+    raw: &[RawOption],
+    extension: Option<&str>,
+    presets: &Presets,
+) -> Result<Options, Error> {
+    let mut o = Options::default();
+    let mut used = Vec::new();
+    if presets.get("default").is_some() {
+        apply_preset(&mut o, "default", presets, &mut used)?;
+    }
+    for opt in raw {
+        apply(&mut o, opt, presets, &mut used)?;
+    }
+    if let Some(ext) = extension.filter(|e| !e.is_empty()) {
+        o.format = Some(parse_format("format", ext)?);
+    }
+    Ok(o)
+}
+
+fn apply_preset(
+    o: &mut Options,
+    name: &str,
+    presets: &Presets,
+    used: &mut Vec<String>,
+) -> Result<(), Error> {
+    // A preset may name others; each is applied once, which also stops loops.
+    if used.iter().any(|u| u == name) {
+        return Ok(());
+    }
+    let opts = presets
+        .get(name)
+        .ok_or_else(|| Error::bad_option("preset", format!("unknown preset `{name}`")))?;
+    used.push(name.to_string());
+    for opt in opts {
+        apply(o, opt, presets, used)?;
+    }
+    Ok(())
+}
+
+fn apply(
+    o: &mut Options,
+    opt: &RawOption,
+    presets: &Presets,
+    used: &mut Vec<String>,
+) -> Result<(), Error> {
+    let a: Vec<&str> = opt.args.iter().map(String::as_str).collect();
+    match opt.name.as_str() {
+        "resize" | "rs" => {
+            max_args("resize", &a, 8)?;
+            if !a[0].is_empty() {
+                o.resizing_type = parse_resizing_type(a[0])?;
+            }
+            apply_size(o, &a[1..])?;
+        }
+        "size" | "s" => {
+            max_args("size", &a, 7)?;
+            apply_size(o, &a)?;
+        }
+        "resizing_type" | "rt" => {
+            max_args("resizing_type", &a, 1)?;
+            o.resizing_type = parse_resizing_type(a[0])?;
+        }
+        "width" | "w" => {
+            max_args("width", &a, 1)?;
+            o.width = parse_dimension("width", a[0])?;
+        }
+        "height" | "h" => {
+            max_args("height", &a, 1)?;
+            o.height = parse_dimension("height", a[0])?;
+        }
+        "dpr" => {
+            max_args("dpr", &a, 1)?;
+            let d = parse_float("dpr", a[0])?;
+            if d <= 0.0 {
+                return Err(Error::bad_option("dpr", "must be above 0"));
+            }
+            o.dpr = d;
+        }
+        "enlarge" | "el" => {
+            max_args("enlarge", &a, 1)?;
+            o.enlarge = parse_bool("enlarge", a[0])?;
+        }
+        "extend" | "ex" => apply_extend(o, &a)?,
+        "gravity" | "g" => o.gravity = parse_gravity("gravity", &a, true)?,
+        "crop" | "c" => {
+            max_args("crop", &a, 5)?;
+            o.crop_width = parse_float("crop", a[0])?;
+            if let Some(h) = a.get(1) {
+                o.crop_height = parse_float("crop", h)?;
+            }
+            if o.crop_width < 0.0 || o.crop_height < 0.0 {
+                return Err(Error::bad_option("crop", "sizes must be 0 or above"));
+            }
+            if a.len() > 2 && !a[2].is_empty() {
+                o.crop_gravity = Some(parse_gravity("crop", &a[2..], true)?);
+            }
+        }
+        "quality" | "q" => {
+            max_args("quality", &a, 1)?;
+            let q: u8 = a[0]
+                .parse()
+                .map_err(|_| Error::bad_option("quality", format!("`{}` is not 0-100", a[0])))?;
+            if q > 100 {
+                return Err(Error::bad_option("quality", format!("`{q}` is not 0-100")));
+            }
+            o.quality = q;
+        }
+        "format" | "f" | "ext" => {
+            max_args("format", &a, 1)?;
+            o.format = Some(parse_format("format", a[0])?);
+        }
+        "background" | "bg" => o.background = parse_background(&a)?,
+        "blur" | "bl" => {
+            max_args("blur", &a, 1)?;
+            o.blur = parse_sigma("blur", a[0])?;
+        }
+        "sharpen" | "sh" => {
+            max_args("sharpen", &a, 1)?;
+            o.sharpen = parse_sigma("sharpen", a[0])?;
+        }
+        "auto_rotate" | "ar" => {
+            max_args("auto_rotate", &a, 1)?;
+            o.auto_rotate = parse_bool("auto_rotate", a[0])?;
+        }
+        "strip_metadata" | "sm" => {
+            max_args("strip_metadata", &a, 1)?;
+            o.strip_metadata = parse_bool("strip_metadata", a[0])?;
+        }
+        "expires" | "exp" => {
+            max_args("expires", &a, 1)?;
+            let t: i64 = a[0].parse().map_err(|_| {
+                Error::bad_option("expires", format!("`{}` is not a unix timestamp", a[0]))
+            })?;
+            o.expires = (t > 0).then_some(t);
+        }
+        "preset" | "pr" => {
+            for name in a {
+                apply_preset(o, name, presets, used)?;
+            }
+        }
+        "cachebuster" | "cb" => {
+            max_args("cachebuster", &a, 1)?;
+            o.cachebuster = Some(a[0].to_string()).filter(|s| !s.is_empty());
+        }
+        "filename" | "fn" => {
+            max_args("filename", &a, 2)?;
+            let encoded = match a.get(1) {
+                Some(e) if !e.is_empty() => parse_bool("filename", e)?,
+                _ => false,
+            };
+            let name = if encoded {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(a[0].trim_end_matches('='))
+                    .map_err(|_| Error::bad_option("filename", "not URL-safe base64"))?;
+                String::from_utf8(bytes).map_err(|_| Error::bad_option("filename", "not UTF-8"))?
+            } else {
+                a[0].to_string()
+            };
+            o.filename = Some(name).filter(|s| !s.is_empty());
+        }
+        other => return Err(Error::UnknownOption(other.to_string())),
+    }
+    Ok(())
+}
+
+fn apply_size(o: &mut Options, a: &[&str]) -> Result<(), Error> {
+    if let Some(w) = a.first().filter(|s| !s.is_empty()) {
+        o.width = parse_dimension("width", w)?;
+    }
+    if let Some(h) = a.get(1).filter(|s| !s.is_empty()) {
+        o.height = parse_dimension("height", h)?;
+    }
+    if let Some(e) = a.get(2).filter(|s| !s.is_empty()) {
+        o.enlarge = parse_bool("enlarge", e)?;
+    }
+    if a.len() > 3 && !a[3].is_empty() {
+        apply_extend(o, &a[3..])?;
+    }
+    Ok(())
+}
+
+fn apply_extend(o: &mut Options, a: &[&str]) -> Result<(), Error> {
+    max_args("extend", a, 4)?;
+    o.extend = parse_bool("extend", a[0])?;
+    if a.len() > 1 && !a[1].is_empty() {
+        o.extend_gravity = parse_gravity("extend", &a[1..], false)?;
+    }
+    Ok(())
+}
+
+fn max_args(name: &str, a: &[&str], max: usize) -> Result<(), Error> {
+    if a.len() > max {
+        return Err(Error::bad_option(
+            name,
+            format!("takes at most {max} arguments, got {}", a.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_resizing_type(s: &str) -> Result<ResizingType, Error> {
+    ResizingType::parse(s).ok_or_else(|| {
+        Error::bad_option(
+            "resizing_type",
+            format!("`{s}` is not one of fit, fill, fill-down, force, auto"),
+        )
+    })
+}
+
+fn parse_dimension(name: &str, s: &str) -> Result<u32, Error> {
+    s.parse::<u32>()
+        .map_err(|_| Error::bad_option(name, format!("`{s}` is not a whole number 0 or above")))
+}
+
+fn parse_float(name: &str, s: &str) -> Result<f64, Error> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok(f),
+        _ => Err(Error::bad_option(name, format!("`{s}` is not a number"))),
+    }
+}
+
+fn parse_sigma(name: &str, s: &str) -> Result<f32, Error> {
+    let f = parse_float(name, s)?;
+    if !(0.0..=100.0).contains(&f) {
+        return Err(Error::bad_option(name, format!("`{s}` is not 0 to 100")));
+    }
+    Ok(f as f32)
+}
+
+/// Go's `strconv.ParseBool` spellings, as imgproxy accepts; anything else is
+/// a 400 rather than imgproxy's silent `false`.
+fn parse_bool(name: &str, s: &str) -> Result<bool, Error> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(Error::bad_option(name, format!("`{s}` is not a boolean"))),
+    }
+}
+
+fn parse_format(name: &str, s: &str) -> Result<Format, Error> {
+    Format::from_name(s).ok_or_else(|| {
+        Error::bad_option(
+            name,
+            format!("`{s}` is not a supported output format (jpg, png, webp)"),
+        )
+    })
+}
+
+fn parse_background(a: &[&str]) -> Result<Option<[u8; 3]>, Error> {
+    match a {
+        [""] => Ok(None),
+        [hex] => {
+            let bytes = hex::decode(hex)
+                .ok()
+                .filter(|b| b.len() == 3)
+                .ok_or_else(|| {
+                    Error::bad_option("background", format!("`{hex}` is not an RRGGBB colour"))
+                })?;
+            Ok(Some([bytes[0], bytes[1], bytes[2]]))
+        }
+        [r, g, b] => {
+            let c = |s: &str| {
+                s.parse::<u8>()
+                    .map_err(|_| Error::bad_option("background", format!("`{s}` is not 0-255")))
+            };
+            Ok(Some([c(r)?, c(g)?, c(b)?]))
+        }
+        _ => Err(Error::bad_option(
+            "background",
+            "takes RRGGBB or three numbers R:G:B",
+        )),
+    }
+}
+
+fn parse_gravity(name: &str, a: &[&str], allow_smart: bool) -> Result<Gravity, Error> {
+    let kind = match a.first().copied().unwrap_or("") {
+        "ce" => GravityType::Center,
+        "no" => GravityType::North,
+        "so" => GravityType::South,
+        "ea" => GravityType::East,
+        "we" => GravityType::West,
+        "noea" => GravityType::NorthEast,
+        "nowe" => GravityType::NorthWest,
+        "soea" => GravityType::SouthEast,
+        "sowe" => GravityType::SouthWest,
+        "sm" if allow_smart => GravityType::Smart,
+        "fp" => GravityType::FocusPoint,
+        other => {
+            return Err(Error::bad_option(
+                name,
+                format!("`{other}` is not a gravity (no so ea we noea nowe soea sowe ce sm fp)"),
+            ))
+        }
+    };
+    let mut g = Gravity {
+        kind,
+        x: 0.0,
+        y: 0.0,
+    };
+    match kind {
+        GravityType::Smart => max_args(name, &a[1..], 0)?,
+        GravityType::FocusPoint => {
+            if a.len() != 3 {
+                return Err(Error::bad_option(name, "fp takes x and y, from 0 to 1"));
+            }
+            g.x = parse_float(name, a[1])?;
+            g.y = parse_float(name, a[2])?;
+            if !(0.0..=1.0).contains(&g.x) || !(0.0..=1.0).contains(&g.y) {
+                return Err(Error::bad_option(name, "fp x and y must be 0 to 1"));
+            }
+        }
+        _ => {
+            max_args(name, &a[1..], 2)?;
+            if let Some(x) = a.get(1).filter(|s| !s.is_empty()) {
+                g.x = parse_float(name, x)?;
+            }
+            if let Some(y) = a.get(2).filter(|s| !s.is_empty()) {
+                g.y = parse_float(name, y)?;
+            }
+        }
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a `/`-separated option string, as in a URL.
+    fn t(opts: &str) -> Result<Options, Error> {
+        let raw: Vec<RawOption> = opts
+            .split('/')
+            .map(|s| RawOption::split(s).unwrap())
+            .collect();
+        build(&raw, None, &Presets::default())
+    }
+
+    #[test]
+    fn resize_and_its_aliases() {
+        let o = t("rs:fill:300:400:1:1:so").unwrap();
+        assert_eq!(o.resizing_type, ResizingType::Fill);
+        assert_eq!(
+            (o.width, o.height, o.enlarge, o.extend),
+            (300, 400, true, true)
+        );
+        assert_eq!(o.extend_gravity.kind, GravityType::South);
+        let o = t("s:100:0/rt:fill-down/el:1/ex:0").unwrap();
+        assert_eq!((o.width, o.height), (100, 0));
+        assert_eq!(o.resizing_type, ResizingType::FillDown);
+        assert!(o.enlarge && !o.extend);
+        let o = t("w:10/h:20/dpr:2/rt:auto").unwrap();
+        assert_eq!((o.width, o.height, o.dpr), (10, 20, 2.0));
+        // Empty arguments keep what was there.
+        let o = t("w:10/rs::::1").unwrap();
+        assert_eq!(o.width, 10);
+        assert!(o.enlarge);
+    }
+
+    #[test]
+    fn gravity_crop_and_effects() {
+        let o = t("g:fp:0.25:0.75/c:100:50:nowe:5:6/bl:2/sh:0.5/q:55/bg:ff0080").unwrap();
+        assert_eq!(o.gravity.kind, GravityType::FocusPoint);
+        assert_eq!((o.gravity.x, o.gravity.y), (0.25, 0.75));
+        assert_eq!((o.crop_width, o.crop_height), (100.0, 50.0));
+        let cg = o.crop_gravity.unwrap();
+        assert_eq!((cg.kind, cg.x, cg.y), (GravityType::NorthWest, 5.0, 6.0));
+        assert_eq!((o.blur, o.sharpen, o.quality), (2.0, 0.5, 55));
+        assert_eq!(o.background, Some([255, 0, 128]));
+        assert_eq!(t("bg:1:2:3").unwrap().background, Some([1, 2, 3]));
+        assert_eq!(t("g:sm").unwrap().gravity.kind, GravityType::Smart);
+    }
+
+    #[test]
+    fn control_options() {
+        let o = t("exp:4102444800/cb:v2/fn:cat/ar:0/sm:f/f:webp").unwrap();
+        assert_eq!(o.expires, Some(4102444800));
+        assert_eq!(o.cachebuster.as_deref(), Some("v2"));
+        assert_eq!(o.filename.as_deref(), Some("cat"));
+        assert!(!o.auto_rotate && !o.strip_metadata);
+        assert_eq!(o.format, Some(Format::Webp));
+        assert_eq!(t("fn:Y2F0:1").unwrap().filename.as_deref(), Some("cat"));
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let cases = [
+            ("frobnicate:1", "frobnicate"),
+            ("rs:squash:1:1", "resizing_type"),
+            ("w:-1", "width"),
+            ("w:abc", "width"),
+            ("h:1.5", "height"),
+            ("q:101", "quality"),
+            ("dpr:0", "dpr"),
+            ("el:maybe", "enlarge"),
+            ("g:middle", "gravity"),
+            ("g:fp:2:0", "gravity"),
+            ("g:sm:1", "gravity"),
+            ("ex:1:sm", "extend"),
+            ("f:avif", "format"),
+            ("bg:zz0000", "background"),
+            ("bl:-1", "blur"),
+            ("sh:nan", "sharpen"),
+            ("exp:soon", "expires"),
+            ("pr:nope", "preset"),
+            ("w:1:2", "width"),
+        ];
+        for (opts, name) in cases {
+            let e = t(opts).unwrap_err();
+            assert_eq!(e.status(), http::StatusCode::BAD_REQUEST, "{opts}");
+            assert!(e.to_string().contains(name), "{opts}: {e}");
+        }
+    }
+
+    #[test]
+    fn presets_apply_in_order_and_cannot_loop() {
+        let p =
+            Presets::parse("default=q:70, thumb=rs:fit:600:0/q:80/pr:thumb, small=w:100").unwrap();
+        let raw = [RawOption::split("pr:thumb:small").unwrap()];
+        let o = build(&raw, Some("png"), &p).unwrap();
+        assert_eq!((o.width, o.quality), (100, 80));
+        assert_eq!(o.format, Some(Format::Png));
+        // Without options the default preset still applies.
+        assert_eq!(build(&[], None, &p).unwrap().quality, 70);
+        assert!(Presets::parse("bad=w:x").is_err());
+        assert!(Presets::parse("bad=plain").is_err());
+    }
+
+    #[test]
+    fn identity_ignores_expiry_only() {
+        let a = t("w:100/exp:4102444800").unwrap();
+        let b = t("w:100").unwrap();
+        let c = t("w:100/cb:2").unwrap();
+        assert_eq!(a.identity(), b.identity());
+        assert_ne!(b.identity(), c.identity());
+    }
+}

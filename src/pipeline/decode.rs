@@ -1,0 +1,189 @@
+//! Header probing and decoding under limits.
+//!
+//! The header is read first, so the pixel limit is enforced before any
+//! pixel buffer exists. JPEG decodes with DCT scaling (1/2, 1/4, 1/8) down
+//! to the size the output needs (shrink-on-load), so peak memory follows the
+//! output, not the source.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+use super::sniff::SourceFormat;
+use crate::config::Limits;
+use crate::error::Error;
+
+/// What the header says, before decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub format: SourceFormat,
+    /// Stored size, before EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    /// EXIF orientation, 1 to 8 (1 = as stored).
+    pub orientation: u8,
+}
+
+impl Header {
+    /// Whether the orientation swaps width and height.
+    pub fn transposed(&self) -> bool {
+        self.orientation >= 5
+    }
+}
+
+/// Reads size and orientation, and enforces the pixel limit.
+pub fn probe(bytes: &[u8], format: SourceFormat, limits: &Limits) -> Result<Header, Error> {
+    let (width, height, orientation) = match format {
+        SourceFormat::Jpeg => {
+            let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+            d.read_info().map_err(jpeg_error)?;
+            let info = d
+                .info()
+                .ok_or_else(|| Error::Decode("no JPEG frame header".into()))?;
+            let orientation = d.exif_data().map_or(1, exif_orientation);
+            (info.width as u32, info.height as u32, orientation)
+        }
+        _ => {
+            let mut d = reader(bytes, format, limits)
+                .into_decoder()
+                .map_err(image_error)?;
+            let (w, h) = d.dimensions();
+            let orientation = d
+                .exif_metadata()
+                .ok()
+                .flatten()
+                .map_or(1, |e| exif_orientation(&e));
+            (w, h, orientation)
+        }
+    };
+    if width == 0 || height == 0 {
+        return Err(Error::Decode("image has no pixels".into()));
+    }
+    let pixels = width as u64 * height as u64;
+    if pixels > limits.max_src_pixels {
+        return Err(Error::TooManyPixels {
+            width: width as u64,
+            height: height as u64,
+            limit: limits.max_src_pixels,
+        });
+    }
+    Ok(Header {
+        format,
+        width,
+        height,
+        orientation,
+    })
+}
+
+/// Decodes to 8-bit RGB or RGBA, stored orientation. `scale` (≤ 1) is how
+/// much the output shrinks the source: JPEG decodes at the smallest DCT
+/// scale that still covers it.
+pub fn decode(
+    bytes: &[u8],
+    header: &Header,
+    scale: f64,
+    limits: &Limits,
+) -> Result<DynamicImage, Error> {
+    match header.format {
+        SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits),
+        format => {
+            let img = reader(bytes, format, limits)
+                .decode()
+                .map_err(image_error)?;
+            Ok(if img.color().has_alpha() {
+                DynamicImage::ImageRgba8(img.into_rgba8())
+            } else {
+                DynamicImage::ImageRgb8(img.into_rgb8())
+            })
+        }
+    }
+}
+
+fn decode_jpeg(
+    bytes: &[u8],
+    header: &Header,
+    scale: f64,
+    limits: &Limits,
+) -> Result<DynamicImage, Error> {
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    d.set_max_decoding_buffer_size(decode_budget(limits));
+    d.read_info().map_err(jpeg_error)?;
+    let s = scale.clamp(0.0, 1.0);
+    let want = |v: u32| ((v as f64 * s).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
+    d.scale(want(header.width), want(header.height))
+        .map_err(jpeg_error)?;
+    let pixels = d.decode().map_err(jpeg_error)?;
+    let info = d
+        .info()
+        .ok_or_else(|| Error::Decode("no JPEG frame header".into()))?;
+    let (w, h) = (info.width as u32, info.height as u32);
+    let rgb: Vec<u8> = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
+        jpeg_decoder::PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|c| [c[0], c[0], c[0]])
+            .collect(),
+        // jpeg-decoder has already undone Adobe's inversion: plain CMYK.
+        jpeg_decoder::PixelFormat::CMYK32 => pixels
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let k = 255 - p[3] as u32;
+                let ch = |c: u8| ((255 - c as u32) * k / 255) as u8;
+                [ch(p[0]), ch(p[1]), ch(p[2])]
+            })
+            .collect(),
+    };
+    image::RgbImage::from_raw(w, h, rgb)
+        .map(DynamicImage::ImageRgb8)
+        .ok_or_else(|| Error::Decode("JPEG decoded to a short buffer".into()))
+}
+
+fn reader<'a>(
+    bytes: &'a [u8],
+    format: SourceFormat,
+    limits: &Limits,
+) -> ImageReader<Cursor<&'a [u8]>> {
+    let mut r = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(decode_budget(limits) as u64);
+    r.limits(l);
+    r
+}
+
+/// Bytes a decoder may allocate: the largest allowed source as 16-bit RGBA.
+fn decode_budget(limits: &Limits) -> usize {
+    usize::try_from(limits.max_src_pixels.saturating_mul(8)).unwrap_or(usize::MAX)
+}
+
+fn exif_orientation(raw: &[u8]) -> u8 {
+    let Ok(exif) = exif::Reader::new().read_raw(raw.to_vec()) else {
+        return 1;
+    };
+    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+        .and_then(|f| f.value.get_uint(0))
+        .filter(|o| (1..=8).contains(o))
+        .map_or(1, |o| o as u8)
+}
+
+/// Applies EXIF orientation (rotate/flip) in place of the stored pixels.
+pub fn orient(img: &mut DynamicImage, orientation: u8) {
+    if let Some(o) = image::metadata::Orientation::from_exif(orientation) {
+        img.apply_orientation(o);
+    }
+}
+
+fn jpeg_error(e: jpeg_decoder::Error) -> Error {
+    match e {
+        jpeg_decoder::Error::Unsupported(f) => Error::UnsupportedFormat(format!("JPEG {f:?}")),
+        other => Error::Decode(other.to_string()),
+    }
+}
+
+fn image_error(e: image::ImageError) -> Error {
+    match e {
+        image::ImageError::Limits(l) => Error::OverLimit(l.to_string()),
+        image::ImageError::Unsupported(u) => Error::UnsupportedFormat(u.to_string()),
+        other => Error::Decode(other.to_string()),
+    }
+}

@@ -1,0 +1,190 @@
+//! The transform: bytes in, encoded thumbnail out. A fixed order of named
+//! stages, each timed for `Server-Timing`:
+//!
+//! 1. `decode`: sniff, read the header, enforce limits, work out the
+//!    geometry, decode with shrink-on-load, apply EXIF orientation;
+//! 2. `resize`: crop and resample in one pass (smart crop after);
+//! 3. `effects`: blur, sharpen, extend, flatten;
+//! 4. `encode`.
+//!
+//! Pure CPU work with no I/O, so an adapter may run it on any thread.
+
+pub mod decode;
+pub mod effects;
+pub mod encode;
+pub mod geometry;
+pub mod resize;
+pub mod smart_crop;
+pub mod sniff;
+
+use crate::config::Limits;
+use crate::error::Error;
+use crate::negotiate::Negotiated;
+use crate::options::{Format, GravityType, Options};
+use resize::Region;
+
+/// Everything the transform needs, owned, so it can move to a worker thread.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub options: Options,
+    pub negotiated: Negotiated,
+    pub limits: Limits,
+    pub default_quality: u8,
+}
+
+/// Milliseconds spent in each stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    pub decode: f64,
+    pub resize: f64,
+    pub effects: f64,
+    pub encode: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub body: Vec<u8>,
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub timings: Timings,
+}
+
+/// Runs the transform. `clock` returns milliseconds from any fixed point
+/// (the runtime's monotonic clock).
+pub fn run(bytes: &[u8], job: &Job, clock: fn() -> f64) -> Result<Output, Error> {
+    let o = &job.options;
+    let mut t = Timings::default();
+    let mut mark = clock();
+    let mut lap = |slot: &mut f64| {
+        let now = clock();
+        *slot = now - mark;
+        mark = now;
+    };
+
+    // decode
+    let format = sniff::sniff(bytes)?;
+    let header = decode::probe(bytes, format, &job.limits)?;
+    let orientation = if o.auto_rotate { header.orientation } else { 1 };
+    let (ow, oh) = if orientation >= 5 {
+        (header.height, header.width)
+    } else {
+        (header.width, header.height)
+    };
+    let geo = geometry::compute(ow, oh, o, job.limits.max_result_dimension)?;
+    let mut img = decode::decode(bytes, &header, geo.scale, &job.limits)?;
+    decode::orient(&mut img, orientation);
+    lap(&mut t.decode);
+
+    // resize: source coordinates are in oriented, full-size pixels; the
+    // decoded image may be smaller (shrink-on-load) by (rx, ry).
+    let rx = img.width() as f64 / ow as f64;
+    let ry = img.height() as f64 / oh as f64;
+    let mut region = Region {
+        x: 0.0,
+        y: 0.0,
+        w: ow as f64,
+        h: oh as f64,
+    };
+    if let Some((cw, ch, g)) = geo.pre_crop {
+        let (x, y) = if g.kind == GravityType::Smart {
+            let (x, y) = smart_crop::find(
+                &img,
+                (
+                    ((cw as f64) * rx).round() as u32,
+                    ((ch as f64) * ry).round() as u32,
+                ),
+            );
+            (
+                (x as f64 / rx).round() as u32,
+                (y as f64 / ry).round() as u32,
+            )
+        } else {
+            geometry::position((ow, oh), (cw, ch), &g, 1.0)
+        };
+        region = Region {
+            x: x as f64,
+            y: y as f64,
+            w: cw as f64,
+            h: ch as f64,
+        };
+    }
+    let to_decoded = |r: Region| Region {
+        x: r.x * rx,
+        y: r.y * ry,
+        w: r.w * rx,
+        h: r.h * ry,
+    };
+    img = match geo.result_crop {
+        Some((rw, rh, g)) if g.kind == GravityType::Smart => {
+            let scaled = resize::resample(img, to_decoded(region), geo.scaled)?;
+            let (x, y) = smart_crop::find(&scaled, (rw, rh));
+            resize::cut(scaled, x, y, rw, rh)
+        }
+        Some((rw, rh, g)) => {
+            // Fold the result crop into the resample.
+            let (x, y) = geometry::position(geo.scaled, (rw, rh), &g, geo.dpr);
+            let sx = region.w / geo.scaled.0 as f64;
+            let sy = region.h / geo.scaled.1 as f64;
+            let cropped = Region {
+                x: region.x + x as f64 * sx,
+                y: region.y + y as f64 * sy,
+                w: rw as f64 * sx,
+                h: rh as f64 * sy,
+            };
+            resize::resample(img, to_decoded(cropped), (rw, rh))?
+        }
+        None => resize::resample(img, to_decoded(region), geo.scaled)?,
+    };
+    lap(&mut t.resize);
+
+    // effects
+    if o.blur > 0.0 {
+        img = effects::blur(img, o.blur);
+    }
+    if o.sharpen > 0.0 {
+        img = effects::sharpen(img, o.sharpen);
+    }
+    img = effects::drop_opaque_alpha(img);
+    if let Some((ew, eh, g)) = geo.extend {
+        let pos = geometry::position((ew, eh), (img.width(), img.height()), &g, geo.dpr);
+        let transparent = job.negotiated.resolve(true).supports_alpha() && o.background.is_none();
+        let fill = match o.background {
+            Some([r, g, b]) => [r, g, b, 255],
+            None if transparent => [0, 0, 0, 0],
+            None => [255, 255, 255, 255],
+        };
+        img = effects::extend(img, (ew, eh), pos, fill);
+    }
+    let has_alpha = img.color().has_alpha();
+    let out_format = job.negotiated.resolve(has_alpha);
+    if has_alpha && (!out_format.supports_alpha() || o.background.is_some()) {
+        img = effects::flatten(img, o.background.unwrap_or([255, 255, 255]));
+    }
+    lap(&mut t.effects);
+
+    // encode
+    let quality = if o.quality == 0 {
+        job.default_quality
+    } else {
+        o.quality
+    };
+    let body = encode::encode(&img, out_format, quality)?;
+    lap(&mut t.encode);
+
+    Ok(Output {
+        body,
+        format: out_format,
+        width: img.width(),
+        height: img.height(),
+        timings: t,
+    })
+}
+
+/// Dimensions of an image the pipeline produced or received; for tests and
+/// tools that check output without trusting the encoder's own word.
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), Error> {
+    let format = sniff::sniff(bytes)?;
+    let h = decode::probe(bytes, format, &Limits::default())?;
+    Ok((h.width, h.height))
+}

@@ -1,0 +1,70 @@
+//! Resampling with `fast_image_resize` (SIMD: SSE4.1/AVX2 natively,
+//! simd128 on wasm). Cropping is folded into the resample, so the pixels
+//! a crop throws away are never resampled.
+
+use fast_image_resize as fr;
+use image::DynamicImage;
+
+use crate::error::Error;
+
+/// A region of an image in (fractional) pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
+impl Region {
+    pub fn whole(img: &DynamicImage) -> Region {
+        Region {
+            x: 0.0,
+            y: 0.0,
+            w: img.width() as f64,
+            h: img.height() as f64,
+        }
+    }
+}
+
+/// Resamples `region` of `img` to `dst_w`×`dst_h` with Lanczos3, alpha
+/// premultiplied so edges do not halo.
+pub fn resample(img: DynamicImage, region: Region, dst: (u32, u32)) -> Result<DynamicImage, Error> {
+    let (dw, dh) = (dst.0.max(1), dst.1.max(1));
+    if region == Region::whole(&img) && (dw, dh) == (img.width(), img.height()) {
+        return Ok(img);
+    }
+    let (pixel_type, alpha) = match &img {
+        DynamicImage::ImageRgba8(_) => (fr::PixelType::U8x4, true),
+        _ => (fr::PixelType::U8x3, false),
+    };
+    let img = if alpha {
+        DynamicImage::ImageRgba8(img.into_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(img.into_rgb8())
+    };
+    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_bytes(), pixel_type)
+        .map_err(|e| Error::Internal(format!("resize source: {e}")))?;
+    let mut out = fr::images::Image::new(dw, dh, pixel_type);
+    let opts = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+        .crop(region.x, region.y, region.w, region.h);
+    fr::Resizer::new()
+        .resize(&src, &mut out, &opts)
+        .map_err(|e| Error::Internal(format!("resize: {e}")))?;
+    let buf = out.into_vec();
+    let img = if alpha {
+        image::RgbaImage::from_raw(dw, dh, buf).map(DynamicImage::ImageRgba8)
+    } else {
+        image::RgbImage::from_raw(dw, dh, buf).map(DynamicImage::ImageRgb8)
+    };
+    img.ok_or_else(|| Error::Internal("resize produced a short buffer".into()))
+}
+
+/// Cuts a whole-pixel rectangle out (for crops decided after resampling).
+pub fn cut(img: DynamicImage, x: u32, y: u32, w: u32, h: u32) -> DynamicImage {
+    if (x, y, w, h) == (0, 0, img.width(), img.height()) {
+        return img;
+    }
+    img.crop_imm(x, y, w, h)
+}

@@ -1,0 +1,25 @@
+//! What the core needs from the platform besides fetch and cache: clocks,
+//! timers and a place for CPU work. No `Send` bounds: Worker values are
+//! `!Send`, and the core never moves its own futures between threads.
+
+use std::future::Future;
+use std::time::Duration;
+
+pub trait Runtime: 'static {
+    /// Seconds since the Unix epoch (for `expires`).
+    fn unix_time(&self) -> u64;
+
+    /// A monotonic clock in milliseconds, as a plain function so the
+    /// transform can time itself on any thread.
+    fn clock(&self) -> fn() -> f64;
+
+    /// Resolves after `duration` (upstream timeouts).
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()>;
+
+    /// Runs CPU-bound work. A native server moves it off the I/O thread;
+    /// an edge isolate runs it inline. `None` if the work was lost.
+    fn offload<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = Option<T>>;
+}

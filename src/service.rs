@@ -1,0 +1,369 @@
+//! The request path, runtime-neutral: `http::Request` in, `http::Response`
+//! out. Adapters only convert and supply [`Fetch`], [`Cache`] and
+//! [`Runtime`].
+//!
+//! parse → verify signature → options → expiry → source policy →
+//! negotiate → cache lookup → (coalesced) fetch + transform → respond,
+//! writing successes and failures (with their short TTLs) through the cache.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+use crate::cache::{self, Cache, CachedResponse};
+use crate::config::Config;
+use crate::error::Error;
+use crate::fetch::{self, Fetch};
+use crate::negotiate::{self, Negotiated};
+use crate::options::{self, Options};
+use crate::path;
+use crate::pipeline::{self, Job};
+use crate::runtime::Runtime;
+use crate::signature;
+use crate::source_policy;
+
+/// `hit`, `miss` or `coalesced` (joined another request's miss).
+pub const CACHE_STATUS_HEADER: &str = "x-edgethumb-cache";
+/// Signature placeholders imgproxy accepts for unsigned URLs.
+const UNSIGNED_MARKERS: [&str; 3] = ["insecure", "unsafe", "_"];
+
+/// A produced response, shared by every request that coalesced on it.
+struct Produced {
+    response: CachedResponse,
+    /// `Server-Timing` entries for the work done.
+    timing: String,
+}
+
+type InFlight = Shared<LocalBoxFuture<'static, Rc<Produced>>>;
+
+struct Inner<F, C, R> {
+    config: Config,
+    fetch: F,
+    cache: C,
+    runtime: R,
+    inflight: RefCell<HashMap<String, InFlight>>,
+}
+
+/// The thumbnail service. Cheap to clone; one per process or isolate.
+pub struct Service<F, C, R> {
+    inner: Rc<Inner<F, C, R>>,
+}
+
+impl<F, C, R> Clone for Service<F, C, R> {
+    fn clone(&self) -> Self {
+        Service {
+            inner: Rc::clone(&self.inner),
+        }
+    }
+}
+
+/// A request that passed every check and can be served.
+struct Plan {
+    options: Options,
+    source: url::Url,
+    negotiated: Negotiated,
+    key: String,
+}
+
+impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
+    pub fn new(config: Config, fetch: F, cache: C, runtime: R) -> Self {
+        Service {
+            inner: Rc::new(Inner {
+                config,
+                fetch,
+                cache,
+                runtime,
+                inflight: RefCell::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Answers one request. Never panics on input; every failure becomes a
+    /// status and a one-line reason.
+    pub async fn handle<B>(&self, req: &Request<B>) -> Response<Bytes> {
+        let head = req.method() == Method::HEAD;
+        let mut resp = self.respond(req).await;
+        if head {
+            *resp.body_mut() = Bytes::new();
+        }
+        resp
+    }
+
+    async fn respond<B>(&self, req: &Request<B>) -> Response<Bytes> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = error_response(&Error::MethodNotAllowed, None, false);
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let raw_path = req.uri().path();
+        match raw_path {
+            "/health" => return text_response(StatusCode::OK, "ok"),
+            "/" | "/favicon.ico" | "/robots.txt" => {
+                return error_response(&Error::RouteNotFound, None, false)
+            }
+            _ => {}
+        }
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let plan = match self.plan(raw_path, accept) {
+            Ok(p) => p,
+            Err(e) => return error_response(&e, None, false),
+        };
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+
+        let inner = &self.inner;
+        let clock = inner.runtime.clock();
+        let started = clock();
+        if let Some(hit) = inner.cache.get(&plan.key).await {
+            let timing = format!("cache;desc=hit;dur={:.1}", clock() - started);
+            return finish(&hit, "hit", &timing, if_none_match.as_ref());
+        }
+
+        let (shared, joined) = self.join_or_start(plan);
+        let produced = shared.await;
+        let status = if joined { "coalesced" } else { "miss" };
+        let timing = format!("{}, cache;desc={status}", produced.timing);
+        finish(&produced.response, status, &timing, if_none_match.as_ref())
+    }
+
+    /// Parses and checks everything that needs no I/O.
+    fn plan(&self, raw_path: &str, accept: Option<&str>) -> Result<Plan, Error> {
+        let cfg = &self.inner.config;
+        let parsed = path::parse(raw_path)?;
+        if UNSIGNED_MARKERS.contains(&parsed.signature.as_str()) {
+            if !cfg.allow_unsigned {
+                return Err(Error::Unsigned);
+            }
+        } else if !signature::verify(
+            &parsed.signature,
+            &parsed.signed_path,
+            &cfg.keys,
+            cfg.signature_size,
+        ) {
+            return Err(Error::BadSignature);
+        }
+        let options = options::build(&parsed.options, parsed.extension.as_deref(), &cfg.presets)?;
+        if let Some(exp) = options.expires {
+            if exp < self.inner.runtime.unix_time() as i64 {
+                return Err(Error::Expired);
+            }
+        }
+        let source = source_policy::check(&parsed.source, &cfg.sources)?;
+        let negotiated = negotiate::negotiate(options.format, accept, &cfg.auto_formats);
+        let key = cache::key(&options.identity(), source.as_str(), &negotiated.key());
+        Ok(Plan {
+            options,
+            source,
+            negotiated,
+            key,
+        })
+    }
+
+    /// Joins an identical miss already under way in this process or
+    /// isolate, or starts one. Returns whether it joined.
+    fn join_or_start(&self, plan: Plan) -> (InFlight, bool) {
+        let mut map = self.inner.inflight.borrow_mut();
+        if let Some(f) = map.get(&plan.key) {
+            return (f.clone(), true);
+        }
+        let inner = Rc::clone(&self.inner);
+        let key = plan.key.clone();
+        let plan_key = plan.key.clone();
+        let fut = async move {
+            let produced = produce(&inner, plan).await;
+            inner.cache.put(&key, produced.response.clone()).await;
+            inner.inflight.borrow_mut().remove(&key);
+            Rc::new(produced)
+        }
+        .boxed_local()
+        .shared();
+        map.insert(plan_key, fut.clone());
+        (fut, false)
+    }
+}
+
+/// Fetches and transforms; every failure becomes a response too.
+async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: Plan) -> Produced {
+    let cfg = &inner.config;
+    let clock = inner.runtime.clock();
+    let t0 = clock();
+    let fetched = fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg).await;
+    let fetch_ms = clock() - t0;
+    let mut timing = format!("fetch;dur={fetch_ms:.1}");
+    let varies = plan.negotiated.varies();
+    let bytes = match fetched {
+        Ok(b) => b,
+        Err(e) => return failure(e, cfg, varies, timing),
+    };
+    let job = Job {
+        options: plan.options,
+        negotiated: plan.negotiated,
+        limits: cfg.limits.clone(),
+        default_quality: cfg.default_quality,
+    };
+    let filename = job.options.filename.clone();
+    let result = inner
+        .runtime
+        .offload(move || pipeline::run(&bytes, &job, clock))
+        .await
+        .unwrap_or_else(|| Err(Error::Internal("transform worker lost".into())));
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => return failure(e, cfg, varies, timing),
+    };
+    let t = out.timings;
+    let _ = write!(
+        timing,
+        ", decode;dur={:.1}, resize;dur={:.1}, effects;dur={:.1}, encode;dur={:.1}",
+        t.decode, t.resize, t.effects, t.encode
+    );
+
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::CONTENT_TYPE, out.format.mime());
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        &format!("public, max-age={}", cfg.ttls.success),
+    );
+    insert(&mut headers, header::ETAG, &cache::etag(&out.body));
+    if let Some(name) = filename {
+        let safe: String = name
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        insert(
+            &mut headers,
+            header::CONTENT_DISPOSITION,
+            &format!("inline; filename=\"{safe}.{}\"", out.format.extension()),
+        );
+    }
+    common_headers(&mut headers, varies);
+    Produced {
+        response: CachedResponse {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from(out.body),
+            ttl: cfg.ttls.success,
+        },
+        timing,
+    }
+}
+
+fn failure(e: Error, cfg: &Config, varies: bool, timing: String) -> Produced {
+    let ttl = e.negative_ttl(&cfg.ttls);
+    let resp = error_response(&e, ttl, varies);
+    let (parts, body) = resp.into_parts();
+    Produced {
+        response: CachedResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            ttl: ttl.unwrap_or(0),
+        },
+        timing,
+    }
+}
+
+/// Builds the response for a stored entry: adds per-request headers and
+/// answers `If-None-Match` with 304.
+fn finish(
+    stored: &CachedResponse,
+    cache_status: &str,
+    timing: &str,
+    if_none_match: Option<&HeaderValue>,
+) -> Response<Bytes> {
+    // Copy the stored headers; they are shared (and immutable on Workers).
+    let mut headers = stored.headers.clone();
+    insert(
+        &mut headers,
+        HeaderName::from_static("server-timing"),
+        timing,
+    );
+    insert(
+        &mut headers,
+        HeaderName::from_static(CACHE_STATUS_HEADER),
+        cache_status,
+    );
+    let not_modified = stored.status == StatusCode::OK
+        && match (if_none_match, headers.get(header::ETAG)) {
+            (Some(inm), Some(etag)) => etag_matches(inm, etag),
+            _ => false,
+        };
+    let (status, body) = if not_modified {
+        headers.remove(header::CONTENT_TYPE);
+        headers.remove(header::CONTENT_DISPOSITION);
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else {
+        (stored.status, stored.body.clone())
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// `If-None-Match` uses weak comparison (RFC 9110 §13.1.2).
+fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(inm) = if_none_match.to_str() else {
+        return false;
+    };
+    let Ok(etag) = etag.to_str() else {
+        return false;
+    };
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    inm.split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
+}
+
+/// A plain-text error: one line, the status from [`Error::status`], cached
+/// for `ttl` seconds if any.
+pub fn error_response(e: &Error, ttl: Option<u32>, varies: bool) -> Response<Bytes> {
+    let mut resp = text_response(e.status(), &e.public_line());
+    let h = resp.headers_mut();
+    let cc = match ttl {
+        Some(t) if t > 0 => format!("public, max-age={t}"),
+        _ => "no-store".to_string(),
+    };
+    insert(h, header::CACHE_CONTROL, &cc);
+    common_headers(h, varies);
+    resp
+}
+
+fn text_response(status: StatusCode, line: &str) -> Response<Bytes> {
+    let mut resp = Response::new(Bytes::from(format!("{line}\n")));
+    *resp.status_mut() = status;
+    insert(
+        resp.headers_mut(),
+        header::CONTENT_TYPE,
+        "text/plain; charset=utf-8",
+    );
+    resp
+}
+
+fn common_headers(h: &mut HeaderMap, varies: bool) {
+    insert(h, header::CONTENT_SECURITY_POLICY, "script-src 'none'");
+    insert(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if varies {
+        insert(h, header::VARY, "Accept");
+    }
+}
+
+fn insert(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    // Values are built here from checked parts; anything unprintable is dropped.
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}

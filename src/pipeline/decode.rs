@@ -31,8 +31,13 @@ impl Header {
     }
 }
 
-/// Reads size and orientation, and enforces the pixel limit.
+/// Reads size and orientation, and enforces the pixel limit. The size
+/// comes from the first header bytes, so a pixel bomb is refused before any
+/// decoder exists.
 pub fn probe(bytes: &[u8], format: SourceFormat, limits: &Limits) -> Result<Header, Error> {
+    if let Ok(size) = imagesize::blob_size(bytes) {
+        check_pixels(size.width as u64, size.height as u64, limits)?;
+    }
     let (width, height, orientation) = match format {
         SourceFormat::Jpeg => {
             let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
@@ -59,20 +64,24 @@ pub fn probe(bytes: &[u8], format: SourceFormat, limits: &Limits) -> Result<Head
     if width == 0 || height == 0 {
         return Err(Error::Decode("image has no pixels".into()));
     }
-    let pixels = width as u64 * height as u64;
-    if pixels > limits.max_src_pixels {
-        return Err(Error::TooManyPixels {
-            width: width as u64,
-            height: height as u64,
-            limit: limits.max_src_pixels,
-        });
-    }
+    check_pixels(width as u64, height as u64, limits)?;
     Ok(Header {
         format,
         width,
         height,
         orientation,
     })
+}
+
+fn check_pixels(width: u64, height: u64, limits: &Limits) -> Result<(), Error> {
+    if width.saturating_mul(height) > limits.max_src_pixels {
+        return Err(Error::TooManyPixels {
+            width,
+            height,
+            limit: limits.max_src_pixels,
+        });
+    }
+    Ok(())
 }
 
 /// Decodes to 8-bit RGB or RGBA, stored orientation. `scale` (≤ 1) is how

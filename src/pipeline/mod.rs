@@ -148,7 +148,12 @@ pub fn run(bytes: &[u8], job: &Job, clock: fn() -> f64) -> Result<Output, Error>
     img = effects::drop_opaque_alpha(img);
     if let Some((ew, eh, g)) = geo.extend {
         let pos = geometry::position((ew, eh), (img.width(), img.height()), &g, geo.dpr);
-        let transparent = job.negotiated.resolve(true).supports_alpha() && o.background.is_none();
+        // Transparent padding only where the output keeps alpha anyway.
+        let keeps_alpha = job
+            .negotiated
+            .resolve(img.color().has_alpha())
+            .supports_alpha();
+        let transparent = keeps_alpha && o.background.is_none();
         let fill = match o.background {
             Some([r, g, b]) => [r, g, b, 255],
             None if transparent => [0, 0, 0, 0],

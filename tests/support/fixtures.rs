@@ -1,0 +1,212 @@
+//! Test images, generated so every runtime's suite can run anywhere: each
+//! covers one decoder path (progressive, grayscale, CMYK, EXIF orientation,
+//! 16-bit, palette, alpha, GIF, WebP, BMP) or one hostile header.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+
+/// A photo-like RGB image with a red marker in the top-left corner, so
+/// orientation and crops can be checked from pixels.
+pub fn photo(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        if x < w / 4 && y < h / 4 {
+            return Rgb([230, 20, 20]);
+        }
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        let t = ((x * 7 + y * 13) % 17) as f32 / 17.0;
+        Rgb([
+            (40.0 + 120.0 * fx + 20.0 * t) as u8,
+            (90.0 + 100.0 * fy) as u8,
+            (200.0 - 120.0 * fx * fy) as u8,
+        ])
+    })
+}
+
+fn jpeg_encoder(
+    pixels: &[u8],
+    w: u32,
+    h: u32,
+    color: jpeg_encoder::ColorType,
+    progressive: bool,
+    exif: Option<Vec<u8>>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
+    enc.set_progressive(progressive);
+    if let Some(e) = exif {
+        enc.add_app_segment(1, e).unwrap();
+    }
+    enc.encode(pixels, w as u16, h as u16, color).unwrap();
+    out
+}
+
+pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    jpeg_encoder(
+        photo(w, h).as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+        false,
+        None,
+    )
+}
+
+pub fn jpeg_progressive(w: u32, h: u32) -> Vec<u8> {
+    jpeg_encoder(
+        photo(w, h).as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+        true,
+        None,
+    )
+}
+
+pub fn jpeg_gray(w: u32, h: u32) -> Vec<u8> {
+    let gray = DynamicImage::ImageRgb8(photo(w, h)).into_luma8();
+    jpeg_encoder(
+        gray.as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Luma,
+        false,
+        None,
+    )
+}
+
+/// CMYK, as print workflows and some archives store it.
+pub fn jpeg_cmyk(w: u32, h: u32) -> Vec<u8> {
+    let cmyk: Vec<u8> = photo(w, h)
+        .pixels()
+        .flat_map(|p| {
+            let k = 255 - p[0].max(p[1]).max(p[2]);
+            let c = |v: u8| {
+                if k == 255 {
+                    0
+                } else {
+                    ((255 - v - k) as u32 * 255 / (255 - k) as u32) as u8
+                }
+            };
+            [c(p[0]), c(p[1]), c(p[2]), k]
+        })
+        .collect();
+    jpeg_encoder(&cmyk, w, h, jpeg_encoder::ColorType::Cmyk, false, None)
+}
+
+/// A minimal big-endian EXIF block holding only an Orientation tag.
+pub fn exif_orientation(orientation: u16) -> Vec<u8> {
+    let mut e = b"Exif\0\0MM\0\x2a\0\0\0\x08".to_vec();
+    e.extend_from_slice(&[0, 1]); // one IFD entry
+    e.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1]); // Orientation, SHORT, 1
+    e.extend_from_slice(&orientation.to_be_bytes());
+    e.extend_from_slice(&[0, 0]);
+    e.extend_from_slice(&[0, 0, 0, 0]); // no next IFD
+    e
+}
+
+/// Stored `w`×`h` with the given EXIF orientation.
+pub fn jpeg_exif(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+    jpeg_encoder(
+        photo(w, h).as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+        false,
+        Some(exif_orientation(orientation)),
+    )
+}
+
+fn encode(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    encode(DynamicImage::ImageRgb8(photo(w, h)), ImageFormat::Png)
+}
+
+/// Transparent except for a centred opaque square.
+pub fn png_alpha(w: u32, h: u32) -> Vec<u8> {
+    let img = RgbaImage::from_fn(w, h, |x, y| {
+        let inside = x > w / 4 && x < 3 * w / 4 && y > h / 4 && y < 3 * h / 4;
+        if inside {
+            Rgba([20, 120, 220, 255])
+        } else {
+            Rgba([0, 0, 0, 0])
+        }
+    });
+    encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)
+}
+
+pub fn png16(w: u32, h: u32) -> Vec<u8> {
+    encode(
+        DynamicImage::ImageRgb8(photo(w, h)).into_rgb16().into(),
+        ImageFormat::Png,
+    )
+}
+
+/// An indexed (palette) PNG, written with the `png` crate directly.
+pub fn png_palette(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_palette(vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 250, 250, 250]);
+        let mut wr = enc.write_header().unwrap();
+        let data: Vec<u8> = (0..w * h).map(|i| ((i % w) * 4 / w) as u8).collect();
+        wr.write_image_data(&data).unwrap();
+    }
+    out
+}
+
+pub fn gif(w: u32, h: u32) -> Vec<u8> {
+    encode(
+        DynamicImage::ImageRgb8(photo(w, h)).into_rgba8().into(),
+        ImageFormat::Gif,
+    )
+}
+
+pub fn webp(w: u32, h: u32) -> Vec<u8> {
+    encode(
+        DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(photo(w, h)).into_rgba8()),
+        ImageFormat::WebP,
+    )
+}
+
+pub fn bmp(w: u32, h: u32) -> Vec<u8> {
+    encode(DynamicImage::ImageRgb8(photo(w, h)), ImageFormat::Bmp)
+}
+
+/// A valid PNG signature and IHDR claiming `w`×`h`, then nothing: decoding
+/// it would need gigabytes, so it must be refused from the header alone.
+pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend_from_slice(&13u32.to_be_bytes());
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&ihdr);
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

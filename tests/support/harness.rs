@@ -1,0 +1,343 @@
+//! Runs the conformance table against one target over HTTP and reports
+//! every row, so one run shows all that differs, not just the first.
+
+use std::time::{Duration, Instant};
+
+use edgethumb::signature::KeyPair;
+use edgethumb::url_builder::{self, SourceEncoding};
+use futures_util::future::join_all;
+
+use super::cases::{Case, Sign, Source};
+use super::origin::Origin;
+
+/// Test signing key: imgproxy's README example pair (public, test only).
+pub const TEST_KEY: &str = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881";
+pub const TEST_SALT: &str = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5";
+
+/// A running service under test.
+pub struct Target {
+    pub name: &'static str,
+    pub base: String,
+    /// Rows this runtime cannot run, each with the reason.
+    pub skips: Vec<(&'static str, &'static str)>,
+}
+
+/// The configuration every target runs the table with.
+pub fn target_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
+    [
+        ("EDGETHUMB_KEY", TEST_KEY.to_string()),
+        ("EDGETHUMB_SALT", TEST_SALT.to_string()),
+        ("EDGETHUMB_ALLOW_PRIVATE_SOURCES", "true".into()),
+        (
+            "EDGETHUMB_ALLOWED_SOURCES",
+            format!("{}/,{closed_base}/", origin.base()),
+        ),
+        ("EDGETHUMB_UPSTREAM_TIMEOUT_MS", "1000".into()),
+        ("EDGETHUMB_MAX_SRC_BYTES", "3000000".into()),
+        ("EDGETHUMB_MAX_SRC_PIXELS", "40000000".into()),
+        ("EDGETHUMB_MAX_REDIRECTS", "3".into()),
+        ("EDGETHUMB_NOT_FOUND_TTL", "300".into()),
+        ("EDGETHUMB_UPSTREAM_ERROR_TTL", "5".into()),
+        (
+            "EDGETHUMB_PRESETS",
+            "thumb=rs:fit:60:0/q:80,square=rs:fill:32:32".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A base URL on 127.0.0.1 where nothing listens.
+pub fn closed_port_base() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap()
+}
+
+/// The request path for a case.
+pub fn case_path(c: &Case, source: &str) -> String {
+    let key = KeyPair::from_hex(TEST_KEY, TEST_SALT).unwrap();
+    let enc = if c.base64 {
+        SourceEncoding::Base64
+    } else {
+        SourceEncoding::Plain
+    };
+    let path = url_builder::unsigned_path(c.options, source, c.ext, enc);
+    match &c.sign {
+        Sign::Valid => url_builder::sign_path(&path, Some(&key), 32),
+        Sign::Unsigned => url_builder::sign_path(&path, None, 32),
+        Sign::WrongKey => {
+            let other = KeyPair::from_hex("736563726574", "68656C6C6F").unwrap();
+            url_builder::sign_path(&path, Some(&other), 32)
+        }
+        Sign::Tampered => {
+            let signed = url_builder::sign_path(&path, Some(&key), 32);
+            let (sig, rest) = signed[1..].split_once('/').unwrap();
+            format!("/{sig}/q:99/{rest}")
+        }
+        Sign::Padded => {
+            let signed = url_builder::sign_path(&path, Some(&key), 32);
+            let (sig, rest) = signed[1..].split_once('/').unwrap();
+            format!("/{sig}=/{rest}")
+        }
+        Sign::RawPath(p) => p.to_string(),
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+    took: Duration,
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    accept: Option<&str>,
+    inm: Option<&str>,
+) -> Result<Reply, String> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(method, url);
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    if let Some(e) = inm {
+        req = req.header("if-none-match", e);
+    }
+    let t = Instant::now();
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("body failed: {e}"))?
+        .to_vec();
+    Ok(Reply {
+        status,
+        headers,
+        body,
+        took: t.elapsed(),
+    })
+}
+
+fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
+    let e = &c.expect;
+    let body_line = || {
+        String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
+            .trim()
+            .to_string()
+    };
+    if r.status != e.status {
+        return Err(format!(
+            "status {} (want {}): {}",
+            r.status,
+            e.status,
+            body_line()
+        ));
+    }
+    if let Some(ct) = e.content_type {
+        if header(r, "content-type") != ct {
+            return Err(format!(
+                "content-type `{}` (want `{ct}`)",
+                header(r, "content-type")
+            ));
+        }
+    }
+    if let Some(s) = e.body_contains {
+        let body = String::from_utf8_lossy(&r.body).to_lowercase();
+        if !body.contains(&s.to_lowercase()) {
+            return Err(format!("body `{}` lacks `{s}`", body_line()));
+        }
+        if body.trim_end().contains('\n') {
+            return Err(format!(
+                "error body is more than one line: `{}`",
+                body_line()
+            ));
+        }
+    }
+    if let Some(want) = e.vary_accept {
+        let has = header(r, "vary").to_ascii_lowercase().contains("accept");
+        if has != want {
+            return Err(format!("Vary: Accept present={has}, want {want}"));
+        }
+    }
+    if let Some(cc) = e.cache_control {
+        if !header(r, "cache-control").contains(cc) {
+            return Err(format!(
+                "cache-control `{}` lacks `{cc}`",
+                header(r, "cache-control")
+            ));
+        }
+    }
+    if let Some((name, v)) = e.header {
+        if !header(r, name).contains(v) {
+            return Err(format!("{name} `{}` lacks `{v}`", header(r, name)));
+        }
+    }
+    if r.status == 200 {
+        if !header(r, "cache-control").starts_with("public, max-age=") {
+            return Err(format!(
+                "success cache-control `{}`",
+                header(r, "cache-control")
+            ));
+        }
+        if header(r, "etag").is_empty() || !header(r, "etag").starts_with('"') {
+            return Err("no strong ETag".into());
+        }
+    } else if r.status >= 400 && header(r, "cache-control").contains("max-age=31536000") {
+        return Err("a failure was marked cacheable like a success".into());
+    }
+    if header(r, "content-security-policy") != "script-src 'none'" && r.status != 304 {
+        return Err("no Content-Security-Policy: script-src 'none'".into());
+    }
+    // Responses that went through the cache path say how (hit/miss/coalesced).
+    if (r.status == 200 || r.status >= 500) && !header(r, "server-timing").contains("cache;desc=") {
+        return Err(format!("Server-Timing `{}`", header(r, "server-timing")));
+    }
+    if let Some(limit) = e.within {
+        if r.took > limit {
+            return Err(format!("took {:?}, over {limit:?}", r.took));
+        }
+    }
+    if (e.dims.is_some() || e.pixels.is_some()) && c.method == "GET" {
+        let img = image::load_from_memory(&r.body)
+            .map_err(|err| format!("body does not decode: {err}"))?;
+        if let Some(d) = e.dims {
+            if (img.width(), img.height()) != d {
+                return Err(format!(
+                    "{}x{} (want {}x{})",
+                    img.width(),
+                    img.height(),
+                    d.0,
+                    d.1
+                ));
+            }
+        }
+        if let Some(f) = e.pixels {
+            f(&img)?;
+        }
+    }
+    if c.method == "HEAD" && !r.body.is_empty() {
+        return Err("HEAD response has a body".into());
+    }
+    Ok(())
+}
+
+async fn run_case(
+    t: &Target,
+    origin: &Origin,
+    closed: &str,
+    client: &reqwest::Client,
+    c: &Case,
+) -> Result<(), String> {
+    let route_path = format!("/c/{}", c.name);
+    let source = match &c.source {
+        Source::Route(r) => origin.route(&route_path, r.clone()),
+        Source::Literal(s) => s
+            .replace("{origin}", &origin.base())
+            .replace("{closed}", closed),
+    };
+    let url = format!("{}{}", t.base, case_path(c, &source));
+
+    let first = if c.concurrent > 1 {
+        let replies =
+            join_all((0..c.concurrent).map(|_| send(client, c.method, &url, c.accept, None))).await;
+        let mut first = None;
+        for r in replies {
+            let r = r?;
+            check_reply(c, &r)?;
+            first.get_or_insert(r);
+        }
+        first.ok_or("no reply")?
+    } else {
+        let r = send(client, c.method, &url, c.accept, None).await?;
+        check_reply(c, &r)?;
+        r
+    };
+    for i in 0..c.repeat {
+        let r = send(client, c.method, &url, c.accept, None).await?;
+        check_reply(c, &r).map_err(|e| format!("repeat {}: {e}", i + 1))?;
+        if r.status == 200 && header(&r, "x-edgethumb-cache") != "hit" {
+            return Err(format!(
+                "repeat {} was not a cache hit: `{}`",
+                i + 1,
+                header(&r, "x-edgethumb-cache")
+            ));
+        }
+    }
+    if c.revalidate {
+        let etag = header(&first, "etag").to_string();
+        let r = send(client, c.method, &url, c.accept, Some(&etag)).await?;
+        if r.status != 304 || !r.body.is_empty() || header(&r, "etag") != etag {
+            return Err(format!(
+                "If-None-Match gave {} with etag `{}`",
+                r.status,
+                header(&r, "etag")
+            ));
+        }
+    }
+    if let Some(want) = c.expect.origin_hits {
+        let hits = origin.hits(&route_path);
+        if hits != want {
+            return Err(format!("origin saw {hits} requests (want {want})"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs every row; returns the failures as `name: reason` lines.
+pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) -> Vec<String> {
+    for (path, route) in super::cases::support_routes() {
+        origin.route(path, route);
+    }
+    let client = client();
+    let mut failures = Vec::new();
+    let (mut passed, mut skipped) = (0, 0);
+    for c in cases {
+        if let Some((_, why)) = t.skips.iter().find(|(n, _)| *n == c.name) {
+            println!("[{}] SKIP {:<36} {why}", t.name, c.name);
+            skipped += 1;
+            continue;
+        }
+        match run_case(t, origin, closed, &client, c).await {
+            Ok(()) => {
+                passed += 1;
+                println!("[{}] ok   {}", t.name, c.name);
+            }
+            Err(e) => {
+                println!("[{}] FAIL {:<36} {e}", t.name, c.name);
+                failures.push(format!("{}: {e}", c.name));
+            }
+        }
+    }
+    println!(
+        "[{}] conformance: {passed} passed, {} failed, {skipped} skipped",
+        t.name,
+        failures.len()
+    );
+    failures
+}

@@ -1,0 +1,10 @@
+//! Shared test support: the conformance table, its harness, a counting
+//! local origin, generated fixtures and target launchers. Each test binary
+//! uses a different part, hence `dead_code`.
+#![allow(dead_code)]
+
+pub mod cases;
+pub mod fixtures;
+pub mod harness;
+pub mod native;
+pub mod origin;

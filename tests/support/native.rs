@@ -1,0 +1,77 @@
+//! Starts the native `edgethumb serve` binary on a free loopback port.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub struct NativeServer {
+    pub base: String,
+    _child: Child,
+}
+
+/// Builds the binary (a no-op when fresh, so a stale binary is never
+/// tested) and returns its path.
+pub fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("EDGETHUMB_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "edgethumb-cli",
+            "--bin",
+            "edgethumb",
+        ])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build of edgethumb failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    target.join("debug").join("edgethumb")
+}
+
+impl NativeServer {
+    /// Starts `edgethumb serve` with exactly `env` as its `EDGETHUMB_*`
+    /// configuration (the caller's own such variables are removed).
+    pub async fn start(env: &[(String, String)]) -> NativeServer {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("EDGETHUMB_") || k.starts_with("IMGPROXY_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd.spawn().expect("start edgethumb serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(b) = line.strip_prefix("edgethumb listening on ") {
+                    return b.to_string();
+                }
+            }
+            panic!("edgethumb serve exited before listening");
+        })
+        .await
+        .expect("edgethumb serve did not start in 30 s");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        NativeServer {
+            base,
+            _child: child,
+        }
+    }
+}

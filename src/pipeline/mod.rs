@@ -174,7 +174,16 @@ pub fn run(bytes: &[u8], job: &Job, clock: fn() -> f64) -> Result<Output, Error>
     } else {
         o.quality
     };
-    let body = encode::encode(&img, out_format, quality)?;
+    let (body, out_format) = match encode::encode(&img, out_format, quality) {
+        Ok(b) => (b, out_format),
+        // A negotiated format may fall back to one every client takes; an
+        // explicit one may not.
+        Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
+            let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
+            (encode::encode(&img, fallback, quality)?, fallback)
+        }
+        Err(e) => return Err(e),
+    };
     lap(&mut t.encode);
 
     Ok(Output {

@@ -323,10 +323,11 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
             skipped += 1;
             continue;
         }
+        let started = Instant::now();
         match run_case(t, origin, closed, &client, c).await {
             Ok(()) => {
                 passed += 1;
-                println!("[{}] ok   {}", t.name, c.name);
+                println!("[{}] ok   {:<36} {:?}", t.name, c.name, started.elapsed());
             }
             Err(e) => {
                 println!("[{}] FAIL {:<36} {e}", t.name, c.name);

@@ -1,8 +1,8 @@
 //! Starts the native `edgethumb serve` binary on a free loopback port.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -12,31 +12,60 @@ pub struct NativeServer {
     _child: Child,
 }
 
-/// Builds the binary (a no-op when fresh, so a stale binary is never
-/// tested) and returns its path.
+/// The `edgethumb` binary to test: `EDGETHUMB_BIN`, else the debug build,
+/// rebuilt first if it is missing or older than any source, so a stale
+/// binary is never tested. (`scripts/test` builds it up front: a `cargo
+/// build` nested in `cargo test` sees another environment and would flip
+/// build-script fingerprints, rebuilding TLS crates on every run.)
 pub fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("EDGETHUMB_BIN") {
         return PathBuf::from(p);
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "edgethumb-cli",
-            "--bin",
-            "edgethumb",
-        ])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build of edgethumb failed");
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    target.join("debug").join("edgethumb")
+    let bin = target.join("debug").join("edgethumb");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let newest_source = [
+        "src",
+        "crates/cli/src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "crates/cli/Cargo.toml",
+    ]
+    .iter()
+    .filter_map(|p| newest_mtime(&root.join(p)))
+    .max();
+    if built.is_none() || newest_source > built {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "edgethumb-cli",
+                "--bin",
+                "edgethumb",
+            ])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of edgethumb failed");
+    }
+    bin
+}
+
+fn newest_mtime(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| newest_mtime(&e.path()))
+        .max()
 }
 
 impl NativeServer {

@@ -267,10 +267,20 @@ async fn run_case(
         let replies =
             join_all((0..c.concurrent).map(|_| send(client, c.method, &url, c.accept, None))).await;
         let mut first = None;
+        let mut transforms = 0;
         for r in replies {
             let r = r?;
             check_reply(c, &r)?;
+            // Only the request that started the work reports `miss`; the
+            // others joined it (`coalesced`) or found it cached (`hit`).
+            transforms += usize::from(header(&r, "x-edgethumb-cache") == "miss");
             first.get_or_insert(r);
+        }
+        if c.expect.origin_hits == Some(1) && transforms != 1 {
+            return Err(format!(
+                "{transforms} of {} concurrent requests transformed (want 1)",
+                c.concurrent
+            ));
         }
         first.ok_or("no reply")?
     } else {

@@ -17,6 +17,7 @@ async fn conformance_native() {
         name: "native",
         base: server.base.clone(),
         skips: Vec::new(),
+        shared_cache: true,
     };
     let failures = run_all(&target, &origin, &closed, &cases()).await;
     assert!(

@@ -210,3 +210,16 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Incompressible RGB noise as PNG: about 3 bytes a pixel on the wire.
+pub fn noise_png(w: u32, h: u32) -> Vec<u8> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let img = RgbImage::from_fn(w, h, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let b = state.to_le_bytes();
+        Rgb([b[0], b[1], b[2]])
+    });
+    encode(DynamicImage::ImageRgb8(img), ImageFormat::Png)
+}

@@ -8,3 +8,4 @@ pub mod fixtures;
 pub mod harness;
 pub mod native;
 pub mod origin;
+pub mod wasmtime;

@@ -21,39 +21,46 @@ pub fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("EDGETHUMB_BIN") {
         return PathBuf::from(p);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var("CARGO_TARGET_DIR")
+    build_if_stale(
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "edgethumb-cli",
+            "--bin",
+            "edgethumb",
+        ],
+        &["debug", "edgethumb"],
+    )
+}
+
+/// The target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let bin = target.join("debug").join("edgethumb");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let newest_source = [
-        "src",
-        "crates/cli/src",
-        "Cargo.toml",
-        "Cargo.lock",
-        "crates/cli/Cargo.toml",
-    ]
-    .iter()
-    .filter_map(|p| newest_mtime(&root.join(p)))
-    .max();
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// Runs `cargo args` if the artifact (under the target dir) is missing or
+/// older than any source, and returns the artifact's path.
+pub fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = artifact.iter().fold(target_dir(), |p, part| p.join(part));
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let newest_source = ["src", "crates", "Cargo.toml", "Cargo.lock"]
+        .iter()
+        .filter_map(|p| newest_mtime(&root.join(p)))
+        .max();
     if built.is_none() || newest_source > built {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "edgethumb-cli",
-                "--bin",
-                "edgethumb",
-            ])
+            .args(args)
             .current_dir(&root)
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build of edgethumb failed");
+        assert!(status.success(), "cargo {args:?} failed");
     }
-    bin
+    path
 }
 
 fn newest_mtime(path: &Path) -> Option<SystemTime> {

@@ -1,0 +1,169 @@
+//! edgethumb on Spin and any wasi:http 0.2 host (a wasm32-wasip2 component).
+//!
+//! Thin: converts the request, supplies outgoing-HTTP fetch and a WASI
+//! timer, and hands everything else to the core. Configuration comes from
+//! the environment (`spin up --env`, `wasmtime serve --env`), so the default
+//! build imports only `wasi:*` interfaces.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
+use edgethumb::{Config, NoCache, Runtime, Service};
+use futures::{Stream, StreamExt};
+use spin_sdk::http::{Headers, IncomingResponse, Method, OutgoingRequest, Scheme};
+
+type SpinService = Service<WasiFetch, NoCache, WasiRuntime>;
+
+#[spin_sdk::http_component]
+async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+    // Instances may be fresh per request: loading is a few string parses.
+    let config = Config::from_lookup(|name| std::env::var(name).ok());
+    let service: SpinService = match config {
+        Ok(c) => Service::new(c, WasiFetch, NoCache, WasiRuntime),
+        Err(e) => {
+            let mut r = http::Response::new(format!("configuration error: {e}\n").into_bytes());
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            return r;
+        }
+    };
+    service.handle(&req).await.map(|b| b.to_vec())
+}
+
+/// Outgoing HTTP through `wasi:http/outgoing-handler`. Hosts do not follow
+/// redirects, which the core needs: it re-checks each hop.
+pub struct WasiFetch;
+
+/// The body stream, with its response kept alive until the stream is done
+/// (fields drop in order: the child body before its parent response).
+pub struct WasiBody {
+    stream: Pin<Box<dyn Stream<Item = Result<Vec<u8>, wasi::io::streams::Error>>>>,
+    _response: IncomingResponse,
+}
+
+impl Body for WasiBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, FetchError> {
+        match self.stream.next().await {
+            None => Ok(None),
+            Some(Ok(chunk)) => Ok(Some(Bytes::from(chunk))),
+            Some(Err(e)) => Err(FetchError::Failed(format!(
+                "body read failed: {}",
+                e.to_debug_string()
+            ))),
+        }
+    }
+}
+
+impl Fetch for WasiFetch {
+    type Body = WasiBody;
+
+    async fn get(&self, url: &url::Url) -> Result<UpstreamResponse<WasiBody>, FetchError> {
+        let headers = Headers::new();
+        let _ = headers.append("accept", b"image/*,*/*;q=0.8".as_ref());
+        let req = OutgoingRequest::new(headers);
+        let host = url
+            .host()
+            .ok_or_else(|| FetchError::Failed("no host".into()))?;
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let scheme = if url.scheme() == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let set = req.set_method(&Method::Get).is_ok()
+            && req.set_scheme(Some(&scheme)).is_ok()
+            && req.set_authority(Some(&authority)).is_ok()
+            && req.set_path_with_query(Some(path)).is_ok();
+        if !set {
+            return Err(FetchError::Failed(
+                "cannot build the upstream request".into(),
+            ));
+        }
+        let resp: IncomingResponse = spin_sdk::http::send(req)
+            .await
+            .map_err(|e| FetchError::Failed(e.to_string()))?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .into_iter()
+                .next()
+                .and_then(|v| String::from_utf8(v).ok())
+        };
+        let location = header("location");
+        let content_length = header("content-length").and_then(|v| v.trim().parse().ok());
+        let status = resp.status();
+        let stream = Box::pin(resp.take_body_stream());
+        Ok(UpstreamResponse {
+            status,
+            location,
+            content_length,
+            body: WasiBody {
+                stream,
+                _response: resp,
+            },
+        })
+    }
+}
+
+/// Clocks from WASI; CPU work runs inline (one request per instance).
+pub struct WasiRuntime;
+
+fn monotonic_ms() -> f64 {
+    thread_local!(static START: Instant = Instant::now());
+    START.with(|s| s.elapsed().as_secs_f64() * 1000.0)
+}
+
+impl Runtime for WasiRuntime {
+    fn unix_time(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn clock(&self) -> fn() -> f64 {
+        monotonic_ms
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
+        let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        Sleep {
+            deadline: wasi::clocks::monotonic_clock::now().saturating_add(ns),
+            _token: None,
+        }
+    }
+
+    async fn offload<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        Some(work())
+    }
+}
+
+/// A timer on the spin executor: registers a monotonic-clock pollable, and
+/// cancels it if dropped first (the fetch won the race).
+struct Sleep {
+    deadline: u64,
+    _token: Option<spin_executor::CancelOnDropToken>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if wasi::clocks::monotonic_clock::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        let pollable = wasi::clocks::monotonic_clock::subscribe_instant(self.deadline);
+        let token = spin_executor::push_waker_and_get_token(pollable, cx.waker().clone());
+        self._token = Some(token.into());
+        Poll::Pending
+    }
+}

@@ -23,3 +23,11 @@ pub trait Runtime: 'static {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> impl Future<Output = Option<T>>;
 }
+
+/// Unix time from `std`, for runtimes where std's clock works (native,
+/// WASI); not on `wasm32-unknown-unknown`, where it panics.
+pub fn std_unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

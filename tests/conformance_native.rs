@@ -3,8 +3,7 @@
 
 mod support;
 
-use support::cases::cases;
-use support::harness::{closed_port_base, run_all, target_env, Target};
+use support::harness::{assert_conformance, closed_port_base, target_env, Target};
 use support::native::NativeServer;
 use support::origin::Origin;
 
@@ -19,11 +18,5 @@ async fn conformance_native() {
         skips: Vec::new(),
         shared_cache: true,
     };
-    let failures = run_all(&target, &origin, &closed, &cases()).await;
-    assert!(
-        failures.is_empty(),
-        "{} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_conformance(&target, &origin, &closed).await;
 }

@@ -4,9 +4,8 @@
 
 mod support;
 
-use support::cases::cases;
 use support::fixtures;
-use support::harness::{self, closed_port_base, run_all, target_env, Target};
+use support::harness::{self, assert_conformance, closed_port_base, target_env, Target};
 use support::origin::{Origin, Route};
 use support::wasmtime::WasmtimeServer;
 
@@ -24,13 +23,7 @@ async fn conformance_spin_under_wasmtime_serve() {
         // every request reaches the origin; the CDN in front caches.
         shared_cache: false,
     };
-    let failures = run_all(&target, &origin, &closed, &cases()).await;
-    assert!(
-        failures.is_empty(),
-        "{} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_conformance(&target, &origin, &closed).await;
 }
 
 /// A 5 MB original arrives whole every time (spin-sdk 7 under wasmtime 49

@@ -360,3 +360,16 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
     );
     failures
 }
+
+/// Runs the whole table against `t` and fails the test listing every row
+/// that failed.
+pub async fn assert_conformance(t: &Target, origin: &Origin, closed: &str) {
+    let failures = run_all(t, origin, closed, &super::cases::cases()).await;
+    assert!(
+        failures.is_empty(),
+        "{} rows failed on {}:\n{}",
+        failures.len(),
+        t.name,
+        failures.join("\n")
+    );
+}

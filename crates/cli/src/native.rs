@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
@@ -31,9 +31,7 @@ fn monotonic_ms() -> f64 {
 
 impl Runtime for TokioRuntime {
     fn unix_time(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        edgethumb::runtime::std_unix_time()
     }
 
     fn clock(&self) -> fn() -> f64 {

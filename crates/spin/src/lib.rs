@@ -8,22 +8,40 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
-use edgethumb::{Config, NoCache, Runtime, Service};
+use edgethumb::{Config, Runtime, Service};
 use futures::{Stream, StreamExt};
 use spin_sdk::http::{Headers, IncomingResponse, Method, OutgoingRequest, Scheme};
 
-type SpinService = Service<WasiFetch, NoCache, WasiRuntime>;
+#[cfg(feature = "spin-kv")]
+mod kv_cache;
+
+#[cfg(feature = "spin-kv")]
+type ResultCache = kv_cache::KvCache;
+#[cfg(not(feature = "spin-kv"))]
+type ResultCache = edgethumb::NoCache;
+
+type SpinService = Service<WasiFetch, ResultCache, WasiRuntime>;
+
+/// A configuration value: a Spin variable (`spin-variables` feature, lower
+/// case: `edgethumb_key`), else the environment variable.
+fn lookup(name: &str) -> Option<String> {
+    #[cfg(feature = "spin-variables")]
+    if let Ok(v) = spin_sdk::variables::get(&name.to_ascii_lowercase()) {
+        return Some(v);
+    }
+    std::env::var(name).ok()
+}
 
 #[spin_sdk::http_component]
 async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
     // Instances may be fresh per request: loading is a few string parses.
-    let config = Config::from_lookup(|name| std::env::var(name).ok());
+    let config = Config::from_lookup(lookup);
     let service: SpinService = match config {
-        Ok(c) => Service::new(c, WasiFetch, NoCache, WasiRuntime),
+        Ok(c) => Service::new(c, WasiFetch, ResultCache {}, WasiRuntime),
         Err(e) => {
             let mut r = http::Response::new(format!("configuration error: {e}\n").into_bytes());
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
@@ -122,9 +140,7 @@ fn monotonic_ms() -> f64 {
 
 impl Runtime for WasiRuntime {
     fn unix_time(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        edgethumb::runtime::std_unix_time()
     }
 
     fn clock(&self) -> fn() -> f64 {

@@ -71,6 +71,11 @@ async fn fetch_following<F: Fetch>(
     config: &Config,
 ) -> Result<Bytes, Error> {
     let max_bytes = config.limits.max_src_bytes;
+    let timeout_ms = config.limits.upstream_timeout.as_millis() as u64;
+    let transport_error = |e: FetchError| match e {
+        FetchError::Timeout => Error::UpstreamTimeout(timeout_ms),
+        FetchError::Failed(m) => Error::UpstreamFailed(m),
+    };
     let mut redirects = 0u8;
     loop {
         let resp = fetch.get(&url).await.map_err(transport_error)?;
@@ -115,12 +120,5 @@ async fn fetch_following<F: Fetch>(
             }
         }
         return Ok(Bytes::from(buf));
-    }
-}
-
-fn transport_error(e: FetchError) -> Error {
-    match e {
-        FetchError::Timeout => Error::UpstreamTimeout(0),
-        FetchError::Failed(m) => Error::UpstreamFailed(m),
     }
 }

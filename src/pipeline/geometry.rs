@@ -170,8 +170,10 @@ pub fn compute(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geom
         None
     };
 
+    // The scaled image before the result crop is only allocated for smart
+    // crops, but bound it too: never more pixels than a max-size result.
     let limit = max_dim as i64;
-    if out.0 > limit || out.1 > limit || scaled_w > limit * 4 || scaled_h > limit * 4 {
+    if out.0 > limit || out.1 > limit || scaled_w.saturating_mul(scaled_h) > limit * limit {
         return Err(Error::bad_option(
             "resize",
             format!(
@@ -328,9 +330,14 @@ mod tests {
 
     #[test]
     fn results_over_the_limit_are_refused() {
-        let raw = [RawOption::split("rs:force:60000:60000:1").unwrap()];
-        let o = build(&raw, None, &Presets::default()).unwrap();
-        assert!(compute(1000, 500, &o, 8192).is_err());
+        for opts in ["rs:force:60000:60000:1", "rs:fill:8192:1:1/g:sm"] {
+            let raw: Vec<RawOption> = opts
+                .split('/')
+                .map(|s| RawOption::split(s).unwrap())
+                .collect();
+            let o = build(&raw, None, &Presets::default()).unwrap();
+            assert!(compute(1, 2, &o, 8192).is_err(), "{opts}");
+        }
     }
 
     #[test]

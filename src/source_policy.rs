@@ -87,6 +87,16 @@ fn host_label(url: &Url) -> String {
     url.host_str().unwrap_or("?").to_string()
 }
 
+/// Whether an address is loopback, private, link-local or otherwise not a
+/// public unicast address. Adapters that resolve names themselves (the
+/// native server) filter resolved addresses with this.
+pub fn is_internal_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => internal_v4(v4),
+        std::net::IpAddr::V6(v6) => internal_v6(v6),
+    }
+}
+
 fn is_internal(host: &Host<&str>) -> bool {
     match host {
         Host::Domain(d) => {

@@ -58,8 +58,11 @@ pub struct ReqwestFetch {
 }
 
 impl ReqwestFetch {
-    pub fn new() -> Result<Self, String> {
+    /// `allow_private` mirrors `EDGETHUMB_ALLOW_PRIVATE_SOURCES`: unless set,
+    /// names that resolve to internal addresses are refused at connect time.
+    pub fn new(allow_private: bool) -> Result<Self, String> {
         let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolver { allow_private }))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("edgethumb/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(4))
@@ -68,6 +71,47 @@ impl ReqwestFetch {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(ReqwestFetch { client })
     }
+}
+
+/// Resolves names and drops internal addresses, so a public-looking host
+/// name pointing at 10.x, 127.x or 169.254.x (or rebinding to one between
+/// check and connect) cannot reach the private network: the connection
+/// only ever uses the addresses this returns.
+struct PolicyResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept = public_addrs(addrs, allow_private).map_err(
+                |e| -> Box<dyn std::error::Error + Send + Sync> { format!("{host}: {e}").into() },
+            )?;
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses a connection may use.
+fn public_addrs(
+    addrs: Vec<std::net::SocketAddr>,
+    allow_private: bool,
+) -> Result<Vec<std::net::SocketAddr>, &'static str> {
+    if allow_private {
+        return Ok(addrs);
+    }
+    let kept: Vec<_> = addrs
+        .into_iter()
+        .filter(|a| !edgethumb::source_policy::is_internal_ip(a.ip()))
+        .collect();
+    if kept.is_empty() {
+        return Err("resolves only to private or local addresses");
+    }
+    Ok(kept)
 }
 
 pub struct ReqwestBody(reqwest::Response);
@@ -179,5 +223,32 @@ impl Cache for MemoryCache {
         self.inner
             .borrow_mut()
             .insert(key.to_string(), Entry { response, expires });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_addrs;
+
+    #[test]
+    fn resolved_internal_addresses_are_dropped() {
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let mixed = vec![a("10.0.0.5:0"), a("93.184.216.34:0"), a("[::1]:0")];
+        assert_eq!(
+            public_addrs(mixed.clone(), false).unwrap(),
+            vec![a("93.184.216.34:0")]
+        );
+        assert_eq!(public_addrs(mixed.clone(), true).unwrap(), mixed);
+        for internal in [
+            "127.0.0.1:0",
+            "169.254.169.254:0",
+            "[fd00::1]:0",
+            "[::ffff:10.1.1.1]:0",
+        ] {
+            assert!(
+                public_addrs(vec![a(internal)], false).is_err(),
+                "{internal}"
+            );
+        }
     }
 }

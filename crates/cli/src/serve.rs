@@ -79,7 +79,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    let fetch = match ReqwestFetch::new() {
+    let fetch = match ReqwestFetch::new(config.sources.allow_private) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("edgethumb: {e}");

@@ -238,10 +238,6 @@ impl Presets {
             .find(|(n, _)| n == name)
             .map(|(_, o)| o.as_slice())
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(n, _)| n.as_str())
-    }
 }
 
 /// Builds [`Options`]: the `default` preset first (as imgproxy does), then

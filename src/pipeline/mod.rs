@@ -194,11 +194,3 @@ pub fn run(bytes: &[u8], job: &Job, clock: fn() -> f64) -> Result<Output, Error>
         timings: t,
     })
 }
-
-/// Dimensions of an image the pipeline produced or received; for tests and
-/// tools that check output without trusting the encoder's own word.
-pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), Error> {
-    let format = sniff::sniff(bytes)?;
-    let h = decode::probe(bytes, format, &Limits::default())?;
-    Ok((h.width, h.height))
-}

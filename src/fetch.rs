@@ -17,6 +17,9 @@ use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::source_policy;
 
+/// The `Accept` header every adapter sends upstream.
+pub const UPSTREAM_ACCEPT: &str = "image/*,*/*;q=0.8";
+
 /// A transport failure, as the adapter saw it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {

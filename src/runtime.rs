@@ -31,3 +31,14 @@ pub fn std_unix_time() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// Milliseconds on std's monotonic clock since first use, for the same
+/// runtimes as [`std_unix_time`]; usable as [`Runtime::clock`].
+pub fn std_monotonic_ms() -> f64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+        * 1000.0
+}

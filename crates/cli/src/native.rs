@@ -2,7 +2,7 @@
 //! bounded CPU pool, a reqwest upstream client, and a byte-bounded LRU.
 
 use std::cell::RefCell;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,18 +24,13 @@ impl TokioRuntime {
     }
 }
 
-fn monotonic_ms() -> f64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
-}
-
 impl Runtime for TokioRuntime {
     fn unix_time(&self) -> u64 {
         edgethumb::runtime::std_unix_time()
     }
 
     fn clock(&self) -> fn() -> f64 {
-        monotonic_ms
+        edgethumb::runtime::std_monotonic_ms
     }
 
     async fn sleep(&self, duration: Duration) {
@@ -143,7 +138,7 @@ impl Fetch for ReqwestFetch {
         let resp = self
             .client
             .get(url.as_str())
-            .header(http::header::ACCEPT, "image/*,*/*;q=0.8")
+            .header(http::header::ACCEPT, edgethumb::fetch::UPSTREAM_ACCEPT)
             .send()
             .await
             .map_err(transport_error)?;

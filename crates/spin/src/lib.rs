@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
@@ -80,7 +80,7 @@ impl Fetch for WasiFetch {
 
     async fn get(&self, url: &url::Url) -> Result<UpstreamResponse<WasiBody>, FetchError> {
         let headers = Headers::new();
-        let _ = headers.append("accept", b"image/*,*/*;q=0.8".as_ref());
+        let _ = headers.append("accept", edgethumb::fetch::UPSTREAM_ACCEPT.as_bytes());
         let req = OutgoingRequest::new(headers);
         let host = url
             .host()
@@ -133,18 +133,13 @@ impl Fetch for WasiFetch {
 /// Clocks from WASI; CPU work runs inline (one request per instance).
 pub struct WasiRuntime;
 
-fn monotonic_ms() -> f64 {
-    thread_local!(static START: Instant = Instant::now());
-    START.with(|s| s.elapsed().as_secs_f64() * 1000.0)
-}
-
 impl Runtime for WasiRuntime {
     fn unix_time(&self) -> u64 {
         edgethumb::runtime::std_unix_time()
     }
 
     fn clock(&self) -> fn() -> f64 {
-        monotonic_ms
+        edgethumb::runtime::std_monotonic_ms
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {

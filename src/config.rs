@@ -52,6 +52,9 @@ pub struct Limits {
     /// Largest width or height of a result, so `enlarge` cannot allocate
     /// unbounded memory.
     pub max_result_dimension: u32,
+    /// Largest estimated peak memory of one transform, source included
+    /// (`pipeline::memory`). Sized for a Worker isolate's 128 MB.
+    pub max_transform_bytes: u64,
 }
 
 /// Cache lifetimes in seconds.
@@ -71,6 +74,7 @@ impl Default for Limits {
             max_src_pixels: 50_000_000,
             upstream_timeout: Duration::from_millis(4000),
             max_result_dimension: 8192,
+            max_transform_bytes: 96 * 1024 * 1024,
         }
     }
 }
@@ -176,6 +180,9 @@ impl Config {
             l.max_result_dimension = parse_positive("EDGETHUMB_MAX_RESULT_DIMENSION", &v)?;
         }
 
+        if let Some(v) = get("EDGETHUMB_MAX_TRANSFORM_BYTES") {
+            l.max_transform_bytes = parse_positive("EDGETHUMB_MAX_TRANSFORM_BYTES", &v)?;
+        }
         if let Some(v) = get("EDGETHUMB_TTL") {
             cfg.ttls.success = parse_num("EDGETHUMB_TTL", &v)?;
         }

@@ -60,6 +60,8 @@ pub enum Error {
     SourceTooLarge(u64),
     #[error("source is {width}x{height} pixels, over the limit of {limit}")]
     TooManyPixels { width: u64, height: u64, limit: u64 },
+    #[error("source would need about {} MiB to transform, over the limit of {} MiB", .need >> 20, .limit >> 20)]
+    OverMemoryBudget { need: u64, limit: u64 },
     #[error("over a decoding limit: {0}")]
     OverLimit(String),
     #[error("not an image")]
@@ -97,6 +99,7 @@ impl Error {
             | TooManyRedirects(_) => Fault::Upstream,
             SourceTooLarge(_)
             | TooManyPixels { .. }
+            | OverMemoryBudget { .. }
             | OverLimit(_)
             | NotAnImage
             | UnsupportedFormat(_)
@@ -116,7 +119,7 @@ impl Error {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UpstreamStatus(_) | UpstreamFailed(_) | TooManyRedirects(_) => StatusCode::BAD_GATEWAY,
             UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            SourceTooLarge(_) | TooManyPixels { .. } | OverLimit(_) => {
+            SourceTooLarge(_) | TooManyPixels { .. } | OverMemoryBudget { .. } | OverLimit(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             NotAnImage | UnsupportedFormat(_) | Decode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -88,6 +88,12 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         &self.inner.config
     }
 
+    /// The result cache, for adapters that finish its writes themselves
+    /// (a Worker hands them to `waitUntil`).
+    pub fn cache(&self) -> &C {
+        &self.inner.cache
+    }
+
     /// Answers one request. Never panics on input; every failure becomes a
     /// status and a one-line reason.
     pub async fn handle<B>(&self, req: &Request<B>) -> Response<Bytes> {

@@ -108,6 +108,29 @@ pub fn decode(
     }
 }
 
+/// The size [`decode`] will produce: JPEG picks the smallest DCT scale
+/// (n/8) that still covers `scale` in either dimension, as jpeg-decoder
+/// does; other formats decode at full size.
+pub fn decoded_size(header: &Header, scale: f64) -> (u32, u32) {
+    if header.format != SourceFormat::Jpeg {
+        return (header.width, header.height);
+    }
+    let (want_w, want_h) = jpeg_request(header, scale);
+    let scaled = |len: u32, n: u32| (len * n - 1) / 8 + 1;
+    let n = [1, 2, 4]
+        .into_iter()
+        .find(|&n| scaled(header.width, n) >= want_w || scaled(header.height, n) >= want_h)
+        .unwrap_or(8);
+    (scaled(header.width, n), scaled(header.height, n))
+}
+
+/// The size asked of jpeg-decoder's `scale`.
+fn jpeg_request(header: &Header, scale: f64) -> (u32, u32) {
+    let s = scale.clamp(0.0, 1.0);
+    let want = |v: u32| ((v as f64 * s).ceil() as u32).clamp(1, u16::MAX as u32);
+    (want(header.width), want(header.height))
+}
+
 fn decode_jpeg(
     bytes: &[u8],
     header: &Header,
@@ -117,10 +140,8 @@ fn decode_jpeg(
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.set_max_decoding_buffer_size(decode_budget(limits));
     d.read_info().map_err(jpeg_error)?;
-    let s = scale.clamp(0.0, 1.0);
-    let want = |v: u32| ((v as f64 * s).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
-    d.scale(want(header.width), want(header.height))
-        .map_err(jpeg_error)?;
+    let (want_w, want_h) = jpeg_request(header, scale);
+    d.scale(want_w as u16, want_h as u16).map_err(jpeg_error)?;
     let pixels = d.decode().map_err(jpeg_error)?;
     let info = d
         .info()
@@ -194,5 +215,38 @@ fn image_error(e: image::ImageError) -> Error {
         image::ImageError::Limits(l) => Error::OverLimit(l.to_string()),
         image::ImageError::Unsupported(u) => Error::UnsupportedFormat(u.to_string()),
         other => Error::Decode(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u16, h: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        let pixels = vec![128u8; w as usize * h as usize * 3];
+        jpeg_encoder::Encoder::new(&mut out, 80)
+            .encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+            .map_err(|e| e.to_string())
+            .unwrap();
+        out
+    }
+
+    /// The memory budget relies on `decoded_size` matching the decoder.
+    #[test]
+    fn decoded_size_matches_the_jpeg_decoder() {
+        let limits = Limits::default();
+        for (w, h) in [(1001u16, 701u16), (64, 64), (333, 999)] {
+            let bytes = jpeg(w, h);
+            let header = probe(&bytes, SourceFormat::Jpeg, &limits).unwrap();
+            for scale in [1.0, 0.6, 0.5, 0.3, 0.2, 0.126, 0.05, 0.001] {
+                let img = decode(&bytes, &header, scale, &limits).unwrap();
+                assert_eq!(
+                    decoded_size(&header, scale),
+                    (img.width(), img.height()),
+                    "{w}x{h} at {scale}"
+                );
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod effects;
 pub mod encode;
 pub mod geometry;
+pub mod memory;
 pub mod resize;
 pub mod smart_crop;
 pub mod sniff;
@@ -72,6 +73,14 @@ pub fn run(bytes: &[u8], job: &Job, clock: fn() -> f64) -> Result<Output, Error>
         (header.width, header.height)
     };
     let geo = geometry::compute(ow, oh, o, job.limits.max_result_dimension)?;
+    let decoded = decode::decoded_size(&header, geo.scale);
+    let need = memory::estimate(bytes, &header, decoded, geo.output);
+    if need > job.limits.max_transform_bytes {
+        return Err(Error::OverMemoryBudget {
+            need,
+            limit: job.limits.max_transform_bytes,
+        });
+    }
     let mut img = decode::decode(bytes, &header, geo.scale, &job.limits)?;
     decode::orient(&mut img, orientation);
     lap(&mut t.decode);

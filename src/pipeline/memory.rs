@@ -1,0 +1,212 @@
+//! The memory a transform will need, estimated from the header alone, so a
+//! source over the budget is refused (413) before any decoder allocates.
+//! A Cloudflare isolate is killed above 128 MB, and wasm memory never
+//! shrinks, so on the edge a refusal is far better than an attempt.
+//!
+//! The model follows what the decoders actually hold (checked against
+//! measured wasm linear memory in `tests/worker_memory.rs`):
+//! - JPEG decodes at a DCT scale (1/8..1) into one plane per component,
+//!   then to RGB; progressive JPEGs also keep every coefficient of the
+//!   full-size image (64 × i16 per block) until the last scan;
+//! - other formats decode at full size in their native layout, then
+//!   convert to 8-bit RGB(A) unless already there;
+//! - EXIF rotation copies the decoded image; the resize adds its
+//!   intermediate (output width × decoded height) and output.
+
+use super::decode::Header;
+use super::sniff::SourceFormat;
+
+/// Bytes one transform of `bytes` is expected to need at its peak, the
+/// source itself included. `decoded` is the size the decoder will produce
+/// (after DCT scaling), `output` the result size.
+pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32, u32)) -> u64 {
+    let px = |(w, h): (u32, u32)| w as u64 * h as u64;
+    let (decode_peak, decoded_bpp) = match header.format {
+        SourceFormat::Jpeg => jpeg_peak(bytes, header, decoded),
+        _ => {
+            let native = native_bytes_per_pixel(bytes, header.format);
+            // Converted to 8-bit RGB(A) unless the native layout already is.
+            let converted = if native == 3 || native == 4 { 0 } else { 4 };
+            (px(decoded) * (native + converted), 4)
+        }
+    };
+    let rotated = if header.orientation != 1 {
+        px(decoded) * decoded_bpp
+    } else {
+        0
+    };
+    let resize = (output.0 as u64 * decoded.1 as u64 + px(output)) * 4;
+    bytes.len() as u64 + decode_peak + rotated + resize
+}
+
+/// Peak bytes of a JPEG decode, and bytes per pixel of its result.
+fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
+    let frame = jpeg_frame(bytes).unwrap_or(Frame {
+        progressive: true,
+        components: vec![(1, 1); 3],
+    });
+    let n = frame.components.len().max(1) as u64;
+    let hmax = frame
+        .components
+        .iter()
+        .map(|c| c.0)
+        .max()
+        .unwrap_or(1)
+        .max(1) as u64;
+    let vmax = frame
+        .components
+        .iter()
+        .map(|c| c.1)
+        .max()
+        .unwrap_or(1)
+        .max(1) as u64;
+    let (dw, dh) = (decoded.0 as u64, decoded.1 as u64);
+    // One plane per component at the decoded size (upper bound: no
+    // subsampling), then the RGB result (grey and CMYK convert to RGB).
+    let planes = dw * dh * n;
+    let result = dw * dh * 3 * if n == 3 { 1 } else { 2 };
+    let coefficients = if frame.progressive {
+        let (w, h) = (header.width as u64, header.height as u64);
+        // Blocks per component, padded to whole MCUs.
+        let (mcu_w, mcu_h) = (8 * hmax, 8 * vmax);
+        let mcus = w.div_ceil(mcu_w) * h.div_ceil(mcu_h);
+        frame
+            .components
+            .iter()
+            .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * 64 * 2)
+            .sum()
+    } else {
+        0
+    };
+    (coefficients + planes + result, 3)
+}
+
+struct Frame {
+    progressive: bool,
+    /// Sampling factors (H, V) per component.
+    components: Vec<(u8, u8)>,
+}
+
+/// Reads the frame header (SOFn). `None` if it cannot be found in the
+/// bytes; the caller then assumes the worst case.
+fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            let seg = bytes.get(i + 4..i + 2 + len)?;
+            let count = *seg.get(5)? as usize;
+            let mut components = Vec::with_capacity(count);
+            for c in 0..count {
+                let sampling = *seg.get(6 + c * 3 + 1)?;
+                components.push(((sampling >> 4).max(1), (sampling & 0x0F).max(1)));
+            }
+            let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+            return Some(Frame {
+                progressive,
+                components,
+            });
+        }
+        if len < 2 {
+            return None;
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+/// Bytes per pixel of the decoder's native output.
+fn native_bytes_per_pixel(bytes: &[u8], format: SourceFormat) -> u64 {
+    match format {
+        SourceFormat::Png => {
+            // IHDR: bit depth at byte 24, colour type at 25.
+            let depth = bytes.get(24).copied().unwrap_or(16);
+            let channels = match bytes.get(25).copied().unwrap_or(6) {
+                0 => 1,
+                2 => 3,
+                3 => 3, // palette expands to RGB (RGBA with tRNS: counted by the conversion)
+                4 => 2,
+                _ => 4,
+            };
+            channels * if depth == 16 { 2 } else { 1 }
+        }
+        // GIF frames and WebP decode to RGBA; BMP and others at most RGBA.
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(format: SourceFormat, w: u32, h: u32) -> Header {
+        Header {
+            format,
+            width: w,
+            height: h,
+            orientation: 1,
+        }
+    }
+
+    fn sof(marker: u8, w: u16, h: u16, sampling: &[u8]) -> Vec<u8> {
+        let mut b = vec![0xFF, 0xD8, 0xFF, marker];
+        let len = 8 + 3 * sampling.len() as u16;
+        b.extend_from_slice(&len.to_be_bytes());
+        b.push(8);
+        b.extend_from_slice(&h.to_be_bytes());
+        b.extend_from_slice(&w.to_be_bytes());
+        b.push(sampling.len() as u8);
+        for (id, s) in sampling.iter().enumerate() {
+            b.extend_from_slice(&[id as u8 + 1, *s, 0]);
+        }
+        b
+    }
+
+    #[test]
+    fn progressive_jpeg_counts_full_size_coefficients() {
+        // 4:2:0: Y 2x2, Cb and Cr 1x1 → 6 blocks per 16x16 MCU.
+        let bytes = sof(0xC2, 1600, 1600, &[0x22, 0x11, 0x11]);
+        let h = header(SourceFormat::Jpeg, 1600, 1600);
+        let est = estimate(&bytes, &h, (200, 200), (100, 100));
+        let coefficients = 100 * 100 * 6 * 64 * 2;
+        assert!(
+            est >= coefficients && est < coefficients + 1_000_000,
+            "{est}"
+        );
+        // The same frame, baseline: only the scaled planes.
+        let bytes = sof(0xC0, 1600, 1600, &[0x22, 0x11, 0x11]);
+        assert!(estimate(&bytes, &h, (200, 200), (100, 100)) < 1_000_000);
+    }
+
+    #[test]
+    fn png_follows_the_native_layout() {
+        let mut bytes = vec![0u8; 33];
+        bytes[24] = 16;
+        bytes[25] = 6;
+        let h = header(SourceFormat::Png, 1000, 1000);
+        // 16-bit RGBA (8 B/px) converted to RGBA8 (4 B/px).
+        let est = estimate(&bytes, &h, (1000, 1000), (100, 100));
+        assert!((12_000_000..13_000_000).contains(&est), "{est}");
+    }
+
+    #[test]
+    fn garbage_headers_assume_the_worst_and_never_panic() {
+        for bytes in [
+            &[][..],
+            &[0xFF, 0xD8, 0xFF],
+            &[0xFF, 0xD8, 0xFF, 0xC2, 0, 1],
+        ] {
+            let h = header(SourceFormat::Jpeg, 64, 64);
+            assert!(estimate(bytes, &h, (8, 8), (8, 8)) > 0);
+        }
+    }
+}

@@ -6,6 +6,13 @@ use std::future::Future;
 use std::time::Duration;
 
 pub trait Runtime: 'static {
+    /// Whether one request's task may be woken by work another request
+    /// drives. Not on Workers: each request has its own I/O context, and a
+    /// request woken from another's would do its I/O in the wrong one (an
+    /// error). There, a request waiting for another's miss checks on its
+    /// own timer instead.
+    const CROSS_REQUEST_WAKEUPS: bool = true;
+
     /// Seconds since the Unix epoch (for `expires`).
     fn unix_time(&self) -> u64;
 

@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_channel::oneshot;
+use futures_util::future::{FutureExt, Shared};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
@@ -40,7 +41,16 @@ struct Produced {
     timing: String,
 }
 
-type InFlight = Shared<LocalBoxFuture<'static, Rc<Produced>>>;
+/// Resolves when the request doing a miss has its result; `Err` if that
+/// request was dropped first (its client went away).
+type InFlight = Shared<oneshot::Receiver<Rc<Produced>>>;
+
+/// How often a request that joined a miss may find it abandoned and try
+/// again (each try either joins another miss or does the work itself).
+const JOIN_ATTEMPTS: usize = 3;
+/// How often a waiting request checks, where it cannot be woken
+/// ([`Runtime::CROSS_REQUEST_WAKEUPS`]).
+const JOIN_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 struct Inner<F, C, R> {
     config: Config,
@@ -138,11 +148,30 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             return finish(&hit, "hit", &timing, if_none_match.as_ref());
         }
 
-        let (shared, joined) = self.join_or_start(plan);
-        let produced = shared.await;
-        let status = if joined { "coalesced" } else { "miss" };
-        let timing = format!("{}, cache;desc={status}", produced.timing);
-        finish(&produced.response, status, &timing, if_none_match.as_ref())
+        let mut plan = plan;
+        for _ in 0..JOIN_ATTEMPTS {
+            let waiting = self.inner.inflight.borrow().get(&plan.key).cloned();
+            let Some(waiting) = waiting else {
+                break;
+            };
+            if let Ok(produced) = self.wait_for(waiting).await {
+                let timing = format!("{}, cache;desc=coalesced", produced.timing);
+                return finish(
+                    &produced.response,
+                    "coalesced",
+                    &timing,
+                    if_none_match.as_ref(),
+                );
+            }
+            // The request doing it went away: look again.
+            plan = match self.plan(raw_path, accept) {
+                Ok(p) => p,
+                Err(e) => return error_response(&e, None, false),
+            };
+        }
+        let produced = self.lead(plan).await;
+        let timing = format!("{}, cache;desc=miss", produced.timing);
+        finish(&produced.response, "miss", &timing, if_none_match.as_ref())
     }
 
     /// Parses and checks everything that needs no I/O.
@@ -178,26 +207,50 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         })
     }
 
-    /// Joins an identical miss already under way in this process or
-    /// isolate, or starts one. Returns whether it joined.
-    fn join_or_start(&self, plan: Plan) -> (InFlight, bool) {
-        let mut map = self.inner.inflight.borrow_mut();
-        if let Some(f) = map.get(&plan.key) {
-            return (f.clone(), true);
+    async fn wait_for(&self, waiting: InFlight) -> Result<Rc<Produced>, oneshot::Canceled> {
+        if R::CROSS_REQUEST_WAKEUPS {
+            return waiting.await;
         }
-        let inner = Rc::clone(&self.inner);
+        loop {
+            // Polled without a real waker: only this request's timer wakes it.
+            if let Some(result) = waiting.clone().now_or_never() {
+                return result;
+            }
+            self.inner.runtime.sleep(JOIN_POLL).await;
+        }
+    }
+
+    /// Does a miss in this request's own task, so the I/O it starts belongs
+    /// to this request (a Worker may not touch another request's streams),
+    /// while identical requests in this process or isolate wait for the
+    /// result instead of repeating it.
+    async fn lead(&self, plan: Plan) -> Rc<Produced> {
+        let (tx, rx) = oneshot::channel();
         let key = plan.key.clone();
-        let plan_key = plan.key.clone();
-        let fut = async move {
-            let produced = produce(&inner, plan).await;
-            inner.cache.put(&key, produced.response.clone()).await;
-            inner.inflight.borrow_mut().remove(&key);
-            Rc::new(produced)
-        }
-        .boxed_local()
-        .shared();
-        map.insert(plan_key, fut.clone());
-        (fut, false)
+        self.inner
+            .inflight
+            .borrow_mut()
+            .insert(key.clone(), rx.shared());
+        // Removes the entry however this ends, dropped midway included.
+        let _entry = InFlightEntry {
+            inner: &self.inner,
+            key: &key,
+        };
+        let produced = Rc::new(produce(&self.inner, plan).await);
+        self.inner.cache.put(&key, produced.response.clone()).await;
+        let _ = tx.send(Rc::clone(&produced));
+        produced
+    }
+}
+
+struct InFlightEntry<'a, F, C, R> {
+    inner: &'a Inner<F, C, R>,
+    key: &'a str,
+}
+
+impl<F, C, R> Drop for InFlightEntry<'_, F, C, R> {
+    fn drop(&mut self) {
+        self.inner.inflight.borrow_mut().remove(self.key);
     }
 }
 

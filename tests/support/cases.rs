@@ -689,6 +689,18 @@ pub fn cases() -> Vec<Case> {
             "rs:fit:100:0",
             err(413, "larger than"),
         ),
+        // A valid 6000x4000 RGB PNG (24 MP, under the pixel limit) that
+        // would need ~150 MB to decode and convert: refused from its header
+        // against the transform budget (48 MB here), quickly.
+        case(
+            "over_transform_memory_budget",
+            Route::Body(fx::png_blank(6000, 4000), "image/png"),
+            "rs:fit:100:0",
+            Expect {
+                within: Some(Duration::from_secs(2)),
+                ..err(413, "MiB to transform")
+            },
+        ),
         case(
             "too_many_pixels",
             Route::Body(fx::png_header_only(10_000, 10_000), "image/png"),

@@ -180,6 +180,25 @@ pub fn bmp(w: u32, h: u32) -> Vec<u8> {
     encode(DynamicImage::ImageRgb8(photo(w, h)), ImageFormat::Bmp)
 }
 
+/// A valid all-black 8-bit RGB PNG of any size (compresses to almost
+/// nothing, so a huge image costs little to serve).
+pub fn png_blank(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    let mut writer = enc.write_header().unwrap();
+    let mut stream = writer.stream_writer().unwrap();
+    let row = vec![0u8; w as usize * 3];
+    for _ in 0..h {
+        std::io::Write::write_all(&mut stream, &row).unwrap();
+    }
+    stream.finish().unwrap();
+    drop(writer);
+    out
+}
+
 /// A valid PNG signature and IHDR claiming `w`×`h`, then nothing: decoding
 /// it would need gigabytes, so it must be refused from the header alone.
 pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {

@@ -39,6 +39,7 @@ pub fn target_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
         ("EDGETHUMB_UPSTREAM_TIMEOUT_MS", "1000".into()),
         ("EDGETHUMB_MAX_SRC_BYTES", "3000000".into()),
         ("EDGETHUMB_MAX_SRC_PIXELS", "40000000".into()),
+        ("EDGETHUMB_MAX_TRANSFORM_BYTES", "48000000".into()),
         ("EDGETHUMB_MAX_REDIRECTS", "3".into()),
         ("EDGETHUMB_NOT_FOUND_TTL", "300".into()),
         ("EDGETHUMB_UPSTREAM_ERROR_TTL", "5".into()),

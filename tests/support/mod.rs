@@ -3,9 +3,11 @@
 //! uses a different part, hence `dead_code`.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cases;
 pub mod fixtures;
 pub mod harness;
 pub mod native;
 pub mod origin;
 pub mod wasmtime;
+pub mod wrangler;

@@ -63,7 +63,7 @@ pub fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
     path
 }
 
-fn newest_mtime(path: &Path) -> Option<SystemTime> {
+pub fn newest_mtime(path: &Path) -> Option<SystemTime> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_file() {
         return meta.modified().ok();

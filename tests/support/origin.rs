@@ -35,11 +35,13 @@ pub enum Route {
 
 type Routes = Arc<Mutex<HashMap<String, Route>>>;
 type Hits = Arc<Mutex<HashMap<String, u32>>>;
+type Accepts = Arc<Mutex<HashMap<String, String>>>;
 
 pub struct Origin {
     pub addr: SocketAddr,
     routes: Routes,
     hits: Hits,
+    accepts: Accepts,
 }
 
 impl Origin {
@@ -48,17 +50,18 @@ impl Origin {
         let addr = listener.local_addr().unwrap();
         let routes: Routes = Arc::default();
         let hits: Hits = Arc::default();
-        let (r, h) = (routes.clone(), hits.clone());
+        let accepts: Accepts = Arc::default();
+        let (r, h, a) = (routes.clone(), hits.clone(), accepts.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (r, h) = (r.clone(), h.clone());
+                let (r, h, a) = (r.clone(), h.clone(), a.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
-                        let (r, h) = (r.clone(), h.clone());
-                        async move { Ok::<_, Infallible>(serve(req, &r, &h).await) }
+                        let (r, h, a) = (r.clone(), h.clone(), a.clone());
+                        async move { Ok::<_, Infallible>(serve(req, &r, &h, &a).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -66,7 +69,12 @@ impl Origin {
                 });
             }
         });
-        Origin { addr, routes, hits }
+        Origin {
+            addr,
+            routes,
+            hits,
+            accepts,
+        }
     }
 
     pub fn base(&self) -> String {
@@ -82,6 +90,11 @@ impl Origin {
     pub fn hits(&self, path: &str) -> u32 {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
     }
+
+    /// The `Accept` header of the last request for `path`.
+    pub fn last_accept(&self, path: &str) -> Option<String> {
+        self.accepts.lock().unwrap().get(path).cloned()
+    }
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -94,9 +107,17 @@ fn full(status: u16, ct: &str, body: Vec<u8>) -> Response<Body> {
         .unwrap()
 }
 
-async fn serve(req: Request<Incoming>, routes: &Routes, hits: &Hits) -> Response<Body> {
+async fn serve(
+    req: Request<Incoming>,
+    routes: &Routes,
+    hits: &Hits,
+    accepts: &Accepts,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    if let Some(a) = req.headers().get("accept").and_then(|v| v.to_str().ok()) {
+        accepts.lock().unwrap().insert(path.clone(), a.to_string());
+    }
     let route = routes.lock().unwrap().get(&path).cloned();
     match route {
         None => full(404, "text/plain", b"no such route".to_vec()),

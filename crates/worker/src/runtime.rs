@@ -15,6 +15,8 @@ fn now_ms() -> f64 {
 }
 
 impl Runtime for WorkerRuntime {
+    const CROSS_REQUEST_WAKEUPS: bool = false;
+
     fn unix_time(&self) -> u64 {
         (now_ms() / 1000.0) as u64
     }

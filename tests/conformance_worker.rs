@@ -1,0 +1,246 @@
+//! The Worker under `wrangler dev` (workerd), over HTTP, with a local
+//! counting origin: the shared conformance table, write-through to the
+//! edge Cache API, coalescing, TTL expiry, and a real browser.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use support::cases::Case;
+use support::fixtures;
+use support::harness::{self, assert_conformance, closed_port_base, target_env, Target};
+use support::origin::{Origin, Route};
+use support::wrangler::WranglerServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_worker_under_wrangler_dev() {
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let server = WranglerServer::start(&target_env(&origin, &closed)).await;
+    let target = Target {
+        name: "worker",
+        base: server.base.clone(),
+        skips: Vec::new(),
+        // One isolate: the Cache API and the in-flight map are shared.
+        shared_cache: true,
+    };
+    assert_conformance(&target, &origin, &closed).await;
+}
+
+fn signed_url(base: &str, options: &'static str, source: &str) -> String {
+    let case = Case {
+        options,
+        ..support::cases::cases().remove(0)
+    };
+    format!("{base}{}", harness::case_path(&case, source))
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sequential requests are written through and served from the Cache API;
+/// 20 concurrent cold requests make one fetch and one transform; entries,
+/// successes and failures alike, expire after their TTLs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_coalescing_and_expiry() {
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let mut env = target_env(&origin, &closed);
+    env.retain(|(k, _)| k != "EDGETHUMB_UPSTREAM_ERROR_TTL");
+    env.push(("EDGETHUMB_TTL".into(), "4".into()));
+    env.push(("EDGETHUMB_UPSTREAM_ERROR_TTL".into(), "4".into()));
+    let server = WranglerServer::start(&env).await;
+    let client = harness::client();
+
+    // Two sequential requests: one upstream fetch, then a Cache API hit.
+    let src = origin.route(
+        "/seq.jpg",
+        Route::Body(fixtures::jpeg(400, 300), "image/jpeg"),
+    );
+    let url = signed_url(&server.base, "rs:fit:120:0", &src);
+    let first = client.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "x-edgethumb-cache"), "miss");
+    let second = client.get(&url).send().await.unwrap();
+    assert_eq!(second.status(), 200);
+    assert_eq!(header(&second, "x-edgethumb-cache"), "hit");
+    assert_eq!(header(&second, "cf-cache-status"), "HIT");
+    assert_eq!(header(&first, "etag"), header(&second, "etag"));
+    assert_eq!(origin.hits("/seq.jpg"), 1);
+
+    // 20 concurrent cold requests: one fetch, one transform ("miss"); the
+    // rest joined it ("coalesced") or found it cached ("hit").
+    let src = origin.route(
+        "/burst.jpg",
+        Route::Slow(Duration::from_millis(300), fixtures::jpeg(800, 600)),
+    );
+    let url = signed_url(&server.base, "rs:fill:160:160", &src);
+    let replies = join_all((0..20).map(|_| client.get(&url).send())).await;
+    let mut kinds = Vec::new();
+    for r in replies {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        kinds.push(header(&r, "x-edgethumb-cache"));
+        let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!((img.width(), img.height()), (160, 160));
+    }
+    let misses = kinds.iter().filter(|k| *k == "miss").count();
+    let coalesced = kinds.iter().filter(|k| *k == "coalesced").count();
+    println!("20 concurrent: {misses} miss, {coalesced} coalesced, rest hit");
+    assert_eq!(misses, 1, "transforms: {kinds:?}");
+    assert!(coalesced > 0, "nothing coalesced: {kinds:?}");
+    assert_eq!(origin.hits("/burst.jpg"), 1);
+
+    // A failure is cached for its own (short) TTL, then retried.
+    origin.route("/down.jpg", Route::Status(503));
+    let down = signed_url(
+        &server.base,
+        "rs:fit:50:0",
+        &format!("{}/down.jpg", origin.base()),
+    );
+    for _ in 0..2 {
+        let r = client.get(&down).send().await.unwrap();
+        assert_eq!(r.status(), 502);
+        assert!(header(&r, "cache-control").contains("max-age=4"));
+    }
+    assert_eq!(origin.hits("/down.jpg"), 1);
+
+    // After the TTL both are fetched again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let again = client
+        .get(signed_url(
+            &server.base,
+            "rs:fit:120:0",
+            &src_of(&origin, "/seq.jpg"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&again, "x-edgethumb-cache"), "miss");
+    assert_eq!(origin.hits("/seq.jpg"), 2);
+    assert_eq!(client.get(&down).send().await.unwrap().status(), 502);
+    assert_eq!(origin.hits("/down.jpg"), 2);
+}
+
+fn src_of(origin: &Origin, path: &str) -> String {
+    format!("{}{path}", origin.base())
+}
+
+/// Headless Chromium (device scale 2) loads a page of `<img srcset>`
+/// pointing at signed Worker URLs: every image picks its 2x candidate and
+/// decodes at the width that candidate asks for (`naturalWidth` is in CSS
+/// pixels: the width over the density 2), in the format Chromium's own
+/// `Accept` negotiated; a screenshot is kept in tests/artifacts/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_loads_srcset_thumbnails() {
+    let Some(chromium) = support::browser::chromium() else {
+        panic!("chromium not found: run `scripts/setup --browser` (scripts/test does)");
+    };
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let server = WranglerServer::start(&target_env(&origin, &closed)).await;
+
+    let sources = [
+        (
+            "/b/photo.jpg",
+            Route::Body(fixtures::jpeg(1200, 800), "image/jpeg"),
+        ),
+        (
+            "/b/alpha.png",
+            Route::Body(fixtures::png_alpha(900, 900), "image/png"),
+        ),
+        (
+            "/b/portrait.jpg",
+            Route::Body(fixtures::jpeg(600, 900), "image/jpeg"),
+        ),
+    ];
+    // Each image offers 1x and 2x; the browser runs at device scale 2.
+    let mut imgs = String::new();
+    let mut expected = Vec::new();
+    for (i, (path, route)) in sources.into_iter().enumerate() {
+        let src = origin.route(path, route);
+        let (w1, w2) = (150, 300);
+        let u1 = signed_url(&server.base, leak(format!("rs:fit:{w1}:0")), &src);
+        let u2 = signed_url(&server.base, leak(format!("rs:fit:{w2}:0")), &src);
+        imgs.push_str(&format!(
+            "<img id=\"i{i}\" src=\"{u1}\" srcset=\"{u1} 1x, {u2} 2x\" width=\"{w1}\">\n"
+        ));
+        expected.push((format!("i{i}"), u2, w2, path));
+    }
+    let probe = origin.route(
+        "/b/accept-probe.png",
+        Route::Body(fixtures::png(4, 4), "image/png"),
+    );
+    let page = format!(
+        r#"<!doctype html><html><head><title>edgethumb</title></head><body>
+{imgs}<img id="probe" src="{probe}" width="4">
+<pre id="result">pending</pre>
+<script>
+window.addEventListener('load', () => {{
+  const out = [...document.querySelectorAll('img')].map(i =>
+    [i.id, i.currentSrc, i.naturalWidth, i.complete].join(' '));
+  document.getElementById('result').textContent = out.join('\n');
+}});
+</script></body></html>"#
+    );
+    let page_url = origin.route("/b/page.html", Route::Body(page.into_bytes(), "text/html"));
+
+    let dom = support::browser::dump_dom(&chromium, &page_url).await;
+    let result = dom
+        .split("<pre id=\"result\">")
+        .nth(1)
+        .and_then(|r| r.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no result in the page: {dom}"));
+    assert_ne!(result.trim(), "pending", "the page never finished loading");
+    println!("chromium:\n{result}");
+
+    let accept = origin
+        .last_accept("/b/accept-probe.png")
+        .expect("chromium's image Accept header");
+    println!("chromium's image Accept: {accept}");
+    let client = harness::client();
+    for (id, url, width, path) in &expected {
+        let line = result
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("{id} missing from {result}"));
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(
+            parts[1].replace("&amp;", "&"),
+            *url,
+            "{id} chose another candidate"
+        );
+        assert_eq!(parts[2], (width / 2).to_string(), "{id} naturalWidth at 2x");
+        assert_eq!(parts[3], "true", "{id} incomplete");
+        // The browser's request created the variant its Accept negotiates:
+        // asking with the same Accept is a cache hit of that format.
+        let r = client
+            .get(url)
+            .header("accept", &accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(&r, "x-edgethumb-cache"), "hit", "{id}");
+        assert_eq!(header(&r, "content-type"), "image/webp", "{id}");
+        let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(img.width(), *width, "{id} pixels");
+        // 1x and 2x: one fetch each at most, however the browser asked.
+        assert!(origin.hits(path) <= 2, "{path}: {}", origin.hits(path));
+    }
+
+    let shot = support::browser::artifacts_dir().join("worker-srcset.png");
+    support::browser::screenshot(&chromium, &page_url, &shot).await;
+    let png = image::open(&shot).expect("screenshot written");
+    assert!(png.width() > 0);
+    println!("screenshot: {}", shot.display());
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}

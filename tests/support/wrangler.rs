@@ -1,0 +1,175 @@
+//! Serves the Worker under `wrangler dev` (workerd) on a free loopback
+//! port, offline, with its own configuration and a fresh cache state.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::native::newest_mtime;
+
+pub struct WranglerServer {
+    pub base: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The built Worker, rebuilt with `scripts/build-worker` if it is missing
+/// or older than any source.
+pub fn worker_build() -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let root = root();
+    let main = root.join("build/worker/index.js");
+    let built = std::fs::metadata(&main).and_then(|m| m.modified()).ok();
+    let newest = ["src", "crates/worker", "Cargo.toml", "Cargo.lock"]
+        .iter()
+        .filter_map(|p| newest_mtime(&root.join(p)))
+        .max();
+    if built.is_none() || newest > built {
+        let status = std::process::Command::new(root.join("scripts/build-worker"))
+            .current_dir(&root)
+            .status()
+            .expect("run scripts/build-worker");
+        assert!(status.success(), "scripts/build-worker failed");
+    }
+    main
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl WranglerServer {
+    /// Starts `wrangler dev` with exactly `vars` as the Worker's
+    /// configuration (a generated wrangler.toml: the root one's build step
+    /// and vars are not used, so every test states what it runs with).
+    pub async fn start(vars: &[(String, String)]) -> WranglerServer {
+        // One start at a time: free ports are picked, then bound by workerd.
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _starting = STARTING.lock().await;
+        let main = worker_build();
+        let root = root();
+        let dir = std::env::temp_dir().join(format!(
+            "edgethumb-wrangler-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let compat = std::fs::read_to_string(root.join("wrangler.toml"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("compatibility_date"))
+            .expect("compatibility_date in wrangler.toml")
+            .to_string();
+        let mut config = format!(
+            "name = \"edgethumb-test\"\nmain = {}\n{compat}\n\n[vars]\n",
+            toml_string(&main.to_string_lossy())
+        );
+        for (k, v) in vars {
+            config.push_str(&format!("{k} = {}\n", toml_string(v)));
+        }
+        std::fs::write(dir.join("wrangler.toml"), config).unwrap();
+
+        let port = free_port();
+        let bin = root.join("node_modules/.bin");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(bin.join("wrangler"));
+        cmd.args(["dev", "--config"])
+            .arg(dir.join("wrangler.toml"))
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--persist-to")
+            .arg(dir.join("state"))
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "info",
+            ])
+            .current_dir(&dir)
+            .env("PATH", path)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so workerd goes down with it.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .expect("start wrangler dev (run scripts/test to install it)");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err.next_line().await {
+                eprintln!("wrangler: {line}");
+            }
+        });
+        let ready = tokio::time::timeout(Duration::from_secs(90), async {
+            while let Ok(Some(line)) = out.next_line().await {
+                if line.contains("Ready on http://127.0.0.1") {
+                    return true;
+                }
+                eprintln!("wrangler: {line}");
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(ready, Ok(true)),
+            "wrangler dev did not start in 90 s"
+        );
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out.next_line().await {
+                // Per-request access lines are noise; keep the rest.
+                if !line.contains("[wrangler:info] GET") {
+                    eprintln!("wrangler: {line}");
+                }
+            }
+        });
+        WranglerServer {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: TempDir(dir),
+        }
+    }
+}
+
+impl Drop for WranglerServer {
+    fn drop(&mut self) {
+        // SIGTERM to the group lets wrangler stop workerd; kill_on_drop
+        // then SIGKILLs wrangler itself if it is still there.
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}

@@ -10,8 +10,10 @@
 //!   full-size image (64 × i16 per block) until the last scan;
 //! - other formats decode at full size in their native layout, then
 //!   convert to 8-bit RGB(A) unless already there;
+//! - effects and encoding hold a copy or two of the output;
 //! - EXIF rotation copies the decoded image; the resize adds its
-//!   intermediate (output width × decoded height) and output.
+//!   intermediate (output width × decoded height) and output, and for
+//!   images with alpha a premultiplied copy of the source.
 
 use super::decode::Header;
 use super::sniff::SourceFormat;
@@ -21,22 +23,29 @@ use super::sniff::SourceFormat;
 /// (after DCT scaling), `output` the result size.
 pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32, u32)) -> u64 {
     let px = |(w, h): (u32, u32)| w as u64 * h as u64;
-    let (decode_peak, decoded_bpp) = match header.format {
-        SourceFormat::Jpeg => jpeg_peak(bytes, header, decoded),
+    let (decode_peak, decoded_bpp, alpha) = match header.format {
+        SourceFormat::Jpeg => {
+            let (peak, bpp) = jpeg_peak(bytes, header, decoded);
+            (peak, bpp, false)
+        }
         _ => {
-            let native = native_bytes_per_pixel(bytes, header.format);
+            let (native, alpha) = native_layout(bytes, header.format);
             // Converted to 8-bit RGB(A) unless the native layout already is.
             let converted = if native == 3 || native == 4 { 0 } else { 4 };
-            (px(decoded) * (native + converted), 4)
+            (px(decoded) * (native + converted), 4, alpha)
         }
     };
+    // The resizer premultiplies alpha into a copy of the source.
+    let premultiplied = if alpha { px(decoded) * 4 } else { 0 };
     let rotated = if header.orientation != 1 {
         px(decoded) * decoded_bpp
     } else {
         0
     };
     let resize = (output.0 as u64 * decoded.1 as u64 + px(output)) * 4;
-    bytes.len() as u64 + decode_peak + rotated + resize
+    // Effects and the encoder work at the output size: a copy or two.
+    let output_work = px(output) * 8;
+    bytes.len() as u64 + decode_peak + rotated + premultiplied + resize + output_work
 }
 
 /// Peak bytes of a JPEG decode, and bytes per pixel of its result.
@@ -124,23 +133,25 @@ fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
     None
 }
 
-/// Bytes per pixel of the decoder's native output.
-fn native_bytes_per_pixel(bytes: &[u8], format: SourceFormat) -> u64 {
+/// Bytes per pixel of the decoder's native output, and whether it may
+/// carry alpha.
+fn native_layout(bytes: &[u8], format: SourceFormat) -> (u64, bool) {
     match format {
         SourceFormat::Png => {
             // IHDR: bit depth at byte 24, colour type at 25.
             let depth = bytes.get(24).copied().unwrap_or(16);
-            let channels = match bytes.get(25).copied().unwrap_or(6) {
-                0 => 1,
-                2 => 3,
-                3 => 3, // palette expands to RGB (RGBA with tRNS: counted by the conversion)
-                4 => 2,
-                _ => 4,
+            let (channels, alpha) = match bytes.get(25).copied().unwrap_or(6) {
+                0 => (1, false),
+                2 => (3, false),
+                // Palette expands to RGB, or RGBA with a tRNS chunk.
+                3 => (4, true),
+                4 => (2, true),
+                _ => (4, true),
             };
-            channels * if depth == 16 { 2 } else { 1 }
+            (channels * if depth == 16 { 2 } else { 1 }, alpha)
         }
-        // GIF frames and WebP decode to RGBA; BMP and others at most RGBA.
-        _ => 4,
+        // GIF frames and WebP decode to RGBA at most; BMP and others too.
+        _ => (4, true),
     }
 }
 
@@ -193,9 +204,10 @@ mod tests {
         bytes[24] = 16;
         bytes[25] = 6;
         let h = header(SourceFormat::Png, 1000, 1000);
-        // 16-bit RGBA (8 B/px) converted to RGBA8 (4 B/px).
+        // 16-bit RGBA (8 B/px) converted to RGBA8 (4 B/px), then
+        // premultiplied for the resize (4 B/px).
         let est = estimate(&bytes, &h, (1000, 1000), (100, 100));
-        assert!((12_000_000..13_000_000).contains(&est), "{est}");
+        assert!((16_000_000..17_000_000).contains(&est), "{est}");
     }
 
     #[test]

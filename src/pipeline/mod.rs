@@ -51,6 +51,47 @@ pub struct Output {
     pub timings: Timings,
 }
 
+/// What the header and the options decide before any pixel is decoded.
+struct Plan {
+    header: decode::Header,
+    /// EXIF orientation to apply (1 if `auto_rotate` is off).
+    orientation: u8,
+    /// Source size after orientation.
+    oriented: (u32, u32),
+    geo: geometry::Geometry,
+    /// Estimated peak bytes ([`memory::estimate`]).
+    need: u64,
+}
+
+fn plan(bytes: &[u8], job: &Job) -> Result<Plan, Error> {
+    let o = &job.options;
+    let format = sniff::sniff(bytes)?;
+    let mut header = decode::probe(bytes, format, &job.limits)?;
+    let orientation = if o.auto_rotate { header.orientation } else { 1 };
+    let oriented = if orientation >= 5 {
+        (header.height, header.width)
+    } else {
+        (header.width, header.height)
+    };
+    let geo = geometry::compute(oriented.0, oriented.1, o, job.limits.max_result_dimension)?;
+    let decoded = decode::decoded_size(&header, geo.scale);
+    header.orientation = orientation;
+    let need = memory::estimate(bytes, &header, decoded, geo.output);
+    Ok(Plan {
+        header,
+        orientation,
+        oriented,
+        geo,
+        need,
+    })
+}
+
+/// The estimated peak memory of transforming `bytes` for `job`, from the
+/// header alone; what the transform budget is checked against.
+pub fn memory_estimate(bytes: &[u8], job: &Job) -> Result<u64, Error> {
+    plan(bytes, job).map(|p| p.need)
+}
+
 /// Runs the transform. `clock` returns milliseconds from any fixed point
 /// (the runtime's monotonic clock).
 pub fn run(bytes: &[u8], job: &Job, clock: fn() -> f64) -> Result<Output, Error> {
@@ -64,17 +105,13 @@ pub fn run(bytes: &[u8], job: &Job, clock: fn() -> f64) -> Result<Output, Error>
     };
 
     // decode
-    let format = sniff::sniff(bytes)?;
-    let header = decode::probe(bytes, format, &job.limits)?;
-    let orientation = if o.auto_rotate { header.orientation } else { 1 };
-    let (ow, oh) = if orientation >= 5 {
-        (header.height, header.width)
-    } else {
-        (header.width, header.height)
-    };
-    let geo = geometry::compute(ow, oh, o, job.limits.max_result_dimension)?;
-    let decoded = decode::decoded_size(&header, geo.scale);
-    let need = memory::estimate(bytes, &header, decoded, geo.output);
+    let Plan {
+        header,
+        orientation,
+        oriented: (ow, oh),
+        geo,
+        need,
+    } = plan(bytes, job)?;
     if need > job.limits.max_transform_bytes {
         return Err(Error::OverMemoryBudget {
             need,

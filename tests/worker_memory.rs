@@ -1,0 +1,205 @@
+//! Wasm linear memory of the Worker, measured under `wrangler dev`, for
+//! every image of the shared corpus (`../shared/corpus/fetch.sh`): each
+//! image in a fresh isolate (its own peak), then all of them in one isolate
+//! (what a long-lived isolate reaches; wasm memory never shrinks).
+//!
+//! Cloudflare kills an isolate above 128 MB and `wrangler dev` does not, so
+//! this is where the limit is checked. The transform budget's estimate
+//! (`pipeline::memory`) must bound what was measured. The table goes to
+//! stdout and tests/artifacts/worker-memory.md.
+
+mod support;
+
+use std::path::PathBuf;
+
+use edgethumb::config::Limits;
+use edgethumb::pipeline::{self, Job};
+use support::harness::{self, closed_port_base, target_env};
+use support::origin::{Origin, Route};
+use support::wrangler::WranglerServer;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const ISOLATE_LIMIT: u64 = 128 * 1024 * 1024;
+const OPTIONS: &str = "rs:fit:400:0/q:80";
+
+fn corpus() -> Option<(PathBuf, Vec<(String, String)>)> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/fetch.sh");
+    if !script.exists() {
+        return None;
+    }
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run corpus/fetch.sh");
+    assert!(
+        out.status.success(),
+        "corpus/fetch.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
+    let files = manifest
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            Some((
+                cols.first()?.to_string(),
+                format!("{}x{} {}", cols.get(2)?, cols.get(3)?, cols.get(5)?),
+            ))
+        })
+        .collect();
+    Some((dir, files))
+}
+
+fn job(ext: &str) -> Job {
+    let path = edgethumb::url_builder::unsigned_path(
+        OPTIONS,
+        "http://x/y",
+        Some(ext),
+        edgethumb::url_builder::SourceEncoding::Plain,
+    );
+    let parsed = edgethumb::path::parse(&format!("/_{path}")).unwrap();
+    let options = edgethumb::options::build(
+        &parsed.options,
+        parsed.extension.as_deref(),
+        &Default::default(),
+    )
+    .unwrap();
+    let negotiated = edgethumb::negotiate::negotiate(options.format, None, &[]);
+    Job {
+        options,
+        negotiated,
+        limits: Limits::default(),
+        default_quality: 80,
+    }
+}
+
+struct Measured {
+    status: u16,
+    memory: u64,
+}
+
+async fn request(
+    client: &reqwest::Client,
+    base: &str,
+    source: &str,
+    ext: &'static str,
+) -> Measured {
+    let case = support::cases::Case {
+        options: OPTIONS,
+        ext: Some(ext),
+        ..support::cases::cases().remove(0)
+    };
+    let url = format!("{base}{}", harness::case_path(&case, source));
+    let r = client.get(&url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let memory = r
+        .headers()
+        .get("x-edgethumb-wasm-memory")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .expect("x-edgethumb-wasm-memory header");
+    let body = r.bytes().await.unwrap();
+    if status == 200 {
+        let img = image::load_from_memory(&body).unwrap();
+        assert_eq!(img.width(), 400);
+    }
+    Measured { status, memory }
+}
+
+fn env(origin: &Origin) -> Vec<(String, String)> {
+    let mut env = target_env(origin, &closed_port_base());
+    // The production limits, not the conformance table's small ones.
+    env.retain(|(k, _)| !k.starts_with("EDGETHUMB_MAX_"));
+    env.push(("EDGETHUMB_REPORT_WASM_MEMORY".into(), "true".into()));
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_memory_over_the_corpus() {
+    let Some((dir, files)) = corpus() else {
+        println!("SKIPPED: ../shared/corpus/fetch.sh not found");
+        return;
+    };
+    let origin = Origin::start().await;
+    let client = harness::client();
+    let limit = Limits::default().max_transform_bytes;
+
+    // A fresh isolate that has served only /health: the floor.
+    let server = WranglerServer::start(&env(&origin)).await;
+    let floor: u64 = client
+        .get(format!("{}/health?x", server.base))
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .get("x-edgethumb-wasm-memory")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .expect("memory header on /health");
+    drop(server);
+
+    let mut rows = vec![
+        "| image | source | estimate (MiB) | linear memory, fresh isolate (MiB) | status |"
+            .to_string(),
+        "| --- | --- | ---: | ---: | --- |".to_string(),
+    ];
+    let mut failures = Vec::new();
+    let mut sources = Vec::new();
+    for (file, note) in &files {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let estimate = pipeline::memory_estimate(&bytes, &job("jpg")).unwrap();
+        let source = origin.route(&format!("/corpus/{file}"), Route::Body(bytes, "image/jpeg"));
+        sources.push(source.clone());
+        let server = WranglerServer::start(&env(&origin)).await;
+        let m = request(&client, &server.base, &source, "jpg").await;
+        drop(server);
+        rows.push(format!(
+            "| {file} | {note} | {:.1} | {:.1} | {} |",
+            estimate as f64 / MIB,
+            m.memory as f64 / MIB,
+            m.status
+        ));
+        let want = if estimate > limit { 413 } else { 200 };
+        if m.status != want {
+            failures.push(format!("{file}: status {} (want {want})", m.status));
+        }
+        if m.memory >= ISOLATE_LIMIT {
+            failures.push(format!("{file}: {} bytes of wasm memory", m.memory));
+        }
+        if m.status == 200 && m.memory > floor + estimate {
+            failures.push(format!(
+                "{file}: measured {:.1} MiB over floor {:.1} + estimate {:.1}",
+                m.memory as f64 / MIB,
+                floor as f64 / MIB,
+                estimate as f64 / MIB
+            ));
+        }
+    }
+
+    // One isolate through the whole corpus, JPEG then WebP output.
+    let server = WranglerServer::start(&env(&origin)).await;
+    let mut last = 0;
+    for ext in ["jpg", "webp"] {
+        for source in &sources {
+            last = request(&client, &server.base, source, ext).await.memory;
+        }
+    }
+    drop(server);
+    rows.push(String::new());
+    rows.push(format!(
+        "Fresh isolate after /health: {:.1} MiB. One isolate after the whole corpus, as JPEG then WebP: {:.1} MiB. Transform budget: {:.0} MiB.",
+        floor as f64 / MIB,
+        last as f64 / MIB,
+        limit as f64 / MIB
+    ));
+    if last >= ISOLATE_LIMIT {
+        failures.push(format!("one isolate reached {last} bytes"));
+    }
+    let table = rows.join("\n");
+    println!("{table}");
+    std::fs::write(
+        support::browser::artifacts_dir().join("worker-memory.md"),
+        format!("{table}\n"),
+    )
+    .unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

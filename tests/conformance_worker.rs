@@ -244,3 +244,53 @@ window.addEventListener('load', () => {{
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
+
+/// The README's run command, `scripts/dev`: starts the Worker under
+/// `wrangler dev` with its sample origin and prints signed URLs that work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_dev_prints_working_urls() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new(root.join("scripts/dev"))
+        .env("EDGETHUMB_DEV_PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let _group = support::wrangler::ProcessGroup(child.id());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let urls = tokio::time::timeout(Duration::from_secs(600), async {
+        let mut urls = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(u) = line.strip_prefix("try: ") {
+                urls.push(u.to_string());
+                if urls.len() == 3 {
+                    break;
+                }
+            }
+        }
+        urls
+    })
+    .await
+    .expect("scripts/dev printed no URLs in 10 minutes");
+    let client = harness::client();
+    let mut results = Vec::new();
+    for url in &urls {
+        let r = client.get(url).send().await.unwrap();
+        let status = r.status().as_u16();
+        let ok = status == 200 && image::load_from_memory(&r.bytes().await.unwrap()).is_ok();
+        results.push((url.clone(), status, ok));
+    }
+    assert_eq!(urls.len(), 3, "{urls:?}");
+    for (url, status, ok) in results {
+        assert!(ok, "{url}: {status}");
+    }
+}

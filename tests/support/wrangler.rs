@@ -13,8 +13,25 @@ use super::native::newest_mtime;
 
 pub struct WranglerServer {
     pub base: String,
-    child: Child,
+    // Drop order: the processes, then their directory.
+    _group: ProcessGroup,
+    _child: Child,
     _dir: TempDir,
+}
+
+/// Signals a whole process group on drop: wrangler runs a second node
+/// process and workerd under it, which must not outlive a test, even one
+/// that failed while starting.
+pub struct ProcessGroup(pub Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
 }
 
 fn root() -> PathBuf {
@@ -125,6 +142,7 @@ impl WranglerServer {
         let mut child = cmd
             .spawn()
             .expect("start wrangler dev (run scripts/test to install it)");
+        let group = ProcessGroup(child.id());
         let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
         tokio::spawn(async move {
@@ -156,20 +174,9 @@ impl WranglerServer {
         });
         WranglerServer {
             base: format!("http://127.0.0.1:{port}"),
-            child,
+            _group: group,
+            _child: child,
             _dir: TempDir(dir),
-        }
-    }
-}
-
-impl Drop for WranglerServer {
-    fn drop(&mut self) {
-        // SIGTERM to the group lets wrangler stop workerd; kill_on_drop
-        // then SIGKILLs wrangler itself if it is still there.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", "--", &format!("-{pid}")])
-                .status();
         }
     }
 }

@@ -148,7 +148,6 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             return finish(&hit, "hit", &timing, if_none_match.as_ref());
         }
 
-        let mut plan = plan;
         for _ in 0..JOIN_ATTEMPTS {
             let waiting = self.inner.inflight.borrow().get(&plan.key).cloned();
             let Some(waiting) = waiting else {
@@ -164,10 +163,6 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 );
             }
             // The request doing it went away: look again.
-            plan = match self.plan(raw_path, accept) {
-                Ok(p) => p,
-                Err(e) => return error_response(&e, None, false),
-            };
         }
         let produced = self.lead(plan).await;
         let timing = format!("{}, cache;desc=miss", produced.timing);

@@ -46,12 +46,7 @@ pub fn target_dir() -> PathBuf {
 pub fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let path = artifact.iter().fold(target_dir(), |p, part| p.join(part));
-    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let newest_source = ["src", "crates", "Cargo.toml", "Cargo.lock"]
-        .iter()
-        .filter_map(|p| newest_mtime(&root.join(p)))
-        .max();
-    if built.is_none() || newest_source > built {
+    if is_stale(&path, &["src", "crates", "Cargo.toml", "Cargo.lock"]) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
             .args(args)
@@ -63,7 +58,19 @@ pub fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
     path
 }
 
-pub fn newest_mtime(path: &Path) -> Option<SystemTime> {
+/// Whether `artifact` is missing or older than any file under `sources`
+/// (paths relative to the repository root).
+pub fn is_stale(artifact: &Path, sources: &[&str]) -> bool {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let built = std::fs::metadata(artifact).and_then(|m| m.modified()).ok();
+    let newest = sources
+        .iter()
+        .filter_map(|p| newest_mtime(&root.join(p)))
+        .max();
+    built.is_none() || newest > built
+}
+
+fn newest_mtime(path: &Path) -> Option<SystemTime> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_file() {
         return meta.modified().ok();

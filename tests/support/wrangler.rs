@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::native::newest_mtime;
+use super::native::is_stale;
 
 pub struct WranglerServer {
     pub base: String,
@@ -45,12 +45,7 @@ pub fn worker_build() -> PathBuf {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let root = root();
     let main = root.join("build/worker/index.js");
-    let built = std::fs::metadata(&main).and_then(|m| m.modified()).ok();
-    let newest = ["src", "crates/worker", "Cargo.toml", "Cargo.lock"]
-        .iter()
-        .filter_map(|p| newest_mtime(&root.join(p)))
-        .max();
-    if built.is_none() || newest > built {
+    if is_stale(&main, &["src", "crates/worker", "Cargo.toml", "Cargo.lock"]) {
         let status = std::process::Command::new(root.join("scripts/build-worker"))
             .current_dir(&root)
             .status()

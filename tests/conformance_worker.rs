@@ -294,3 +294,74 @@ async fn scripts_dev_prints_working_urls() {
         assert!(ok, "{url}: {status}");
     }
 }
+
+/// `edgethumb warm` against the Worker: two shards warm 30 thumbnails in
+/// two negotiated variants through the Cache API; afterwards every variant
+/// is a hit and the origin saw nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_fills_the_workers_edge_cache() {
+    let origin = Origin::start().await;
+    let server = WranglerServer::start(&target_env(&origin, &closed_port_base())).await;
+    let dir = std::env::temp_dir().join(format!("edgethumb-warm-worker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jpeg = fixtures::jpeg(96, 64);
+    let mut urls = Vec::new();
+    for i in 0..30 {
+        let src = origin.route(
+            &format!("/wm/{i}.jpg"),
+            Route::Body(jpeg.clone(), "image/jpeg"),
+        );
+        urls.push((
+            format!("/wm/{i}.jpg"),
+            signed_url(&server.base, "rs:fit:48:0", &src),
+        ));
+    }
+    let input = dir.join("work.txt");
+    let lines: Vec<&str> = urls.iter().map(|(_, u)| u.as_str()).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    for shard in ["0/2", "1/2"] {
+        let out = tokio::process::Command::new(support::native::binary())
+            .arg("warm")
+            .args([
+                "--base",
+                &server.base,
+                "--shard",
+                shard,
+                "--progress",
+                "json",
+            ])
+            .args(["--accept", "image/webp", "--accept", "image/jpeg"])
+            .arg(&input)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("worker warm {shard}: {}", stdout.trim());
+        assert!(
+            stdout.contains("\"ok\":30"),
+            "15 lines x 2 variants: {stdout}"
+        );
+    }
+    let client = harness::client();
+    for (path, url) in &urls {
+        for accept in ["image/webp", "image/jpeg"] {
+            let r = client
+                .get(url)
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(header(&r, "x-edgethumb-cache"), "hit", "{path} {accept}");
+        }
+        // One fetch per variant (two cache keys); in production the `cf`
+        // cache serves the second from Cloudflare's CDN, which wrangler dev
+        // does not emulate.
+        assert_eq!(origin.hits(path), 2, "{path}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

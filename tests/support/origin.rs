@@ -31,6 +31,12 @@ pub enum Route {
     /// A body of `len` bytes streamed in chunks, with or without a
     /// `Content-Length` header.
     Large { len: usize, content_length: bool },
+    /// The first `fail` requests get `status`; later ones the JPEG body.
+    Flaky {
+        fail: u32,
+        status: u16,
+        body: Vec<u8>,
+    },
 }
 
 type Routes = Arc<Mutex<HashMap<String, Route>>>;
@@ -114,7 +120,12 @@ async fn serve(
     accepts: &Accepts,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
-    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let hit = {
+        let mut h = hits.lock().unwrap();
+        let n = h.entry(path.clone()).or_default();
+        *n += 1;
+        *n
+    };
     if let Some(a) = req.headers().get("accept").and_then(|v| v.to_str().ok()) {
         accepts.lock().unwrap().insert(path.clone(), a.to_string());
     }
@@ -123,6 +134,12 @@ async fn serve(
         None => full(404, "text/plain", b"no such route".to_vec()),
         Some(Route::Body(b, ct)) => full(200, ct, b),
         Some(Route::Status(s)) => full(s, "text/plain", format!("status {s}").into_bytes()),
+        Some(Route::Flaky { fail, status, .. }) if hit <= fail => full(
+            status,
+            "text/plain",
+            format!("status {status}").into_bytes(),
+        ),
+        Some(Route::Flaky { body, .. }) => full(200, "image/jpeg", body),
         Some(Route::Slow(d, b)) => {
             tokio::time::sleep(d).await;
             full(200, "image/jpeg", b)

@@ -5,6 +5,7 @@ mod sample;
 mod serve;
 mod settings;
 mod sign;
+mod warm;
 
 use std::process::ExitCode;
 
@@ -27,12 +28,15 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a signed path or URL.
     Sign(sign::SignArgs),
+    /// Warm the cache from a list of thumbnails (sharded, resumable).
+    Warm(warm::WarmArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Warm(args) => warm::run(args),
         Command::Sign(args) => match sign::run(&args) {
             Ok(url) => {
                 println!("{url}");

@@ -421,3 +421,114 @@ fn insert(h: &mut HeaderMap, name: HeaderName, value: &str) {
         h.insert(name, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::NoCache;
+    use crate::fetch::{Body, FetchError, UpstreamResponse};
+
+    /// An upstream that never answers, counting the requests it gets.
+    struct Hanging(Rc<Cell<u32>>);
+    struct NoBody;
+
+    impl Body for NoBody {
+        async fn next_chunk(&mut self) -> Result<Option<Bytes>, FetchError> {
+            Ok(None)
+        }
+    }
+
+    impl Fetch for Hanging {
+        type Body = NoBody;
+        async fn get(&self, _url: &url::Url) -> Result<UpstreamResponse<NoBody>, FetchError> {
+            self.0.set(self.0.get() + 1);
+            futures_util::future::pending().await
+        }
+    }
+
+    struct Inline<const WAKEUPS: bool>;
+
+    impl<const WAKEUPS: bool> Runtime for Inline<WAKEUPS> {
+        const CROSS_REQUEST_WAKEUPS: bool = WAKEUPS;
+        fn unix_time(&self) -> u64 {
+            0
+        }
+        fn clock(&self) -> fn() -> f64 {
+            || 0.0
+        }
+        async fn sleep(&self, duration: Duration) {
+            // The upstream deadline never passes; the short waits of a
+            // waiting request yield once, so it re-checks on every poll.
+            if duration >= Duration::from_secs(1) {
+                return futures_util::future::pending().await;
+            }
+            let mut yielded = false;
+            std::future::poll_fn(|_| {
+                if yielded {
+                    Poll::Ready(())
+                } else {
+                    yielded = true;
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+        async fn offload<T: Send + 'static>(
+            &self,
+            work: impl FnOnce() -> T + Send + 'static,
+        ) -> Option<T> {
+            Some(work())
+        }
+    }
+
+    fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// A request waiting on another's miss takes the work over when that
+    /// request goes away (its client disconnected), with either way of
+    /// waiting.
+    fn waiting_request_takes_over<const WAKEUPS: bool>() {
+        let calls = Rc::new(Cell::new(0));
+        let config = Config::from_lookup(|name| match name {
+            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
+            _ => None,
+        })
+        .unwrap();
+        let service = Service::new(
+            config,
+            Hanging(Rc::clone(&calls)),
+            NoCache,
+            Inline::<WAKEUPS>,
+        );
+        let req = Request::get("/insecure/rs:fit:10:0/plain/http://example.com/a.jpg")
+            .body(())
+            .unwrap();
+
+        let mut leader = Box::pin(service.handle(&req));
+        assert!(poll_once(leader.as_mut()).is_pending());
+        assert_eq!(calls.get(), 1, "the leader fetched");
+        let mut follower = pin!(service.handle(&req));
+        assert!(poll_once(follower.as_mut()).is_pending());
+        assert_eq!(calls.get(), 1, "the follower waits instead of fetching");
+
+        drop(leader);
+        for _ in 0..3 {
+            assert!(poll_once(follower.as_mut()).is_pending());
+        }
+        assert_eq!(calls.get(), 2, "the follower took the miss over");
+        assert_eq!(service.inner.inflight.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_waiting_request_takes_over_an_abandoned_miss() {
+        waiting_request_takes_over::<true>();
+        waiting_request_takes_over::<false>();
+    }
+}

@@ -31,6 +31,13 @@ pub struct Config {
     pub presets: Presets,
     /// Quality used when the URL gives none (imgproxy `QUALITY`).
     pub default_quality: u8,
+    /// Serve SVG sources as they are (with `script-src 'none'`) instead
+    /// of refusing them with 415.
+    pub svg_passthrough: bool,
+    /// The status for upstream failures (5xx, other statuses, timeouts,
+    /// resets, redirect loops), for APIs that expect one status (424);
+    /// `None`: 502, and 504 for timeouts.
+    pub upstream_failure_status: Option<http::StatusCode>,
 }
 
 /// Which upstreams may be fetched (imgproxy `ALLOWED_SOURCES` semantics).
@@ -105,6 +112,8 @@ impl Config {
             auto_formats: vec![Format::Webp, Format::Jpeg],
             presets: Presets::default(),
             default_quality: 80,
+            svg_passthrough: false,
+            upstream_failure_status: None,
         }
     }
 
@@ -207,6 +216,19 @@ impl Config {
             cfg.presets = Presets::parse(&v)
                 .map_err(|reason| ConfigError::new("EDGETHUMB_PRESETS", reason))?;
         }
+        if let Some(b) = parse_bool(&get, "EDGETHUMB_SVG_PASSTHROUGH")? {
+            cfg.svg_passthrough = b;
+        }
+        if let Some(v) = get("EDGETHUMB_UPSTREAM_FAILURE_STATUS") {
+            let s: u16 = parse_num("EDGETHUMB_UPSTREAM_FAILURE_STATUS", &v)?;
+            if s != 424 && !(500..=599).contains(&s) {
+                return Err(ConfigError::new(
+                    "EDGETHUMB_UPSTREAM_FAILURE_STATUS",
+                    "must be 424 or a 5xx status",
+                ));
+            }
+            cfg.upstream_failure_status = http::StatusCode::from_u16(s).ok();
+        }
         Ok(cfg)
     }
 }
@@ -305,5 +327,37 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.keys.len(), 1);
         assert_eq!(cfg.signature_size, 8);
+    }
+
+    #[test]
+    fn media_api_switches() {
+        let base = [("EDGETHUMB_ALLOW_UNSIGNED", "true")];
+        let c = load(&base).unwrap();
+        assert!(!c.svg_passthrough);
+        assert_eq!(c.upstream_failure_status, None);
+        let c = load(&[
+            base[0],
+            ("EDGETHUMB_SVG_PASSTHROUGH", "true"),
+            ("EDGETHUMB_UPSTREAM_FAILURE_STATUS", "424"),
+        ])
+        .unwrap();
+        assert!(c.svg_passthrough);
+        assert_eq!(
+            c.upstream_failure_status,
+            Some(http::StatusCode::FAILED_DEPENDENCY)
+        );
+        let e = load(&[base[0], ("EDGETHUMB_UPSTREAM_FAILURE_STATUS", "404")]).unwrap_err();
+        assert_eq!(e.var, "EDGETHUMB_UPSTREAM_FAILURE_STATUS");
+    }
+
+    #[test]
+    fn the_upstream_failure_status_covers_upstream_failures_only() {
+        use crate::error::Error;
+        let s = Some(http::StatusCode::FAILED_DEPENDENCY);
+        assert_eq!(Error::UpstreamStatus(500).status_with(s).as_u16(), 424);
+        assert_eq!(Error::UpstreamTimeout(4000).status_with(s).as_u16(), 424);
+        assert_eq!(Error::UpstreamTimeout(4000).status_with(None).as_u16(), 504);
+        assert_eq!(Error::UpstreamNotFound(404).status_with(s).as_u16(), 404);
+        assert_eq!(Error::NotAnImage.status_with(s).as_u16(), 415);
     }
 }

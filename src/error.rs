@@ -127,6 +127,20 @@ impl Error {
         }
     }
 
+    /// [`Error::status`], with upstream failures (all but a missing
+    /// original) answered with `upstream_failure` when one is configured.
+    pub fn status_with(&self, upstream_failure: Option<StatusCode>) -> StatusCode {
+        match upstream_failure {
+            Some(s)
+                if self.fault() == Fault::Upstream
+                    && !matches!(self, Error::UpstreamNotFound(_)) =>
+            {
+                s
+            }
+            _ => self.status(),
+        }
+    }
+
     /// How long this failure may be cached, in seconds; `None` means never.
     /// Request errors are not cached: they cost nothing to recompute and
     /// depend on the clock (expiry) or configuration (keys).

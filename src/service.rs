@@ -262,6 +262,9 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
         Ok(b) => b,
         Err(e) => return failure(e, cfg, varies, timing),
     };
+    if cfg.svg_passthrough && pipeline::sniff::looks_like_svg(&bytes) {
+        return svg_as_is(bytes, cfg, timing);
+    }
     let job = Job {
         options: plan.options,
         negotiated: plan.negotiated,
@@ -316,9 +319,33 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
     }
 }
 
+/// An SVG source, served as it is: vector, so no resizing is needed, and
+/// `Content-Security-Policy: script-src 'none'` keeps its scripts inert.
+/// It does not depend on `Accept`, so no `Vary`.
+fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::CONTENT_TYPE, "image/svg+xml");
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        &format!("public, max-age={}", cfg.ttls.success),
+    );
+    insert(&mut headers, header::ETAG, &cache::etag(&bytes));
+    common_headers(&mut headers, false);
+    Produced {
+        response: CachedResponse {
+            status: StatusCode::OK,
+            headers,
+            body: bytes,
+            ttl: cfg.ttls.success,
+        },
+        timing: format!("{timing}, svg;desc=passthrough"),
+    }
+}
+
 fn failure(e: Error, cfg: &Config, varies: bool, timing: String) -> Produced {
     let ttl = e.negative_ttl(&cfg.ttls);
-    let resp = error_response(&e, ttl, varies);
+    let resp = error_response_with(&e, ttl, varies, cfg.upstream_failure_status);
     let (parts, body) = resp.into_parts();
     Produced {
         response: CachedResponse {
@@ -385,7 +412,17 @@ fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
 /// A plain-text error: one line, the status from [`Error::status`], cached
 /// for `ttl` seconds if any.
 pub fn error_response(e: &Error, ttl: Option<u32>, varies: bool) -> Response<Bytes> {
-    let mut resp = text_response(e.status(), &e.public_line());
+    error_response_with(e, ttl, varies, None)
+}
+
+/// [`error_response`] with the configured status for upstream failures.
+fn error_response_with(
+    e: &Error,
+    ttl: Option<u32>,
+    varies: bool,
+    upstream_failure: Option<StatusCode>,
+) -> Response<Bytes> {
+    let mut resp = text_response(e.status_with(upstream_failure), &e.public_line());
     let h = resp.headers_mut();
     let cc = match ttl {
         Some(t) if t > 0 => format!("public, max-age={t}"),

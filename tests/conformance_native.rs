@@ -85,3 +85,12 @@ async fn names_resolving_to_private_addresses_are_refused() {
         "only the allowed request reached the origin"
     );
 }
+
+/// SVG passthrough, 424 for upstream failures, and the media-API presets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_api_switches_native() {
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let server = NativeServer::start(&support::harness::media_api_env(&origin, &closed)).await;
+    support::harness::check_media_api(&server.base, &origin, &closed).await;
+}

@@ -106,3 +106,12 @@ fn component_imports_only_wasi() {
     let foreign: Vec<&String> = imports.iter().filter(|i| !i.starts_with("wasi:")).collect();
     assert!(foreign.is_empty(), "non-WASI imports: {foreign:?}");
 }
+
+/// SVG passthrough, 424 for upstream failures, and the media-API presets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_api_switches_spin() {
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let server = WasmtimeServer::start(&harness::media_api_env(&origin, &closed)).await;
+    harness::check_media_api(&server.base, &origin, &closed).await;
+}

@@ -365,3 +365,12 @@ async fn warm_fills_the_workers_edge_cache() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SVG passthrough, 424 for upstream failures, and the media-API presets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_api_switches_worker() {
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let server = WranglerServer::start(&harness::media_api_env(&origin, &closed)).await;
+    harness::check_media_api(&server.base, &origin, &closed).await;
+}

@@ -374,3 +374,86 @@ pub async fn assert_conformance(t: &Target, origin: &Origin, closed: &str) {
         failures.join("\n")
     );
 }
+
+/// The configuration of a media API switching from a resizing proxy
+/// (README, "Drop-in for a media API"): SVG passed through, one status
+/// (424) for upstream failures, and the `thumb` and `full` presets.
+pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
+    let mut env = target_env(origin, closed_base);
+    env.retain(|(k, _)| k != "EDGETHUMB_PRESETS");
+    for (k, v) in [
+        ("EDGETHUMB_SVG_PASSTHROUGH", "true"),
+        ("EDGETHUMB_UPSTREAM_FAILURE_STATUS", "424"),
+        ("EDGETHUMB_PRESETS", "thumb=rs:fit:600:0/q:80,full=q:80"),
+    ] {
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+/// Checks a target started with [`media_api_env`].
+pub async fn check_media_api(base: &str, origin: &Origin, closed_base: &str) {
+    use super::fixtures;
+    use super::origin::Route;
+
+    let client = client();
+    let url = |options: &'static str, source: &str| {
+        let case = Case {
+            options,
+            ..super::cases::cases().remove(0)
+        };
+        format!("{base}{}", case_path(&case, source))
+    };
+    let get = |u: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(&u).send().await.unwrap();
+            let status = r.status().as_u16();
+            let h = r.headers().clone();
+            (status, h, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let hv = |h: &reqwest::header::HeaderMap, n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+
+    // SVG as it is, scripts inert.
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><script>alert(1)</script></svg>".to_vec();
+    let src = origin.route("/m/logo.svg", Route::Body(svg.clone(), "image/svg+xml"));
+    let (status, h, body) = get(url("rs:fit:100:0", &src)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(hv(&h, "content-type"), "image/svg+xml");
+    assert_eq!(hv(&h, "content-security-policy"), "script-src 'none'");
+    assert!(hv(&h, "cache-control").starts_with("public, max-age="));
+    assert_eq!(body, svg);
+
+    // Upstream failures answer 424 (a missing original stays 404).
+    origin.route("/m/down.jpg", Route::Status(500));
+    let (status, h, body) = get(url("pr:thumb", &format!("{}/m/down.jpg", origin.base()))).await;
+    assert_eq!(status, 424, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        hv(&h, "cache-control").contains("max-age="),
+        "negative-cached"
+    );
+    let (status, _, _) = get(url("pr:thumb", &format!("{closed_base}/m/refused.jpg"))).await;
+    assert_eq!(status, 424, "connection refused");
+    origin.route("/m/missing.jpg", Route::Status(404));
+    let (status, _, _) = get(url("pr:thumb", &format!("{}/m/missing.jpg", origin.base()))).await;
+    assert_eq!(status, 404);
+
+    // The presets: 600 px wide JPEG q80, and the full size.
+    let src = origin.route(
+        "/m/photo.jpg",
+        Route::Body(fixtures::jpeg(1200, 800), "image/jpeg"),
+    );
+    for (preset, dims) in [("pr:thumb", (600, 400)), ("pr:full", (1200, 800))] {
+        let (status, h, body) = get(url(preset, &src)).await;
+        assert_eq!(status, 200, "{preset}");
+        assert_eq!(hv(&h, "content-type"), "image/jpeg", "{preset}");
+        let img = image::load_from_memory(&body).unwrap();
+        assert_eq!((img.width(), img.height()), dims, "{preset}");
+    }
+}

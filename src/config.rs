@@ -38,6 +38,18 @@ pub struct Config {
     /// resets, redirect loops), for APIs that expect one status (424);
     /// `None`: 502, and 504 for timeouts.
     pub upstream_failure_status: Option<http::StatusCode>,
+    /// Served instead of an error when the upstream or its bytes fail.
+    pub fallback: Option<Fallback>,
+}
+
+/// A placeholder image for failed sources (imgproxy `FALLBACK_IMAGE_*`).
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    pub bytes: bytes::Bytes,
+    /// Status it is served with (default 200, as `<img>` tags want).
+    pub status: http::StatusCode,
+    /// Seconds it may be cached; `None`: the failure's own negative TTL.
+    pub ttl: Option<u32>,
 }
 
 /// Which upstreams may be fetched (imgproxy `ALLOWED_SOURCES` semantics).
@@ -114,6 +126,7 @@ impl Config {
             default_quality: 80,
             svg_passthrough: false,
             upstream_failure_status: None,
+            fallback: None,
         }
     }
 
@@ -229,8 +242,45 @@ impl Config {
             }
             cfg.upstream_failure_status = http::StatusCode::from_u16(s).ok();
         }
+        if let Some(v) = get("EDGETHUMB_FALLBACK_IMAGE_DATA") {
+            cfg.fallback = Some(parse_fallback(&get, &v)?);
+        }
         Ok(cfg)
     }
+}
+
+fn parse_fallback(
+    get: &impl Fn(&str) -> Option<String>,
+    data: &str,
+) -> Result<Fallback, ConfigError> {
+    use base64::Engine as _;
+    const VAR: &str = "EDGETHUMB_FALLBACK_IMAGE_DATA";
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| ConfigError::new(VAR, format!("not base64: {e}")))?;
+    crate::pipeline::sniff::sniff(&raw)
+        .map_err(|e| ConfigError::new(VAR, format!("not an image we can decode: {e}")))?;
+    let status = match get("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE") {
+        Some(v) => {
+            let code: u16 = parse_num("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE", &v)?;
+            http::StatusCode::from_u16(code)
+                .ok()
+                .filter(|s| s.is_success() || s.is_client_error() || s.is_server_error())
+                .ok_or_else(|| {
+                    ConfigError::new("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE", "must be 200 to 599")
+                })?
+        }
+        None => http::StatusCode::OK,
+    };
+    let ttl = match get("EDGETHUMB_FALLBACK_IMAGE_TTL") {
+        Some(v) => Some(parse_num("EDGETHUMB_FALLBACK_IMAGE_TTL", &v)?),
+        None => None,
+    };
+    Ok(Fallback {
+        bytes: bytes::Bytes::from(raw),
+        status,
+        ttl,
+    })
 }
 
 fn parse_auto_formats(v: &str) -> Result<Vec<Format>, ConfigError> {
@@ -348,6 +398,26 @@ mod tests {
         );
         let e = load(&[base[0], ("EDGETHUMB_UPSTREAM_FAILURE_STATUS", "404")]).unwrap_err();
         assert_eq!(e.var, "EDGETHUMB_UPSTREAM_FAILURE_STATUS");
+    }
+
+    #[test]
+    fn fallback_images_are_checked_at_load() {
+        let base = ("EDGETHUMB_ALLOW_UNSIGNED", "true");
+        // A 1x1 GIF.
+        let gif = "R0lGODlhAQABAAAAACw=";
+        let c = load(&[base, ("EDGETHUMB_FALLBACK_IMAGE_DATA", gif)]).unwrap();
+        let fb = c.fallback.unwrap();
+        assert_eq!((fb.status.as_u16(), fb.ttl), (200, None));
+        for (var, value) in [
+            ("EDGETHUMB_FALLBACK_IMAGE_DATA", "%%%"),
+            ("EDGETHUMB_FALLBACK_IMAGE_DATA", "aGVsbG8="),
+            ("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE", "99"),
+        ] {
+            let mut vars = vec![base, ("EDGETHUMB_FALLBACK_IMAGE_DATA", gif)];
+            vars.retain(|(k, _)| *k != var);
+            vars.push((var, value));
+            assert_eq!(load(&vars).unwrap_err().var, var, "{var}={value}");
+        }
     }
 
     #[test]

@@ -256,47 +256,98 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
     let t0 = clock();
     let fetched = fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg).await;
     let fetch_ms = clock() - t0;
-    let mut timing = format!("fetch;dur={fetch_ms:.1}");
+    let timing = format!("fetch;dur={fetch_ms:.1}");
     let varies = plan.negotiated.varies();
-    let bytes = match fetched {
-        Ok(b) => b,
-        Err(e) => return failure(e, cfg, varies, timing),
-    };
-    if cfg.svg_passthrough && pipeline::sniff::looks_like_svg(&bytes) {
-        return svg_as_is(bytes, cfg, timing);
-    }
     let job = Job {
         options: plan.options,
         negotiated: plan.negotiated,
         limits: cfg.limits.clone(),
         default_quality: cfg.default_quality,
     };
-    let filename = job.options.filename.clone();
-    let result = inner
+    let bytes = match fetched {
+        Ok(b) => b,
+        Err(e) => return fail_or_fallback(inner, e, &job, varies, timing).await,
+    };
+    if cfg.svg_passthrough && pipeline::sniff::looks_like_svg(&bytes) {
+        return svg_as_is(bytes, cfg, timing);
+    }
+    match transform(inner, bytes, job.clone()).await {
+        Ok(out) => image_response(out, &job, StatusCode::OK, cfg.ttls.success, varies, timing),
+        Err(e) => fail_or_fallback(inner, e, &job, varies, timing).await,
+    }
+}
+
+async fn transform<F, C, R: Runtime>(
+    inner: &Inner<F, C, R>,
+    bytes: Bytes,
+    job: Job,
+) -> Result<pipeline::Output, Error> {
+    let clock = inner.runtime.clock();
+    inner
         .runtime
         .offload(move || pipeline::run(&bytes, &job, clock))
         .await
-        .unwrap_or_else(|| Err(Error::Internal("transform worker lost".into())));
-    let out = match result {
-        Ok(o) => o,
-        Err(e) => return failure(e, cfg, varies, timing),
-    };
+        .unwrap_or_else(|| Err(Error::Internal("transform worker lost".into())))
+}
+
+/// A failure of the upstream or of its bytes, answered with the configured
+/// fallback image (made with the same options, so it fits the `<img>`)
+/// when there is one: with its own status, its own short TTL and
+/// `x-edgethumb-fallback` naming the failure. Otherwise the error.
+async fn fail_or_fallback<F, C, R: Runtime>(
+    inner: &Inner<F, C, R>,
+    e: Error,
+    job: &Job,
+    varies: bool,
+    timing: String,
+) -> Produced {
+    let cfg = &inner.config;
+    if let Some(fb) = &cfg.fallback {
+        if matches!(e.fault(), crate::Fault::Upstream | crate::Fault::Source) {
+            let ttl = fb
+                .ttl
+                .unwrap_or_else(|| e.negative_ttl(&cfg.ttls).unwrap_or(0));
+            if let Ok(out) = transform(inner, fb.bytes.clone(), job.clone()).await {
+                let status = e.status_with(cfg.upstream_failure_status);
+                let timing = format!("{timing}, fallback;desc={}", status.as_u16());
+                let mut p = image_response(out, job, fb.status, ttl, varies, timing);
+                insert(
+                    &mut p.response.headers,
+                    HeaderName::from_static("x-edgethumb-fallback"),
+                    &format!("{} {}", status.as_u16(), e.public_line()),
+                );
+                return p;
+            }
+        }
+    }
+    failure(e, cfg, varies, timing)
+}
+
+/// A transformed image, cached for `ttl` seconds.
+fn image_response(
+    out: pipeline::Output,
+    job: &Job,
+    status: StatusCode,
+    ttl: u32,
+    varies: bool,
+    mut timing: String,
+) -> Produced {
     let t = out.timings;
     let _ = write!(
         timing,
         ", decode;dur={:.1}, resize;dur={:.1}, effects;dur={:.1}, encode;dur={:.1}",
         t.decode, t.resize, t.effects, t.encode
     );
-
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::CONTENT_TYPE, out.format.mime());
-    insert(
-        &mut headers,
-        header::CACHE_CONTROL,
-        &format!("public, max-age={}", cfg.ttls.success),
-    );
+    let cc = if ttl > 0 {
+        format!("public, max-age={ttl}")
+    } else {
+        "no-store".to_string()
+    };
+    insert(&mut headers, header::CACHE_CONTROL, &cc);
     insert(&mut headers, header::ETAG, &cache::etag(&out.body));
-    if let Some(name) = filename {
+    if let Some(name) = &job.options.filename {
         let safe: String = name
             .chars()
             .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
@@ -310,10 +361,10 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
     common_headers(&mut headers, varies);
     Produced {
         response: CachedResponse {
-            status: StatusCode::OK,
+            status,
             headers,
             body: Bytes::from(out.body),
-            ttl: cfg.ttls.success,
+            ttl,
         },
         timing,
     }

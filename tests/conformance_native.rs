@@ -94,3 +94,15 @@ async fn media_api_switches_native() {
     let server = NativeServer::start(&support::harness::media_api_env(&origin, &closed)).await;
     support::harness::check_media_api(&server.base, &origin, &closed).await;
 }
+
+/// A fallback image instead of upstream and source failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_image_native() {
+    let origin = Origin::start().await;
+    let server = NativeServer::start(&support::harness::fallback_env(
+        &origin,
+        &closed_port_base(),
+    ))
+    .await;
+    support::harness::check_fallback(&server.base, &origin).await;
+}

@@ -374,3 +374,11 @@ async fn media_api_switches_worker() {
     let server = WranglerServer::start(&harness::media_api_env(&origin, &closed)).await;
     harness::check_media_api(&server.base, &origin, &closed).await;
 }
+
+/// A fallback image instead of upstream and source failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_image_worker() {
+    let origin = Origin::start().await;
+    let server = WranglerServer::start(&harness::fallback_env(&origin, &closed_port_base())).await;
+    harness::check_fallback(&server.base, &origin).await;
+}

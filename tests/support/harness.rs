@@ -457,3 +457,78 @@ pub async fn check_media_api(base: &str, origin: &Origin, closed_base: &str) {
         assert_eq!((img.width(), img.height()), dims, "{preset}");
     }
 }
+
+/// [`target_env`] plus a fallback image (a 40×40 PNG) for failed sources.
+pub fn fallback_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let png = super::fixtures::png(40, 40);
+    let mut env = target_env(origin, closed_base);
+    env.push((
+        "EDGETHUMB_FALLBACK_IMAGE_DATA".into(),
+        base64::engine::general_purpose::STANDARD.encode(png),
+    ));
+    env
+}
+
+/// Checks a target started with [`fallback_env`]: upstream and source
+/// failures answer with the fallback image, made with the request's
+/// options, status 200 and the failure's short TTL; request errors do not.
+pub async fn check_fallback(base: &str, origin: &Origin) {
+    use super::origin::Route;
+
+    let client = client();
+    let url = |options: &'static str, source: &str, sign: super::cases::Sign| {
+        let case = Case {
+            options,
+            sign,
+            ..super::cases::cases().remove(0)
+        };
+        format!("{base}{}", case_path(&case, source))
+    };
+    origin.route("/fb/down.jpg", Route::Status(500));
+    origin.route("/fb/missing.jpg", Route::Status(404));
+    origin.route(
+        "/fb/junk.jpg",
+        Route::Body(b"<html>not an image</html>".to_vec(), "image/jpeg"),
+    );
+    for (path, failed, ttl) in [
+        ("/fb/down.jpg", "502", "max-age=5"),
+        ("/fb/missing.jpg", "404", "max-age=300"),
+        ("/fb/junk.jpg", "415", "max-age=300"),
+    ] {
+        let src = format!("{}{path}", origin.base());
+        let r = client
+            .get(url("rs:fill:20:20", &src, super::cases::Sign::Valid))
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers().clone();
+        let hv = |n: &str| {
+            h.get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert!(
+            hv("x-edgethumb-fallback").starts_with(failed),
+            "{path}: {}",
+            hv("x-edgethumb-fallback")
+        );
+        assert!(
+            hv("cache-control").contains(ttl),
+            "{path}: {}",
+            hv("cache-control")
+        );
+        let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!((img.width(), img.height()), (20, 20), "{path}");
+    }
+    // A bad signature is the client's error: no placeholder for it.
+    let src = format!("{}/fb/down.jpg", origin.base());
+    let r = client
+        .get(url("rs:fill:20:20", &src, super::cases::Sign::WrongKey))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+}

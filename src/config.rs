@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::breaker::BreakerConfig;
 use crate::error::ConfigError;
 use crate::options::{Format, Presets};
 use crate::signature::KeyPair;
@@ -40,16 +41,28 @@ pub struct Config {
     pub upstream_failure_status: Option<http::StatusCode>,
     /// Served instead of an error when the upstream or its bytes fail.
     pub fallback: Option<Fallback>,
+    /// Fail fast for upstream hosts that keep failing.
+    pub breaker: BreakerConfig,
 }
 
 /// A placeholder image for failed sources (imgproxy `FALLBACK_IMAGE_*`).
 #[derive(Debug, Clone)]
 pub struct Fallback {
-    pub bytes: bytes::Bytes,
+    pub image: FallbackImage,
     /// Status it is served with (default 200, as `<img>` tags want).
     pub status: http::StatusCode,
     /// Seconds it may be cached; `None`: the failure's own negative TTL.
     pub ttl: Option<u32>,
+}
+
+/// Where the fallback image comes from.
+#[derive(Debug, Clone)]
+pub enum FallbackImage {
+    /// `EDGETHUMB_FALLBACK_IMAGE_DATA`: embedded, checked at load.
+    Data(bytes::Bytes),
+    /// `EDGETHUMB_FALLBACK_IMAGE_URL`: fetched on first use (edge runtimes
+    /// cannot fetch while loading), kept while the service lives.
+    Url(url::Url),
 }
 
 /// Which upstreams may be fetched (imgproxy `ALLOWED_SOURCES` semantics).
@@ -127,6 +140,7 @@ impl Config {
             svg_passthrough: false,
             upstream_failure_status: None,
             fallback: None,
+            breaker: BreakerConfig::default(),
         }
     }
 
@@ -242,24 +256,46 @@ impl Config {
             }
             cfg.upstream_failure_status = http::StatusCode::from_u16(s).ok();
         }
-        if let Some(v) = get("EDGETHUMB_FALLBACK_IMAGE_DATA") {
-            cfg.fallback = Some(parse_fallback(&get, &v)?);
+        if let Some(v) = get("EDGETHUMB_BREAKER_FAILURES") {
+            cfg.breaker.failures = parse_num("EDGETHUMB_BREAKER_FAILURES", &v)?;
         }
+        if let Some(v) = get("EDGETHUMB_BREAKER_COOLDOWN") {
+            cfg.breaker.cooldown =
+                Duration::from_secs(parse_positive("EDGETHUMB_BREAKER_COOLDOWN", &v)?);
+        }
+        cfg.fallback = parse_fallback(&get)?;
         Ok(cfg)
     }
 }
 
-fn parse_fallback(
-    get: &impl Fn(&str) -> Option<String>,
-    data: &str,
-) -> Result<Fallback, ConfigError> {
+fn parse_fallback(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Fallback>, ConfigError> {
     use base64::Engine as _;
-    const VAR: &str = "EDGETHUMB_FALLBACK_IMAGE_DATA";
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|e| ConfigError::new(VAR, format!("not base64: {e}")))?;
-    crate::pipeline::sniff::sniff(&raw)
-        .map_err(|e| ConfigError::new(VAR, format!("not an image we can decode: {e}")))?;
+    const DATA: &str = "EDGETHUMB_FALLBACK_IMAGE_DATA";
+    const URL: &str = "EDGETHUMB_FALLBACK_IMAGE_URL";
+    let image = match (get(DATA), get(URL)) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                URL,
+                format!("set {DATA} or {URL}, not both"),
+            ))
+        }
+        (Some(data), None) => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|e| ConfigError::new(DATA, format!("not base64: {e}")))?;
+            crate::pipeline::sniff::sniff(&raw)
+                .map_err(|e| ConfigError::new(DATA, format!("not an image we can decode: {e}")))?;
+            FallbackImage::Data(bytes::Bytes::from(raw))
+        }
+        (None, Some(u)) => {
+            let url = url::Url::parse(u.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| ConfigError::new(URL, "must be an http(s) URL"))?;
+            FallbackImage::Url(url)
+        }
+    };
     let status = match get("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE") {
         Some(v) => {
             let code: u16 = parse_num("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE", &v)?;
@@ -276,11 +312,7 @@ fn parse_fallback(
         Some(v) => Some(parse_num("EDGETHUMB_FALLBACK_IMAGE_TTL", &v)?),
         None => None,
     };
-    Ok(Fallback {
-        bytes: bytes::Bytes::from(raw),
-        status,
-        ttl,
-    })
+    Ok(Some(Fallback { image, status, ttl }))
 }
 
 fn parse_auto_formats(v: &str) -> Result<Vec<Format>, ConfigError> {
@@ -408,10 +440,25 @@ mod tests {
         let c = load(&[base, ("EDGETHUMB_FALLBACK_IMAGE_DATA", gif)]).unwrap();
         let fb = c.fallback.unwrap();
         assert_eq!((fb.status.as_u16(), fb.ttl), (200, None));
+        let c = load(&[
+            base,
+            ("EDGETHUMB_FALLBACK_IMAGE_URL", "https://cdn.example/p.png"),
+            ("EDGETHUMB_FALLBACK_IMAGE_TTL", "60"),
+        ])
+        .unwrap();
+        let fb = c.fallback.unwrap();
+        assert!(matches!(fb.image, FallbackImage::Url(_)));
+        assert_eq!(fb.ttl, Some(60));
+        let e = load(&[base, ("EDGETHUMB_FALLBACK_IMAGE_URL", "ftp://x/p.png")]).unwrap_err();
+        assert_eq!(e.var, "EDGETHUMB_FALLBACK_IMAGE_URL");
         for (var, value) in [
             ("EDGETHUMB_FALLBACK_IMAGE_DATA", "%%%"),
             ("EDGETHUMB_FALLBACK_IMAGE_DATA", "aGVsbG8="),
             ("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE", "99"),
+            (
+                "EDGETHUMB_FALLBACK_IMAGE_URL",
+                "https://cdn.example/placeholder.png",
+            ),
         ] {
             let mut vars = vec![base, ("EDGETHUMB_FALLBACK_IMAGE_DATA", gif)];
             vars.retain(|(k, _)| *k != var);

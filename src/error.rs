@@ -55,6 +55,8 @@ pub enum Error {
     UpstreamTimeout(u64),
     #[error("too many redirects (limit {0})")]
     TooManyRedirects(u8),
+    #[error("upstream {host} is failing; not asked again for {retry_in} s")]
+    CircuitOpen { host: String, retry_in: u32 },
 
     #[error("source is larger than the limit of {0} bytes")]
     SourceTooLarge(u64),
@@ -95,8 +97,12 @@ impl Error {
             | Expired
             | MethodNotAllowed
             | RouteNotFound => Fault::Request,
-            UpstreamNotFound(_) | UpstreamStatus(_) | UpstreamFailed(_) | UpstreamTimeout(_)
-            | TooManyRedirects(_) => Fault::Upstream,
+            UpstreamNotFound(_)
+            | UpstreamStatus(_)
+            | UpstreamFailed(_)
+            | UpstreamTimeout(_)
+            | TooManyRedirects(_)
+            | CircuitOpen { .. } => Fault::Upstream,
             SourceTooLarge(_)
             | TooManyPixels { .. }
             | OverMemoryBudget { .. }
@@ -117,7 +123,9 @@ impl Error {
             // imgproxy answers expired URLs with 404.
             Expired | RouteNotFound | UpstreamNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            UpstreamStatus(_) | UpstreamFailed(_) | TooManyRedirects(_) => StatusCode::BAD_GATEWAY,
+            UpstreamStatus(_) | UpstreamFailed(_) | TooManyRedirects(_) | CircuitOpen { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             SourceTooLarge(_) | TooManyPixels { .. } | OverMemoryBudget { .. } | OverLimit(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -149,6 +157,8 @@ impl Error {
             Fault::Request | Fault::Server => None,
             Fault::Upstream => match self {
                 Error::UpstreamNotFound(_) => Some(ttls.not_found),
+                // Not past the moment the host may be asked again.
+                Error::CircuitOpen { retry_in, .. } => Some(ttls.upstream_error.min(*retry_in)),
                 _ => Some(ttls.upstream_error),
             },
             // The same bytes fail the same way: cache as long as a 404.

@@ -7,9 +7,11 @@
 //! - URL grammar: [`path`]; processing options and presets: [`options`];
 //! - signature check: [`signature`]; allowed upstreams: [`source_policy`];
 //! - format negotiation: [`negotiate`]; cache keys and seam: [`cache`];
-//! - fetch limits and redirects: [`fetch`]; the transform: [`pipeline`];
+//! - fetch limits and redirects: [`fetch`]; failing upstream hosts:
+//!   [`breaker`]; the transform: [`pipeline`];
 //! - the request path: [`service`]; errors and statuses: [`error`].
 
+pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod error;

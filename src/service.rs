@@ -17,8 +17,9 @@ use futures_util::future::{FutureExt, Shared};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::breaker::{self, Breaker};
 use crate::cache::{self, Cache, CachedResponse};
-use crate::config::Config;
+use crate::config::{Config, FallbackImage};
 use crate::error::Error;
 use crate::fetch::{self, Fetch};
 use crate::negotiate::{self, Negotiated};
@@ -58,6 +59,9 @@ struct Inner<F, C, R> {
     cache: C,
     runtime: R,
     inflight: RefCell<HashMap<String, InFlight>>,
+    breaker: Breaker,
+    /// The fallback image once fetched (`EDGETHUMB_FALLBACK_IMAGE_URL`).
+    fallback_image: RefCell<Option<Bytes>>,
 }
 
 /// The thumbnail service. Cheap to clone; one per process or isolate.
@@ -85,6 +89,8 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     pub fn new(config: Config, fetch: F, cache: C, runtime: R) -> Self {
         Service {
             inner: Rc::new(Inner {
+                breaker: Breaker::new(config.breaker),
+                fallback_image: RefCell::new(None),
                 config,
                 fetch,
                 cache,
@@ -253,10 +259,6 @@ impl<F, C, R> Drop for InFlightEntry<'_, F, C, R> {
 async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: Plan) -> Produced {
     let cfg = &inner.config;
     let clock = inner.runtime.clock();
-    let t0 = clock();
-    let fetched = fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg).await;
-    let fetch_ms = clock() - t0;
-    let timing = format!("fetch;dur={fetch_ms:.1}");
     let varies = plan.negotiated.varies();
     let job = Job {
         options: plan.options,
@@ -264,6 +266,18 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
         limits: cfg.limits.clone(),
         default_quality: cfg.default_quality,
     };
+    let t0 = clock();
+    let ticket = match inner.breaker.admit(&breaker::host_key(&plan.source), t0) {
+        Ok(t) => t,
+        Err(e) => {
+            let timing = "fetch;desc=circuit-open".to_string();
+            return fail_or_fallback(inner, e, &job, varies, timing).await;
+        }
+    };
+    let fetched = fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg).await;
+    ticket.record(breaker::counts_as_failure(&fetched), clock());
+    let fetch_ms = clock() - t0;
+    let timing = format!("fetch;dur={fetch_ms:.1}");
     let bytes = match fetched {
         Ok(b) => b,
         Err(e) => return fail_or_fallback(inner, e, &job, varies, timing).await,
@@ -294,7 +308,7 @@ async fn transform<F, C, R: Runtime>(
 /// fallback image (made with the same options, so it fits the `<img>`)
 /// when there is one: with its own status, its own short TTL and
 /// `x-edgethumb-fallback` naming the failure. Otherwise the error.
-async fn fail_or_fallback<F, C, R: Runtime>(
+async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
     inner: &Inner<F, C, R>,
     e: Error,
     job: &Job,
@@ -307,7 +321,15 @@ async fn fail_or_fallback<F, C, R: Runtime>(
             let ttl = fb
                 .ttl
                 .unwrap_or_else(|| e.negative_ttl(&cfg.ttls).unwrap_or(0));
-            if let Ok(out) = transform(inner, fb.bytes.clone(), job.clone()).await {
+            let image = match &fb.image {
+                FallbackImage::Data(bytes) => Some(bytes.clone()),
+                FallbackImage::Url(url) => fallback_from_url(inner, url).await,
+            };
+            let made = match image {
+                Some(bytes) => transform(inner, bytes, job.clone()).await.ok(),
+                None => None,
+            };
+            if let Some(out) = made {
                 let status = e.status_with(cfg.upstream_failure_status);
                 let timing = format!("{timing}, fallback;desc={}", status.as_u16());
                 let mut p = image_response(out, job, fb.status, ttl, varies, timing);
@@ -321,6 +343,27 @@ async fn fail_or_fallback<F, C, R: Runtime>(
         }
     }
     failure(e, cfg, varies, timing)
+}
+
+/// The `EDGETHUMB_FALLBACK_IMAGE_URL` image: fetched once with the source
+/// limits (it is the operator's own URL, so any public host may serve it),
+/// then kept. `None` while it cannot be had; the failure is answered as it
+/// is, and the next one tries again.
+async fn fallback_from_url<F: Fetch, C, R: Runtime>(
+    inner: &Inner<F, C, R>,
+    url: &url::Url,
+) -> Option<Bytes> {
+    if let Some(b) = inner.fallback_image.borrow().as_ref() {
+        return Some(b.clone());
+    }
+    let mut cfg = inner.config.clone();
+    cfg.sources.allowed_prefixes.clear();
+    let bytes = fetch::fetch_source(&inner.fetch, &inner.runtime, url.clone(), &cfg)
+        .await
+        .ok()?;
+    pipeline::sniff::sniff(&bytes).ok()?;
+    *inner.fallback_image.borrow_mut() = Some(bytes.clone());
+    Some(bytes)
 }
 
 /// A transformed image, cached for `ttl` seconds.

@@ -95,14 +95,34 @@ async fn media_api_switches_native() {
     support::harness::check_media_api(&server.base, &origin, &closed).await;
 }
 
-/// A fallback image instead of upstream and source failures.
+/// A fallback image instead of upstream and source failures, embedded or
+/// fetched once from a URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_image_native() {
+    use support::harness::{check_fallback, fallback_env, FallbackFrom, FALLBACK_PATH};
+    for from in [FallbackFrom::Data, FallbackFrom::Url] {
+        let origin = Origin::start().await;
+        let server = NativeServer::start(&fallback_env(&origin, &closed_port_base(), from)).await;
+        check_fallback(&server.base, &origin).await;
+        if from == FallbackFrom::Url {
+            assert_eq!(origin.hits(FALLBACK_PATH), 1, "fetched once, then kept");
+        }
+    }
+}
+
+/// A media API's failure counter: negative cache plus per-host breaker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_and_negative_cache_native() {
+    let (origin, other) = (Origin::start().await, Origin::start().await);
+    let env = support::harness::breaker_env(&origin, &other, &closed_port_base());
+    let server = NativeServer::start(&env).await;
+    support::harness::check_breaker(&server.base, &origin, &other).await;
+}
+
+/// URLs signed by imgproxy's Node client and a PyPI client, served as meant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_library_urls_native() {
     let origin = Origin::start().await;
-    let server = NativeServer::start(&support::harness::fallback_env(
-        &origin,
-        &closed_port_base(),
-    ))
-    .await;
-    support::harness::check_fallback(&server.base, &origin).await;
+    let server = NativeServer::start(&target_env(&origin, &closed_port_base())).await;
+    support::clients::check_client_libraries(&server.base, &origin).await;
 }

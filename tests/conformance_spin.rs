@@ -116,10 +116,18 @@ async fn media_api_switches_spin() {
     harness::check_media_api(&server.base, &origin, &closed).await;
 }
 
-/// A fallback image instead of upstream and source failures.
+/// A fallback image instead of upstream and source failures, embedded or
+/// from a URL (fetched by each instance that needs it: `wasmtime serve`
+/// makes one per request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_image_spin() {
-    let origin = Origin::start().await;
-    let server = WasmtimeServer::start(&harness::fallback_env(&origin, &closed_port_base())).await;
-    harness::check_fallback(&server.base, &origin).await;
+    use harness::{check_fallback, fallback_env, FallbackFrom, FALLBACK_PATH};
+    for from in [FallbackFrom::Data, FallbackFrom::Url] {
+        let origin = Origin::start().await;
+        let server = WasmtimeServer::start(&fallback_env(&origin, &closed_port_base(), from)).await;
+        check_fallback(&server.base, &origin).await;
+        if from == FallbackFrom::Url {
+            assert!(origin.hits(FALLBACK_PATH) >= 1);
+        }
+    }
 }

@@ -1,7 +1,9 @@
 """A local sample origin for `scripts/dev`: writes a generated picture
 (standard library only) and serves it on 127.0.0.1, printing its base URL.
 
-    python3 scripts/lib/sample_origin.py DIR
+    python3 scripts/lib/sample_origin.py DIR [PORT]
+
+PORT defaults to a free one.
 """
 import http.server
 import math
@@ -43,7 +45,8 @@ def main() -> None:
         with open(path, "wb") as f:
             f.write(sample_png())
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=folder, **k)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 

@@ -458,15 +458,36 @@ pub async fn check_media_api(base: &str, origin: &Origin, closed_base: &str) {
     }
 }
 
-/// [`target_env`] plus a fallback image (a 40×40 PNG) for failed sources.
-pub fn fallback_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
+/// Where the placeholder comes from in [`fallback_env`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FallbackFrom {
+    Data,
+    /// Served by the test origin at [`FALLBACK_PATH`].
+    Url,
+}
+
+pub const FALLBACK_PATH: &str = "/fb/placeholder.png";
+
+/// [`target_env`] plus a fallback image (a 40×40 PNG) for failed sources,
+/// embedded or by URL.
+pub fn fallback_env(
+    origin: &Origin,
+    closed_base: &str,
+    from: FallbackFrom,
+) -> Vec<(String, String)> {
     use base64::Engine as _;
     let png = super::fixtures::png(40, 40);
     let mut env = target_env(origin, closed_base);
-    env.push((
-        "EDGETHUMB_FALLBACK_IMAGE_DATA".into(),
-        base64::engine::general_purpose::STANDARD.encode(png),
-    ));
+    env.push(match from {
+        FallbackFrom::Data => (
+            "EDGETHUMB_FALLBACK_IMAGE_DATA".into(),
+            base64::engine::general_purpose::STANDARD.encode(png),
+        ),
+        FallbackFrom::Url => (
+            "EDGETHUMB_FALLBACK_IMAGE_URL".into(),
+            origin.route(FALLBACK_PATH, super::origin::Route::Body(png, "image/png")),
+        ),
+    });
     env
 }
 
@@ -531,4 +552,97 @@ pub async fn check_fallback(base: &str, origin: &Origin) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
+}
+
+/// A media API's failure counter, rebuilt from the negative cache and the
+/// per-host breaker ([`breaker_env`]: 2 failures open a host for 2 s).
+pub fn breaker_env(origin: &Origin, other: &Origin, closed_base: &str) -> Vec<(String, String)> {
+    let mut env = media_api_env(origin, closed_base);
+    for (k, v) in &mut env {
+        if k == "EDGETHUMB_ALLOWED_SOURCES" {
+            v.push_str(&format!(",{}/", other.base()));
+        }
+    }
+    for (k, v) in [
+        ("EDGETHUMB_BREAKER_FAILURES", "2"),
+        ("EDGETHUMB_BREAKER_COOLDOWN", "2"),
+    ] {
+        env.push((k.to_string(), v.to_string()));
+    }
+    env
+}
+
+/// Checks a target started with [`breaker_env`] that keeps one service
+/// across requests (native, a Worker isolate):
+/// - a failed thumbnail is answered from the negative cache, not asked again;
+/// - after 2 failures in a row, its host is not asked at all (fail fast,
+///   424 here) while other hosts are served;
+/// - after the cool-down one probe goes through, and a success closes it.
+pub async fn check_breaker(base: &str, origin: &Origin, other: &Origin) {
+    use super::fixtures;
+    use super::origin::Route;
+
+    let client = client();
+    let url = |source: &str| {
+        let case = Case {
+            options: "pr:thumb",
+            ..super::cases::cases().remove(0)
+        };
+        format!("{base}{}", case_path(&case, source))
+    };
+    let get = |source: String| {
+        let client = client.clone();
+        let u = url(&source);
+        async move {
+            let started = Instant::now();
+            let r = client.get(&u).send().await.unwrap();
+            let status = r.status().as_u16();
+            let cache = r
+                .headers()
+                .get("x-edgethumb-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = String::from_utf8_lossy(&r.bytes().await.unwrap()).to_string();
+            (status, cache, body, started.elapsed())
+        }
+    };
+    let jpeg = fixtures::jpeg(800, 600);
+
+    // One failing thumbnail: asked once, then answered from the negative cache.
+    let a = origin.route("/cb/a.jpg", Route::Status(500));
+    let (status, cache, body, _) = get(a.clone()).await;
+    assert_eq!((status, cache.as_str()), (424, "miss"), "{body}");
+    let (status, cache, _, _) = get(a.clone()).await;
+    assert_eq!((status, cache.as_str()), (424, "hit"));
+    assert_eq!(origin.hits("/cb/a.jpg"), 1, "not asked again");
+
+    // A second failure in a row from the host opens its circuit.
+    let b = origin.route(
+        "/cb/b.jpg",
+        Route::Slow(Duration::from_secs(5), jpeg.clone()),
+    );
+    let (status, _, body, _) = get(b).await;
+    assert_eq!(status, 424, "{body}");
+    let c = origin.route("/cb/c.jpg", Route::Body(jpeg.clone(), "image/jpeg"));
+    let (status, _, body, took) = get(c.clone()).await;
+    assert_eq!(status, 424, "{body}");
+    assert!(body.contains("is failing"), "{body}");
+    assert!(took < Duration::from_millis(500), "fails fast: {took:?}");
+    assert_eq!(origin.hits("/cb/c.jpg"), 0, "the open host is not asked");
+
+    // Another host is untouched.
+    let elsewhere = other.route("/cb/ok.jpg", Route::Body(jpeg.clone(), "image/jpeg"));
+    let (status, _, body, _) = get(elsewhere).await;
+    assert_eq!(status, 200, "{body}");
+
+    // After the cool-down (and the fail-fast answer's TTL, capped by it),
+    // a probe goes through; its success closes the circuit.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let (status, _, body, _) = get(c).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(origin.hits("/cb/c.jpg"), 1);
+    let d = origin.route("/cb/d.jpg", Route::Body(jpeg, "image/jpeg"));
+    let (status, _, body, _) = get(d).await;
+    assert_eq!(status, 200, "{body}");
 }

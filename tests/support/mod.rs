@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod cases;
+pub mod clients;
 pub mod fixtures;
 pub mod harness;
 pub mod native;

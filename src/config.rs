@@ -87,6 +87,11 @@ pub struct Limits {
     /// Largest estimated peak memory of one transform, source included
     /// (`pipeline::memory`). Sized for a Worker isolate's 128 MB.
     pub max_transform_bytes: u64,
+    /// Source bytes all misses may hold at once (`shedding::SourceBudget`);
+    /// past it, 503 instead of buffering more under a flood.
+    pub max_source_bytes_in_flight: u64,
+    /// Distinct misses being fetched or transformed at once; past it, 503.
+    pub max_misses_in_flight: u64,
 }
 
 /// Cache lifetimes in seconds.
@@ -107,6 +112,8 @@ impl Default for Limits {
             upstream_timeout: Duration::from_millis(4000),
             max_result_dimension: 8192,
             max_transform_bytes: 96 * 1024 * 1024,
+            max_source_bytes_in_flight: 256 * 1024 * 1024,
+            max_misses_in_flight: 10_000,
         }
     }
 }
@@ -218,6 +225,13 @@ impl Config {
 
         if let Some(v) = get("EDGETHUMB_MAX_TRANSFORM_BYTES") {
             l.max_transform_bytes = parse_positive("EDGETHUMB_MAX_TRANSFORM_BYTES", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT") {
+            l.max_source_bytes_in_flight =
+                parse_positive("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_MAX_MISSES_IN_FLIGHT") {
+            l.max_misses_in_flight = parse_positive("EDGETHUMB_MAX_MISSES_IN_FLIGHT", &v)?;
         }
         if let Some(v) = get("EDGETHUMB_TTL") {
             cfg.ttls.success = parse_num("EDGETHUMB_TTL", &v)?;
@@ -388,6 +402,8 @@ mod tests {
             ("EDGETHUMB_KEY", "zz"),
             ("EDGETHUMB_SIGNATURE_SIZE", "33"),
             ("EDGETHUMB_MAX_SRC_BYTES", "0"),
+            ("EDGETHUMB_MAX_MISSES_IN_FLIGHT", "0"),
+            ("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", "lots"),
             ("EDGETHUMB_UPSTREAM_TIMEOUT_MS", "soon"),
             ("EDGETHUMB_AUTO_FORMATS", "webp,heic"),
             ("EDGETHUMB_ALLOWED_SOURCES", "https://example.com"),

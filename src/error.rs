@@ -73,6 +73,9 @@ pub enum Error {
     #[error("cannot decode image: {0}")]
     Decode(String),
 
+    /// Shed load: come back after `retry_after` seconds.
+    #[error("server busy: {what}; retry in {retry_after} s")]
+    Overloaded { what: String, retry_after: u32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -110,7 +113,7 @@ impl Error {
             | NotAnImage
             | UnsupportedFormat(_)
             | Decode(_) => Fault::Source,
-            Internal(_) => Fault::Server,
+            Overloaded { .. } | Internal(_) => Fault::Server,
         }
     }
 
@@ -131,6 +134,7 @@ impl Error {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             NotAnImage | UnsupportedFormat(_) | Decode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -163,6 +167,16 @@ impl Error {
             },
             // The same bytes fail the same way: cache as long as a 404.
             Fault::Source => Some(ttls.not_found),
+        }
+    }
+
+    /// Seconds for `Retry-After`: when a shed request may come back, or
+    /// when an open breaker will ask its host again.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Error::Overloaded { retry_after, .. } => Some(*retry_after),
+            Error::CircuitOpen { retry_in, .. } => Some(*retry_in),
+            _ => None,
         }
     }
 

@@ -15,6 +15,7 @@ use url::Url;
 use crate::config::Config;
 use crate::error::Error;
 use crate::runtime::Runtime;
+use crate::shedding::Claim;
 use crate::source_policy;
 
 /// The `Accept` header every adapter sends upstream.
@@ -52,15 +53,17 @@ pub trait Fetch: 'static {
     ) -> impl Future<Output = Result<UpstreamResponse<Self::Body>, FetchError>>;
 }
 
-/// Fetches the source bytes within the configured limits.
+/// Fetches the source bytes within the configured limits, counting them
+/// against `claim` as they arrive.
 pub async fn fetch_source<F: Fetch, R: Runtime>(
     fetch: &F,
     runtime: &R,
     url: Url,
     config: &Config,
+    claim: &mut Claim,
 ) -> Result<Bytes, Error> {
     let timeout = config.limits.upstream_timeout;
-    let work = pin!(fetch_following(fetch, url, config));
+    let work = pin!(fetch_following(fetch, url, config, claim));
     let timer = pin!(runtime.sleep(timeout));
     match select(work, timer).await {
         Either::Left((result, _)) => result,
@@ -72,6 +75,7 @@ async fn fetch_following<F: Fetch>(
     fetch: &F,
     mut url: Url,
     config: &Config,
+    claim: &mut Claim,
 ) -> Result<Bytes, Error> {
     let max_bytes = config.limits.max_src_bytes;
     let timeout_ms = config.limits.upstream_timeout.as_millis() as u64;
@@ -112,6 +116,7 @@ async fn fetch_following<F: Fetch>(
             if (buf.len() + chunk.len()) as u64 > max_bytes {
                 return Err(Error::SourceTooLarge(max_bytes));
             }
+            claim.grow(chunk.len() as u64)?;
             buf.extend_from_slice(&chunk);
         }
         if let Some(n) = resp.content_length {

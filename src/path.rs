@@ -31,9 +31,10 @@ pub struct ParsedPath {
     pub extension: Option<String>,
 }
 
-/// Splits a raw (still percent-encoded) request path. A query string, if
-/// any, is ignored, as imgproxy does.
-pub fn parse(raw: &str) -> Result<ParsedPath, Error> {
+/// The signature segment and the path it covers, with nothing else
+/// parsed: a request is checked against its signature before anything in
+/// it is decoded, so unsigned input gets no further than this.
+pub fn split_signed(raw: &str) -> Result<(&str, String), Error> {
     let raw = raw.split_once('?').map_or(raw, |(p, _)| p);
     if raw.len() > MAX_PATH_LEN {
         return Err(Error::BadUrl(format!(
@@ -49,8 +50,14 @@ pub fn parse(raw: &str) -> Result<ParsedPath, Error> {
     if signature.is_empty() || after.is_empty() {
         return Err(Error::BadUrl("empty signature or source".into()));
     }
-    let after = redenormalize(after);
-    let signed_path = format!("/{after}");
+    Ok((signature, format!("/{}", redenormalize(after))))
+}
+
+/// Splits a raw (still percent-encoded) request path. A query string, if
+/// any, is ignored, as imgproxy does.
+pub fn parse(raw: &str) -> Result<ParsedPath, Error> {
+    let (signature, signed_path) = split_signed(raw)?;
+    let after = &signed_path[1..];
 
     let segments: Vec<&str> = after.split('/').collect();
     let mut options = Vec::new();

@@ -23,12 +23,26 @@ pub trait Runtime: 'static {
     /// Resolves after `duration` (upstream timeouts).
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()>;
 
-    /// Runs CPU-bound work. A native server moves it off the I/O thread;
-    /// an edge isolate runs it inline. `None` if the work was lost.
+    /// Runs CPU-bound work. A native server moves it off the I/O thread,
+    /// with a bounded number at once and a bounded queue; an edge isolate
+    /// runs it inline.
     fn offload<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> impl Future<Output = Option<T>>;
+    ) -> impl Future<Output = Result<T, OffloadError>>;
+}
+
+/// Why offloaded work did not run to the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffloadError {
+    /// Shed: too many transforms waiting, or waiting too long. The caller
+    /// answers 503 with `Retry-After`.
+    Busy {
+        reason: &'static str,
+        retry_after: u32,
+    },
+    /// The worker thread went away (a panic in the transform).
+    Lost,
 }
 
 /// Unix time from `std`, for runtimes where std's clock works (native,

@@ -26,7 +26,8 @@ use crate::negotiate::{self, Negotiated};
 use crate::options::{self, Options};
 use crate::path;
 use crate::pipeline::{self, Job};
-use crate::runtime::Runtime;
+use crate::runtime::{OffloadError, Runtime};
+use crate::shedding::SourceBudget;
 use crate::signature;
 use crate::source_policy;
 
@@ -60,6 +61,8 @@ struct Inner<F, C, R> {
     runtime: R,
     inflight: RefCell<HashMap<String, InFlight>>,
     breaker: Breaker,
+    /// Source bytes held by misses at once.
+    budget: SourceBudget,
     /// The fallback image once fetched (`EDGETHUMB_FALLBACK_IMAGE_URL`).
     fallback_image: RefCell<Option<Bytes>>,
 }
@@ -90,6 +93,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         Service {
             inner: Rc::new(Inner {
                 breaker: Breaker::new(config.breaker),
+                budget: SourceBudget::new(config.limits.max_source_bytes_in_flight),
                 fallback_image: RefCell::new(None),
                 config,
                 fetch,
@@ -170,6 +174,15 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             }
             // The request doing it went away: look again.
         }
+        // Each miss holds a client connection, an upstream one and its state:
+        // bounded, so a flood of misses cannot take memory without limit.
+        if self.inner.inflight.borrow().len() as u64 >= inner.config.limits.max_misses_in_flight {
+            let e = Error::Overloaded {
+                what: "too many misses in flight".into(),
+                retry_after: crate::shedding::RETRY_AFTER_SECS,
+            };
+            return error_response(&e, None, plan.negotiated.varies());
+        }
         let produced = self.lead(plan).await;
         let timing = format!("{}, cache;desc=miss", produced.timing);
         finish(&produced.response, "miss", &timing, if_none_match.as_ref())
@@ -178,19 +191,16 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     /// Parses and checks everything that needs no I/O.
     fn plan(&self, raw_path: &str, accept: Option<&str>) -> Result<Plan, Error> {
         let cfg = &self.inner.config;
-        let parsed = path::parse(raw_path)?;
-        if UNSIGNED_MARKERS.contains(&parsed.signature.as_str()) {
+        // The signature first: nothing else of an unsigned path is decoded.
+        let (sig, signed_path) = path::split_signed(raw_path)?;
+        if UNSIGNED_MARKERS.contains(&sig) {
             if !cfg.allow_unsigned {
                 return Err(Error::Unsigned);
             }
-        } else if !signature::verify(
-            &parsed.signature,
-            &parsed.signed_path,
-            &cfg.keys,
-            cfg.signature_size,
-        ) {
+        } else if !signature::verify(sig, &signed_path, &cfg.keys, cfg.signature_size) {
             return Err(Error::BadSignature);
         }
+        let parsed = path::parse(raw_path)?;
         let options = options::build(&parsed.options, parsed.extension.as_deref(), &cfg.presets)?;
         if let Some(exp) = options.expires {
             if exp < self.inner.runtime.unix_time() as i64 {
@@ -274,7 +284,10 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
             return fail_or_fallback(inner, e, &job, varies, timing).await;
         }
     };
-    let fetched = fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg).await;
+    // Held until the transform is done: the source bytes live that long.
+    let mut claim = inner.budget.claim();
+    let fetched =
+        fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg, &mut claim).await;
     ticket.record(breaker::counts_as_failure(&fetched), clock());
     let fetch_ms = clock() - t0;
     let timing = format!("fetch;dur={fetch_ms:.1}");
@@ -301,7 +314,16 @@ async fn transform<F, C, R: Runtime>(
         .runtime
         .offload(move || pipeline::run(&bytes, &job, clock))
         .await
-        .unwrap_or_else(|| Err(Error::Internal("transform worker lost".into())))
+        .unwrap_or_else(|e| match e {
+            OffloadError::Busy {
+                reason,
+                retry_after,
+            } => Err(Error::Overloaded {
+                what: reason.to_string(),
+                retry_after,
+            }),
+            OffloadError::Lost => Err(Error::Internal("transform worker lost".into())),
+        })
 }
 
 /// A failure of the upstream or of its bytes, answered with the configured
@@ -358,7 +380,8 @@ async fn fallback_from_url<F: Fetch, C, R: Runtime>(
     }
     let mut cfg = inner.config.clone();
     cfg.sources.allowed_prefixes.clear();
-    let bytes = fetch::fetch_source(&inner.fetch, &inner.runtime, url.clone(), &cfg)
+    let mut claim = inner.budget.claim();
+    let bytes = fetch::fetch_source(&inner.fetch, &inner.runtime, url.clone(), &cfg, &mut claim)
         .await
         .ok()?;
     pipeline::sniff::sniff(&bytes).ok()?;
@@ -523,6 +546,9 @@ fn error_response_with(
         _ => "no-store".to_string(),
     };
     insert(h, header::CACHE_CONTROL, &cc);
+    if let Some(secs) = e.retry_after() {
+        insert(h, header::RETRY_AFTER, &secs.to_string());
+    }
     common_headers(h, varies);
     resp
 }
@@ -613,8 +639,8 @@ mod tests {
         async fn offload<T: Send + 'static>(
             &self,
             work: impl FnOnce() -> T + Send + 'static,
-        ) -> Option<T> {
-            Some(work())
+        ) -> Result<T, OffloadError> {
+            Ok(work())
         }
     }
 
@@ -655,6 +681,100 @@ mod tests {
         }
         assert_eq!(calls.get(), 2, "the follower took the miss over");
         assert_eq!(service.inner.inflight.borrow().len(), 1);
+    }
+
+    /// An upstream that sends 80 bytes and then nothing more.
+    struct Stalling;
+    struct StallingBody(bool);
+
+    impl Body for StallingBody {
+        async fn next_chunk(&mut self) -> Result<Option<Bytes>, FetchError> {
+            if std::mem::replace(&mut self.0, true) {
+                return futures_util::future::pending().await;
+            }
+            Ok(Some(Bytes::from(vec![0u8; 80])))
+        }
+    }
+
+    impl Fetch for Stalling {
+        type Body = StallingBody;
+        async fn get(&self, _url: &url::Url) -> Result<UpstreamResponse<StallingBody>, FetchError> {
+            Ok(UpstreamResponse {
+                status: 200,
+                location: None,
+                content_length: None,
+                body: StallingBody(false),
+            })
+        }
+    }
+
+    #[test]
+    fn misses_past_the_source_byte_budget_are_shed_with_retry_after() {
+        let config = Config::from_lookup(|name| match name {
+            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
+            "EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT" => Some("100".into()),
+            _ => None,
+        })
+        .unwrap();
+        let service = Service::new(config, Stalling, NoCache, Inline::<true>);
+        let get = |src: &str| {
+            Request::get(format!(
+                "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
+            ))
+            .body(())
+            .unwrap()
+        };
+        let (a, b) = (get("a.jpg"), get("b.jpg"));
+        let mut holding = Box::pin(service.handle(&a));
+        assert!(poll_once(holding.as_mut()).is_pending());
+        assert_eq!(service.inner.budget.used(), 80);
+
+        let Poll::Ready(shed) = poll_once(pin!(service.handle(&b))) else {
+            panic!("a miss past the budget must be answered at once");
+        };
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(shed.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(String::from_utf8_lossy(shed.body()).starts_with("server busy:"));
+
+        // Its bytes are given back when the request goes away.
+        drop(holding);
+        assert_eq!(service.inner.budget.used(), 0);
+        assert!(poll_once(pin!(service.handle(&b))).is_pending());
+    }
+
+    #[test]
+    fn misses_past_the_in_flight_bound_are_shed_but_identical_ones_join() {
+        let config = Config::from_lookup(|name| match name {
+            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
+            "EDGETHUMB_MAX_MISSES_IN_FLIGHT" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+        let calls = Rc::new(Cell::new(0));
+        let service = Service::new(config, Hanging(Rc::clone(&calls)), NoCache, Inline::<true>);
+        let get = |src: &str| {
+            Request::get(format!(
+                "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
+            ))
+            .body(())
+            .unwrap()
+        };
+        let (a, b) = (get("a.jpg"), get("b.jpg"));
+        let mut first = Box::pin(service.handle(&a));
+        assert!(poll_once(first.as_mut()).is_pending());
+        let Poll::Ready(shed) = poll_once(pin!(service.handle(&b))) else {
+            panic!("a second distinct miss must be refused at once");
+        };
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            shed.body().as_ref(),
+            b"server busy: too many misses in flight; retry in 1 s\n"
+        );
+        // The same thumbnail waits for the miss already in flight.
+        assert!(poll_once(pin!(service.handle(&a))).is_pending());
+        assert_eq!(calls.get(), 1);
     }
 
     #[test]

@@ -126,3 +126,107 @@ async fn client_library_urls_native() {
     let server = NativeServer::start(&target_env(&origin, &closed_port_base())).await;
     support::clients::check_client_libraries(&server.base, &origin).await;
 }
+
+/// Load shedding: with one transform slot and no queue, misses that arrive
+/// together get one 200 and 503s with `Retry-After`; a cache hit is served
+/// while the transform runs; nothing shed was cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms_past_the_queue_are_shed_native() {
+    use edgethumb::signature::KeyPair;
+    use edgethumb::url_builder::{sign_path, unsigned_path, SourceEncoding};
+    use std::time::{Duration, Instant};
+
+    let origin = Origin::start().await;
+    // Every source arrives after the same wait, so the misses reach the
+    // transform stage together.
+    let source = origin.route(
+        "/slow-big.jpg",
+        support::origin::Route::Slow(
+            Duration::from_millis(300),
+            support::fixtures::jpeg(1600, 1600),
+        ),
+    );
+    origin.route(
+        "/small.jpg",
+        support::origin::Route::Body(support::fixtures::jpeg(64, 64), "image/jpeg"),
+    );
+    let mut env = target_env(&origin, &closed_port_base());
+    env.extend(
+        [
+            ("EDGETHUMB_MAX_TRANSFORMS", "1"),
+            ("EDGETHUMB_TRANSFORM_QUEUE", "0"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let server = NativeServer::start(&env).await;
+    let key = KeyPair::from_hex(support::harness::TEST_KEY, support::harness::TEST_SALT).unwrap();
+    let url = |opts: &str, src: &str| {
+        let p = unsigned_path(opts, src, None, SourceEncoding::Plain);
+        format!("{}{}", server.base, sign_path(&p, Some(&key), 32))
+    };
+    let client = support::harness::client();
+
+    let hit_url = url("rs:fit:32:0", &format!("{}/small.jpg", origin.base()));
+    assert_eq!(client.get(&hit_url).send().await.unwrap().status(), 200);
+
+    let misses: Vec<String> = (0..6)
+        .map(|i| url(&format!("rs:fit:{}:0/bl:4", 1200 + i), &source))
+        .collect();
+    let t0 = Instant::now();
+    let flood = futures_util::future::join_all(misses.iter().map(|u| {
+        let client = client.clone();
+        async move {
+            let r = client.get(u).send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = r.bytes().await.unwrap();
+            (status, retry, body, t0.elapsed())
+        }
+    }));
+    let hit = async {
+        // Into the transform: the sources have arrived.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let r = client.get(&hit_url).send().await.unwrap();
+        let cache = r.headers()["x-edgethumb-cache"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (r.status().as_u16(), cache, t0.elapsed())
+    };
+    let (results, (hit_status, hit_cache, hit_done)) = tokio::join!(flood, hit);
+
+    assert_eq!((hit_status, hit_cache.as_str()), (200, "hit"));
+    let served: Vec<_> = results.iter().filter(|r| r.0 == 200).collect();
+    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!(
+        served.len() + shed.len(),
+        results.len(),
+        "only 200s and deliberate 503s: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(!served.is_empty() && !shed.is_empty(), "one slot, no queue");
+    for (_, retry, body, _) in &shed {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(
+            String::from_utf8_lossy(body).starts_with("server busy: too many transforms waiting"),
+            "{body:?}"
+        );
+    }
+    let first_served = served.iter().map(|r| r.3).min().unwrap();
+    assert!(
+        hit_done < first_served,
+        "the hit ({hit_done:?}) was answered while the transform ran (done at {first_served:?})"
+    );
+
+    // Nothing shed was cached: asked again one at a time, each is made.
+    for (u, r) in misses.iter().zip(&results) {
+        if r.0 == 503 {
+            let again = client.get(u).send().await.unwrap();
+            assert_eq!(again.status(), 200);
+            assert_eq!(again.headers()["x-edgethumb-cache"], "miss");
+        }
+    }
+}

@@ -2,24 +2,57 @@
 //! bounded CPU pool, a reqwest upstream client, and a byte-bounded LRU.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
-use edgethumb::{Cache, CachedResponse, Runtime};
-use tokio::sync::Semaphore;
+use edgethumb::{shedding, Cache, CachedResponse, OffloadError, Runtime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// tokio runtime: timers from tokio, transforms on the blocking pool with
-/// at most one per CPU, so I/O (and cache hits) never wait behind them.
+/// at most `max_transforms` at once, so I/O (and cache hits) never wait
+/// behind them. At most `max_queued` wait for a slot, each for at most
+/// `queue_timeout`; past either, the transform is shed (503).
 pub struct TokioRuntime {
     transforms: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_queued: usize,
+    queue_timeout: Duration,
 }
 
 impl TokioRuntime {
-    pub fn new(max_transforms: usize) -> Self {
+    pub fn new(max_transforms: usize, max_queued: usize, queue_timeout: Duration) -> Self {
         TokioRuntime {
             transforms: Arc::new(Semaphore::new(max_transforms.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_queued,
+            queue_timeout,
+        }
+    }
+
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, OffloadError> {
+        let busy = |reason| OffloadError::Busy {
+            reason,
+            retry_after: shedding::RETRY_AFTER_SECS,
+        };
+        match self.transforms.clone().try_acquire_owned() {
+            Ok(permit) => return Ok(permit),
+            Err(TryAcquireError::Closed) => return Err(OffloadError::Lost),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queued {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(busy("too many transforms waiting"));
+        }
+        let waited =
+            tokio::time::timeout(self.queue_timeout, self.transforms.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(OffloadError::Lost),
+            Err(_) => Err(busy("waited too long for a transform slot")),
         }
     }
 }
@@ -40,9 +73,16 @@ impl Runtime for TokioRuntime {
     async fn offload<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
-        let _permit = self.transforms.clone().acquire_owned().await.ok()?;
-        tokio::task::spawn_blocking(work).await.ok()
+    ) -> Result<T, OffloadError> {
+        let permit = self.slot().await?;
+        // The slot goes with the work: a request that goes away cannot
+        // free it while its transform still runs.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|_| OffloadError::Lost)
     }
 }
 
@@ -62,6 +102,9 @@ impl ReqwestFetch {
             .user_agent(concat!("edgethumb/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(4))
             .pool_idle_timeout(Duration::from_secs(30))
+            // After a flood of misses to one origin, keep a few of its
+            // connections, not thousands (memory and file descriptors).
+            .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(ReqwestFetch { client })
@@ -223,7 +266,52 @@ impl Cache for MemoryCache {
 
 #[cfg(test)]
 mod tests {
-    use super::public_addrs;
+    use super::{public_addrs, TokioRuntime};
+    use edgethumb::{OffloadError, Runtime};
+    use std::time::Duration;
+
+    fn busy(r: &Result<(), OffloadError>) -> Option<&'static str> {
+        match r {
+            Err(OffloadError::Busy { reason, .. }) => Some(*reason),
+            _ => None,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn transforms_past_the_queue_or_its_deadline_are_shed() {
+        // One slot, one place in the queue, 200 ms of waiting at most.
+        let rt = TokioRuntime::new(1, 1, Duration::from_millis(200));
+        let slow = || std::thread::sleep(Duration::from_millis(600));
+        let (first, second, third) = tokio::join!(rt.offload(slow), rt.offload(slow), async {
+            tokio::task::yield_now().await;
+            rt.offload(slow).await
+        });
+        assert_eq!(first, Ok(()));
+        assert_eq!(busy(&second), Some("waited too long for a transform slot"));
+        assert_eq!(busy(&third), Some("too many transforms waiting"));
+        // Nothing left waiting: the next one runs.
+        assert_eq!(rt.offload(|| ()).await, Ok(()));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_request_keeps_its_slot_until_the_work_ends() {
+        let rt = TokioRuntime::new(1, 0, Duration::from_millis(50));
+        let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let s = started.clone();
+        let abandoned = rt.offload(move || {
+            s.wait();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        // Poll it until the work has started, then drop the request.
+        let waited = tokio::time::timeout(Duration::from_millis(100), abandoned);
+        let _ = tokio::join!(waited, async {
+            tokio::task::spawn_blocking(move || started.wait())
+                .await
+                .unwrap()
+        });
+        let r = rt.offload(|| ()).await;
+        assert_eq!(busy(&r), Some("too many transforms waiting"));
+    }
 
     #[test]
     fn resolved_internal_addresses_are_dropped() {

@@ -33,6 +33,17 @@ pub struct ServeArgs {
     /// Transforms run at once (default: CPU count).
     #[arg(long, env = "EDGETHUMB_MAX_TRANSFORMS")]
     pub max_transforms: Option<usize>,
+    /// Transforms that may wait for a slot (default: 16 per slot); past it,
+    /// 503 with Retry-After.
+    #[arg(long, env = "EDGETHUMB_TRANSFORM_QUEUE")]
+    pub transform_queue: Option<usize>,
+    /// Longest wait for a transform slot, in ms; past it, 503 with Retry-After.
+    #[arg(
+        long,
+        env = "EDGETHUMB_TRANSFORM_QUEUE_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub transform_queue_timeout_ms: u64,
 }
 
 type NativeService = Service<ReqwestFetch, MemoryCache, TokioRuntime>;
@@ -107,7 +118,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         config,
         fetch,
         MemoryCache::new(cache_bytes),
-        TokioRuntime::new(transforms),
+        TokioRuntime::new(
+            transforms,
+            args.transform_queue.unwrap_or(16 * transforms),
+            Duration::from_millis(args.transform_queue_timeout_ms),
+        ),
     );
 
     println!("edgethumb listening on {origin}");

@@ -153,8 +153,8 @@ impl Runtime for WasiRuntime {
     async fn offload<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
-        Some(work())
+    ) -> Result<T, edgethumb::OffloadError> {
+        Ok(work())
     }
 }
 

@@ -32,9 +32,9 @@ impl Runtime for WorkerRuntime {
     async fn offload<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, edgethumb::OffloadError> {
         // One thread per isolate: the transform runs inline.
-        Some(work())
+        Ok(work())
     }
 }
 

@@ -229,6 +229,10 @@ mod tests {
             "http://images.example.com/a.jpg",
             "http://cdn.example.org/private/a.jpg",
             "https://images.example.com@evil.net/a.jpg",
+            // Dot segments are resolved before the prefix is compared.
+            "http://cdn.example.org/pub/../private/a.jpg",
+            "http://cdn.example.org/pub/%2e%2e/private/a.jpg",
+            "http://cdn.example.org/pub/.%2E/private/a.jpg",
         ] {
             assert!(check(url, &c).is_err(), "{url}");
         }

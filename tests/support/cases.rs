@@ -13,7 +13,7 @@ use super::origin::Route;
 pub const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
 
 /// How the request URL is signed.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Sign {
     Valid,
     /// `insecure` in the signature place.
@@ -24,8 +24,10 @@ pub enum Sign {
     Tampered,
     /// A valid signature with `=` padding appended.
     Padded,
-    /// A literal path, sent as is (bad grammar).
-    RawPath(&'static str),
+    /// This path (built from the source URL), validly signed.
+    Build(fn(&str) -> String),
+    /// The valid signed path, then changed by this.
+    Edit(fn(&str) -> String),
 }
 
 /// Where the source points.
@@ -189,7 +191,7 @@ fn transparent_corner(img: &DynamicImage) -> Result<(), String> {
 
 /// The table. Sources are 400×200 unless a row says otherwise.
 pub fn cases() -> Vec<Case> {
-    let v = vec![
+    let mut v = vec![
         // Geometry, imgproxy semantics per resize type.
         case(
             "fit",
@@ -533,8 +535,10 @@ pub fn cases() -> Vec<Case> {
             err(400, "frobnicate"),
         ),
         case("bad_argument", photo(), "w:abc", err(400, "width")),
+        // Validly signed, but no source: the grammar is checked after the
+        // signature (an invalid signature is 403 whatever follows).
         Case {
-            sign: Sign::RawPath("/sig/w:10"),
+            sign: Sign::Build(|_| "/w:10".into()),
             ..case("bad_path", photo(), "", err(400, "bad URL"))
         },
         Case {
@@ -735,6 +739,7 @@ pub fn cases() -> Vec<Case> {
             err(415, "svg"),
         ),
     ];
+    v.extend(bad_inputs());
     // Names are the origin paths and the report's rows: keep them unique.
     let mut names: Vec<&str> = v.iter().map(|c| c.name).collect();
     names.sort_unstable();
@@ -746,4 +751,172 @@ pub fn cases() -> Vec<Case> {
 /// Extra origin routes some rows point at.
 pub fn support_routes() -> Vec<(&'static str, Route)> {
     vec![("/c/redirect_target", photo())]
+}
+
+/// The bad-input matrix: hostile images, upstreams and URLs. Each row has
+/// a time bound; `repeat: 1` shows a failure is answered as a failure
+/// again (never cached as a success); after every row the harness checks
+/// the server still answers.
+fn bad_inputs() -> Vec<Case> {
+    let quick = Duration::from_secs(3);
+    let bad = |name, route, expect: Expect| Case {
+        repeat: 1,
+        ..case(
+            name,
+            route,
+            "rs:fit:100:0",
+            Expect {
+                within: Some(expect.within.unwrap_or(quick)),
+                ..expect
+            },
+        )
+    };
+    let png = fx::png(400, 200);
+    let bad_url = |name, sign: Sign, expect: Expect| Case {
+        sign,
+        ..bad(name, photo(), expect)
+    };
+    vec![
+        // Bad images.
+        bad(
+            "bad_truncated_png",
+            Route::Body(png[..png.len() / 2].to_vec(), PNG),
+            err(415, "decode"),
+        ),
+        // The bytes decide, not the upstream's Content-Type.
+        bad(
+            "bad_wrong_content_type",
+            Route::Body(png.clone(), "text/html"),
+            ok(JPEG, (100, 50)),
+        ),
+        bad(
+            "bad_png_claims_100000x100000",
+            Route::Body(fx::png_header_only(100_000, 100_000), PNG),
+            err(413, "pixels"),
+        ),
+        bad(
+            "bad_jpeg_claims_65500x65500",
+            Route::Body(fx::jpeg_claiming(65_500, 65_500), JPEG),
+            err(413, "pixels"),
+        ),
+        bad(
+            "bad_gif_5000_frames",
+            Route::Body(fx::gif_many_frames(200, 100, 5000), "image/gif"),
+            Expect {
+                status: 200,
+                dims: Some((100, 50)),
+                ..Expect::default()
+            },
+        ),
+        bad(
+            "bad_exif_orientation_99",
+            Route::Body(fx::jpeg_exif(400, 200, 99), JPEG),
+            Expect {
+                pixels: Some(red_top_left),
+                ..ok(JPEG, (100, 50))
+            },
+        ),
+        bad(
+            "bad_exif_garbage",
+            Route::Body(fx::jpeg_exif_garbage(400, 200), JPEG),
+            Expect {
+                pixels: Some(red_top_left),
+                ..ok(JPEG, (100, 50))
+            },
+        ),
+        // Bad upstreams.
+        bad(
+            "bad_huge_content_length",
+            Route::LyingLength { claimed: 1 << 50 },
+            err(413, "larger than"),
+        ),
+        bad(
+            "bad_slow_drip",
+            Route::Drip {
+                every: Duration::from_millis(100),
+                bytes: 100,
+            },
+            err(504, "timed out"),
+        ),
+        bad(
+            "bad_cut_off_mid_body",
+            Route::CutOff {
+                body: fx::jpeg(400, 200),
+                sent: 1000,
+            },
+            err(502, "upstream failed"),
+        ),
+        bad(
+            "bad_redirect_to_metadata_ip",
+            Route::Redirect("http://169.254.169.254/latest/meta-data/".into()),
+            err(403, "source not allowed"),
+        ),
+        // Bad URLs.
+        bad_url(
+            "bad_url_signature_elsewhere",
+            Sign::Edit(|p| {
+                let mut s: Vec<&str> = p.split('/').collect();
+                s.swap(1, 2);
+                s.join("/")
+            }),
+            err(403, "signature"),
+        ),
+        bad_url(
+            "bad_url_double_slash",
+            Sign::Edit(|p| p.replacen("/rs:", "//rs:", 1)),
+            err(403, "signature"),
+        ),
+        bad_url(
+            "bad_url_percent_encoded_after_signing",
+            Sign::Edit(|p| p.replacen("rs:fit:100", "rs:fit:1%30%30", 1)),
+            err(403, "signature"),
+        ),
+        // Proxies that encode `:` in options are undone, as imgproxy does.
+        bad_url(
+            "bad_url_colon_encoded_by_a_proxy",
+            Sign::Edit(|p| p.replacen("rs:fit:100:0", "rs%3Afit%3A100%3A0", 1)),
+            ok(JPEG, (100, 50)),
+        ),
+        bad_url(
+            "bad_url_percent_encoded_source",
+            Sign::Build(|src| {
+                let enc: String = src
+                    .bytes()
+                    .map(|b| match b {
+                        b':' | b'/' => format!("%{b:02X}"),
+                        _ => (b as char).to_string(),
+                    })
+                    .collect();
+                format!("/rs:fit:100:0/plain/{enc}")
+            }),
+            ok(JPEG, (100, 50)),
+        ),
+        bad_url(
+            "bad_url_dot_segments_in_source",
+            // Base64, so no client resolves the `..` before edgethumb does.
+            Sign::Build(|src| {
+                edgethumb::url_builder::unsigned_path(
+                    "rs:fit:100:0",
+                    &src.replacen("/c/", "/c/x/%2e%2e/../c/", 1),
+                    None,
+                    edgethumb::url_builder::SourceEncoding::Base64,
+                )
+            }),
+            ok(JPEG, (100, 50)),
+        ),
+        bad_url(
+            "bad_url_non_utf8_source",
+            Sign::Build(|src| format!("/rs:fit:100:0/plain/{src}%FF%FE")),
+            err(400, "not UTF-8"),
+        ),
+        bad_url(
+            "bad_url_very_long",
+            Sign::Build(|src| format!("/rs:fit:100:0/cb:{}/plain/{src}", "a".repeat(20_000))),
+            err(400, "longer than"),
+        ),
+        Case {
+            source: Source::Literal("{origin}@127.0.0.2:9/x.jpg"),
+            ..bad("bad_url_userinfo_trick", photo(), err(403, "credentials"))
+        },
+    ]
 }

@@ -242,3 +242,53 @@ pub fn noise_png(w: u32, h: u32) -> Vec<u8> {
     });
     encode(DynamicImage::ImageRgb8(img), ImageFormat::Png)
 }
+
+/// A JPEG whose EXIF block is garbage: an IFD offset far past its end.
+pub fn jpeg_exif_garbage(w: u32, h: u32) -> Vec<u8> {
+    let exif = b"Exif\0\0MM\0\x2a\xff\xff\xff\xf0\0\x05\x01\x12".to_vec();
+    jpeg_encoder(
+        photo(w, h).as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Rgb,
+        false,
+        Some(exif),
+    )
+}
+
+/// A small baseline JPEG whose frame header claims `w`×`h`: decoding it
+/// would need gigabytes, so it must be refused from the header alone.
+pub fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+    let mut j = jpeg(64, 32);
+    let sof = j
+        .windows(2)
+        .position(|m| m == [0xFF, 0xC0])
+        .expect("baseline SOF0");
+    j[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    j[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    j
+}
+
+/// A `w`×`h` GIF of `frames` 1×1 frames: a decoder that walks every frame
+/// (or composes them all) spends its time on nothing visible.
+pub fn gif_many_frames(w: u16, h: u16, frames: usize) -> Vec<u8> {
+    let mut g = b"GIF89a".to_vec();
+    g.extend_from_slice(&w.to_le_bytes());
+    g.extend_from_slice(&h.to_le_bytes());
+    g.extend_from_slice(&[0x80, 0, 0]); // a 2-colour global table
+    g.extend_from_slice(&[0, 0, 0, 0xFF, 0xFF, 0xFF]);
+    for i in 0..frames {
+        let (x, y) = (
+            (i % w as usize) as u16,
+            ((i / w as usize) % h as usize) as u16,
+        );
+        g.extend_from_slice(&[0x21, 0xF9, 4, 0, 1, 0, 0, 0]); // 10 ms a frame
+        g.push(0x2C);
+        g.extend_from_slice(&x.to_le_bytes());
+        g.extend_from_slice(&y.to_le_bytes());
+        g.extend_from_slice(&[1, 0, 1, 0, 0]);
+        g.extend_from_slice(&[2, 2, 0x44, 1, 0]); // one pixel, LZW
+    }
+    g.push(0x3B);
+    g
+}

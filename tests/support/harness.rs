@@ -96,7 +96,8 @@ pub fn case_path(c: &Case, source: &str) -> String {
             let (sig, rest) = signed[1..].split_once('/').unwrap();
             format!("/{sig}=/{rest}")
         }
-        Sign::RawPath(p) => p.to_string(),
+        Sign::Build(build) => url_builder::sign_path(&build(source), Some(&key), 32),
+        Sign::Edit(edit) => edit(&url_builder::sign_path(&path, Some(&key), 32)),
     }
 }
 
@@ -328,6 +329,19 @@ async fn run_case(
     Ok(())
 }
 
+/// After every row: the server still answers, promptly.
+async fn still_answers(t: &Target, client: &reqwest::Client) -> Result<(), String> {
+    let health = format!("{}/health", t.base);
+    let r = tokio::time::timeout(Duration::from_secs(5), client.get(&health).send())
+        .await
+        .map_err(|_| "the server did not answer /health within 5 s afterwards".to_string())?
+        .map_err(|e| format!("the server stopped answering afterwards: {e}"))?;
+    if r.status() != 200 {
+        return Err(format!("/health gave {} afterwards", r.status()));
+    }
+    Ok(())
+}
+
 /// Runs every row; returns the failures as `name: reason` lines.
 pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) -> Vec<String> {
     for (path, route) in super::cases::support_routes() {
@@ -343,7 +357,11 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
             continue;
         }
         let started = Instant::now();
-        match run_case(t, origin, closed, &client, c).await {
+        let outcome = match run_case(t, origin, closed, &client, c).await {
+            Ok(()) => still_answers(t, &client).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(()) => {
                 passed += 1;
                 println!("[{}] ok   {:<36} {:?}", t.name, c.name, started.elapsed());

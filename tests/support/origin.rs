@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -37,6 +38,13 @@ pub enum Route {
         status: u16,
         body: Vec<u8>,
     },
+    /// Headers claiming `claimed` bytes, then a short body.
+    LyingLength { claimed: u64 },
+    /// Headers at once, then one byte every `every`, `bytes` in all.
+    Drip { every: Duration, bytes: usize },
+    /// `Content-Length` of the whole body, the first `sent` bytes of it,
+    /// then the connection is dropped.
+    CutOff { body: Vec<u8>, sent: usize },
 }
 
 type Routes = Arc<Mutex<HashMap<String, Route>>>;
@@ -103,14 +111,36 @@ impl Origin {
     }
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+type Body = BoxBody<Bytes, std::io::Error>;
 
 fn full(status: u16, ct: &str, body: Vec<u8>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", ct)
-        .body(Full::new(Bytes::from(body)).boxed())
+        .body(boxed_full(body))
         .unwrap()
+}
+
+fn boxed_full(body: Vec<u8>) -> Body {
+    Full::new(Bytes::from(body))
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn streamed(
+    content_length: Option<u64>,
+    stream: impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>>
+        + Send
+        + Sync
+        + 'static,
+) -> Response<Body> {
+    let mut b = Response::builder()
+        .status(200)
+        .header("content-type", "image/jpeg");
+    if let Some(n) = content_length {
+        b = b.header("content-length", n.to_string());
+    }
+    b.body(BodyExt::boxed(StreamBody::new(stream))).unwrap()
 }
 
 async fn serve(
@@ -147,7 +177,7 @@ async fn serve(
         Some(Route::Redirect(to)) => Response::builder()
             .status(302)
             .header("location", to)
-            .body(Full::new(Bytes::new()).boxed())
+            .body(boxed_full(Vec::new()))
             .unwrap(),
         Some(Route::Large {
             len,
@@ -156,15 +186,38 @@ async fn serve(
             let chunk = Bytes::from(vec![0xAB; 64 * 1024]);
             let n = len.div_ceil(chunk.len());
             let stream = futures_util::stream::iter(
-                (0..n).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone()))),
+                (0..n).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))),
             );
-            let mut b = Response::builder()
-                .status(200)
-                .header("content-type", "image/jpeg");
-            if content_length {
-                b = b.header("content-length", (n * 64 * 1024).to_string());
-            }
-            b.body(BodyExt::boxed(StreamBody::new(stream))).unwrap()
+            streamed(content_length.then_some((n * 64 * 1024) as u64), stream)
+        }
+        Some(Route::LyingLength { claimed }) => {
+            let chunk = Bytes::from_static(b"\xff\xd8\xff\xe0 not the promised body");
+            // Then nothing: the connection stays open, as a hostile server's would.
+            let stream = futures_util::stream::iter([Ok(Frame::data(chunk))])
+                .chain(futures_util::stream::pending());
+            streamed(Some(claimed), stream)
+        }
+        Some(Route::Drip { every, bytes }) => {
+            let stream = futures_util::stream::unfold(0, move |i| async move {
+                if i == bytes {
+                    return None;
+                }
+                tokio::time::sleep(every).await;
+                Some((Ok(Frame::data(Bytes::from_static(b"\xff"))), i + 1))
+            });
+            streamed(None, stream)
+        }
+        Some(Route::CutOff { body, sent }) => {
+            let total = body.len() as u64;
+            let head = Bytes::from(body[..sent.min(body.len())].to_vec());
+            let stream = futures_util::stream::iter([
+                Ok(Frame::data(head)),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "cut off",
+                )),
+            ]);
+            streamed(Some(total), stream)
         }
     }
 }

@@ -8,7 +8,7 @@ use edgethumb::url_builder::{self, SourceEncoding};
 use futures_util::future::join_all;
 
 use super::cases::{Case, Sign, Source};
-use super::origin::Origin;
+use super::origin::{Origin, Route};
 
 /// Test signing key: imgproxy's README example pair (public, test only).
 pub const TEST_KEY: &str = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881";
@@ -377,6 +377,66 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
         t.name,
         failures.len()
     );
+    failures.extend(run_bad_corpus(t, origin, &client).await);
+    failures
+}
+
+/// The must-fail corpus, `tests/bad/`: inputs that once crashed a fuzz
+/// target. Each must be answered, twice the same way, without a 5xx,
+/// within 5 s, and the server must answer afterwards.
+async fn run_bad_corpus(t: &Target, origin: &Origin, client: &reqwest::Client) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.is_file() && p.extension().is_none_or(|e| e != "md"));
+    files.sort();
+    let key = KeyPair::from_hex(TEST_KEY, TEST_SALT).unwrap();
+    let mut failures = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let bytes = std::fs::read(&file).unwrap();
+        let source = origin.route(&format!("/bad/{name}"), Route::Body(bytes, "image/jpeg"));
+        let path = url_builder::unsigned_path("rs:fit:64:64", &source, None, SourceEncoding::Plain);
+        let url = format!(
+            "{}{}",
+            t.base,
+            url_builder::sign_path(&path, Some(&key), 32)
+        );
+        let mut statuses = Vec::new();
+        let mut outcome = Ok(());
+        for _ in 0..2 {
+            match send(client, "GET", &url, None, None).await {
+                Ok(r) if r.status >= 500 => {
+                    outcome = Err(format!(
+                        "{}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ));
+                }
+                Ok(r) if r.took > Duration::from_secs(5) => {
+                    outcome = Err(format!("took {:?}", r.took));
+                }
+                Ok(r) => statuses.push(r.status),
+                Err(e) => outcome = Err(e),
+            }
+        }
+        if outcome.is_ok() && statuses.first() != statuses.last() {
+            outcome = Err(format!("answered {statuses:?}"));
+        }
+        let outcome = match outcome {
+            Ok(()) => still_answers(t, client).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => println!("[{}] ok   tests/bad/{name:<25} {statuses:?}", t.name),
+            Err(e) => {
+                println!("[{}] FAIL tests/bad/{name:<25} {e}", t.name);
+                failures.push(format!("tests/bad/{name}: {e}"));
+            }
+        }
+    }
+    failures.extend(run_bad_urls(t, client, &key).await);
     failures
 }
 
@@ -391,6 +451,53 @@ pub async fn assert_conformance(t: &Target, origin: &Origin, closed: &str) {
         t.name,
         failures.join("\n")
     );
+}
+
+/// `tests/bad/urls/`: request paths that once crashed the `url` fuzz
+/// target, re-signed with the test key (as the server will see them,
+/// percent-encoded by the client) so they get past the signature.
+async fn run_bad_urls(t: &Target, client: &reqwest::Client, key: &KeyPair) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad/urls");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut failures = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let raw = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
+        let outcome = async {
+            let parsed = reqwest::Url::parse(&format!("{}{raw}", t.base))
+                .map_err(|e| format!("not a URL here: {e}"))?;
+            let path = parsed.path().to_string();
+            let rest = path[1..].split_once('/').map_or("", |(_, r)| r);
+            let signed = url_builder::sign_path(&format!("/{rest}"), Some(key), 32);
+            let mut url = parsed.clone();
+            url.set_path(&signed);
+            let r = send(client, "GET", url.as_str(), None, None).await?;
+            if r.status >= 500 {
+                return Err(format!(
+                    "{}: {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ));
+            }
+            Ok(r.status)
+        }
+        .await;
+        let outcome = match outcome {
+            Ok(status) => still_answers(t, client).await.map(|()| status),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(status) => println!("[{}] ok   tests/bad/urls/{name} {status}", t.name),
+            Err(e) => {
+                println!("[{}] FAIL tests/bad/urls/{name} {e}", t.name);
+                failures.push(format!("tests/bad/urls/{name}: {e}"));
+            }
+        }
+    }
+    failures
 }
 
 /// The configuration of a media API switching from a resizing proxy

@@ -1,0 +1,29 @@
+//! Source bytes from anyone: sniffing, header and dimension reading, and
+//! decoding under the limits (small ones, so the fuzzer explores refusals
+//! as well as decodes). Invariants: no panic, no abort, and a decoded image
+//! is never larger than the header said.
+#![no_main]
+
+use edgethumb::config::Limits;
+use edgethumb::pipeline::{decode, sniff};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits {
+        max_src_pixels: 4_000_000,
+        max_transform_bytes: 64 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let Ok(format) = sniff::sniff(data) else {
+        return;
+    };
+    let Ok(header) = decode::probe(data, format, &limits) else {
+        return;
+    };
+    assert!(header.width as u64 * header.height as u64 <= limits.max_src_pixels);
+    for scale in [1.0, 0.3, 0.1] {
+        if let Ok(img) = decode::decode(data, &header, scale, &limits) {
+            assert!(img.width() <= header.width && img.height() <= header.height);
+        }
+    }
+});

@@ -1,0 +1,50 @@
+//! Writes the fuzzers' seed corpora from the conformance table: its source
+//! images (decode, transform) and its request paths (url). Run by
+//! `scripts/fuzz`, which sets `EDGETHUMB_FUZZ_SEEDS`; a no-op otherwise.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::cases::{cases, Source};
+use support::origin::Route;
+
+#[test]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("EDGETHUMB_FUZZ_SEEDS").map(PathBuf::from) else {
+        return;
+    };
+    for t in ["url", "decode", "transform"] {
+        std::fs::create_dir_all(dir.join(t)).unwrap();
+    }
+    let write = |target: &str, name: String, bytes: &[u8]| {
+        std::fs::write(dir.join(target).join(name), bytes).unwrap();
+    };
+    for (i, c) in cases().iter().enumerate() {
+        let source = match &c.source {
+            Source::Route(_) => format!("http://127.0.0.1:9/c/{}", c.name),
+            Source::Literal(s) => s
+                .replace("{origin}", "http://127.0.0.1:9")
+                .replace("{closed}", "http://127.0.0.1:1"),
+        };
+        let path = support::harness::case_path(c, &source);
+        write("url", format!("{}.txt", c.name), path.as_bytes());
+        // The same, unsigned, so the fuzzer starts past the signature.
+        if let Some((_, rest)) = path[1..].split_once('/') {
+            write(
+                "url",
+                format!("{}.insecure.txt", c.name),
+                format!("/insecure/{rest}").as_bytes(),
+            );
+        }
+        if let Source::Route(Route::Body(bytes, _)) = &c.source {
+            // Big fixtures slow the fuzzer down more than they teach it.
+            if bytes.len() <= 256 * 1024 {
+                write("decode", c.name.to_string(), bytes);
+                let mut t = vec![i as u8];
+                t.extend_from_slice(bytes);
+                write("transform", c.name.to_string(), &t);
+            }
+        }
+    }
+}

@@ -182,13 +182,12 @@ impl Error {
 
     /// The one-line public reason, with no line breaks from upstream text.
     pub fn public_line(&self) -> String {
-        let mut s: String = self
-            .to_string()
+        // Cut by characters: the text may quote non-ASCII input.
+        self.to_string()
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        s.truncate(300);
-        s
+            .take(300)
+            .collect()
     }
 }
 
@@ -206,5 +205,23 @@ impl ConfigError {
             var: var.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `url` fuzz target: a reason quoting a multi-byte
+    /// character across the 300th byte made `truncate` panic.
+    #[test]
+    fn a_long_reason_is_cut_on_a_character_boundary() {
+        for pad in 0..4 {
+            let text = format!("{}{}", "a".repeat(pad), "չ".repeat(400));
+            let line = Error::UnknownOption(text).public_line();
+            assert_eq!(line.chars().count(), 300);
+        }
+        let e = Error::BadUrl("bad\nline\r".into());
+        assert_eq!(e.public_line(), "bad URL: bad line ");
     }
 }

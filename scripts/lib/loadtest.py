@@ -21,9 +21,11 @@ import http.client
 import json
 import os
 import resource
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
 from sample_origin import sample_png  # noqa: E402
@@ -42,8 +44,23 @@ def signed(options: str, source: str) -> str:
 
 # ---- the origin: every /slow/ path after SLOW_SECONDS, /fast/ at once ----
 
+def noise_png(side: int) -> bytes:
+    """Incompressible: about 3 bytes a pixel on the wire."""
+    raw = b"".join(b"\x00" + os.urandom(side * 3) for _ in range(side))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+
+
 async def origin_main() -> None:
-    body = sample_png(320, 200)
+    # EDGETHUMB_LOADTEST_BODY_KB: sources of about that size, to show memory
+    # stays bounded when every miss brings a large original.
+    kb = int(os.environ.get("EDGETHUMB_LOADTEST_BODY_KB", "0"))
+    body = noise_png(int((kb * 1024 / 3) ** 0.5)) if kb else sample_png(320, 200)
     state = {"now": 0, "peak": 0, "served": 0}
 
     async def handle(reader, writer):

@@ -3,12 +3,14 @@
 //! The header is read first, so the pixel limit is enforced before any
 //! pixel buffer exists. JPEG decodes with DCT scaling (1/2, 1/4, 1/8) down
 //! to the size the output needs (shrink-on-load), so peak memory follows the
-//! output, not the source.
+//! output, not the source; at 1/8 a progressive JPEG is decoded from its DC
+//! scans alone ([`super::jpeg_dc`]).
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
+use super::jpeg_dc;
 use super::sniff::SourceFormat;
 use crate::config::Limits;
 use crate::error::Error;
@@ -115,13 +117,23 @@ pub fn decoded_size(header: &Header, scale: f64) -> (u32, u32) {
     if header.format != SourceFormat::Jpeg {
         return (header.width, header.height);
     }
+    let n = jpeg_eighths(header, scale);
+    (dct_scaled(header.width, n), dct_scaled(header.height, n))
+}
+
+/// The JPEG DCT scale, in eighths (1, 2, 4 or 8): the smallest that still
+/// covers `scale` in either dimension.
+fn jpeg_eighths(header: &Header, scale: f64) -> u32 {
     let (want_w, want_h) = jpeg_request(header, scale);
-    let scaled = |len: u32, n: u32| (len * n - 1) / 8 + 1;
-    let n = [1, 2, 4]
+    [1, 2, 4]
         .into_iter()
-        .find(|&n| scaled(header.width, n) >= want_w || scaled(header.height, n) >= want_h)
-        .unwrap_or(8);
-    (scaled(header.width, n), scaled(header.height, n))
+        .find(|&n| dct_scaled(header.width, n) >= want_w || dct_scaled(header.height, n) >= want_h)
+        .unwrap_or(8)
+}
+
+/// A side decoded at n/8 scale.
+fn dct_scaled(len: u32, n: u32) -> u32 {
+    (len * n - 1) / 8 + 1
 }
 
 /// The size asked of jpeg-decoder's `scale`.
@@ -137,6 +149,13 @@ fn decode_jpeg(
     scale: f64,
     limits: &Limits,
 ) -> Result<DynamicImage, Error> {
+    // At 1/8 a progressive JPEG needs only its DC scans (`jpeg_dc`);
+    // anything that path does not cover goes to jpeg-decoder.
+    if jpeg_eighths(header, scale) == 1 {
+        if let Some(img) = jpeg_dc::decode(bytes)? {
+            return Ok(DynamicImage::ImageRgb8(img));
+        }
+    }
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.set_max_decoding_buffer_size(decode_budget(limits));
     d.read_info().map_err(jpeg_error)?;

@@ -7,7 +7,8 @@
 //! measured wasm linear memory in `tests/worker_memory.rs`):
 //! - JPEG decodes at a DCT scale (1/8..1) into one plane per component,
 //!   then to RGB; progressive JPEGs also keep every coefficient of the
-//!   full-size image (64 × i16 per block) until the last scan;
+//!   full-size image (64 × i16 per block) until the last scan, except at
+//!   1/8, where only the DC coefficient of each block is kept;
 //! - other formats decode at full size in their native layout, then
 //!   convert to 8-bit RGB(A) unless already there;
 //! - effects and encoding hold a copy or two of the output;
@@ -74,15 +75,20 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
     // subsampling), then the RGB result (grey and CMYK convert to RGB).
     let planes = dw * dh * n;
     let result = dw * dh * 3 * if n == 3 { 1 } else { 2 };
+    let (w, h) = (header.width as u64, header.height as u64);
+    // At 1/8, progressive frames of 1 or 3 components decode from their DC
+    // coefficients alone (`jpeg_dc`): one coefficient a block, not 64.
+    let eighth = (w.div_ceil(8), h.div_ceil(8));
+    let dc_only = (dw, dh) == eighth && matches!(n, 1 | 3);
     let coefficients = if frame.progressive {
-        let (w, h) = (header.width as u64, header.height as u64);
         // Blocks per component, padded to whole MCUs.
         let (mcu_w, mcu_h) = (8 * hmax, 8 * vmax);
         let mcus = w.div_ceil(mcu_w) * h.div_ceil(mcu_h);
+        let per_block = if dc_only { 2 } else { 64 * 2 };
         frame
             .components
             .iter()
-            .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * 64 * 2)
+            .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * per_block)
             .sum()
     } else {
         0
@@ -187,12 +193,17 @@ mod tests {
         // 4:2:0: Y 2x2, Cb and Cr 1x1 → 6 blocks per 16x16 MCU.
         let bytes = sof(0xC2, 1600, 1600, &[0x22, 0x11, 0x11]);
         let h = header(SourceFormat::Jpeg, 1600, 1600);
-        let est = estimate(&bytes, &h, (200, 200), (100, 100));
+        // At 1/4 every coefficient of the full-size image is kept...
+        let est = estimate(&bytes, &h, (400, 400), (100, 100));
         let coefficients = 100 * 100 * 6 * 64 * 2;
         assert!(
-            est >= coefficients && est < coefficients + 1_000_000,
+            est >= coefficients && est < coefficients + 2_000_000,
             "{est}"
         );
+        // ...at 1/8 only the DC coefficients (`jpeg_dc`).
+        let est = estimate(&bytes, &h, (200, 200), (100, 100));
+        let dc = 100 * 100 * 6 * 2;
+        assert!(est >= dc && est < dc + 1_000_000, "{est}");
         // The same frame, baseline: only the scaled planes.
         let bytes = sof(0xC0, 1600, 1600, &[0x22, 0x11, 0x11]);
         assert!(estimate(&bytes, &h, (200, 200), (100, 100)) < 1_000_000);

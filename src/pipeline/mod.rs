@@ -13,6 +13,7 @@ pub mod decode;
 pub mod effects;
 pub mod encode;
 pub mod geometry;
+pub mod jpeg_dc;
 pub mod memory;
 pub mod resize;
 pub mod smart_crop;

@@ -1,5 +1,6 @@
 //! The native `edgethumb` binary.
 
+mod bench;
 mod native;
 mod sample;
 mod serve;
@@ -30,6 +31,12 @@ enum Command {
     Sign(sign::SignArgs),
     /// Warm the cache from a list of thumbnails (sharded, resumable).
     Warm(warm::WarmArgs),
+    /// Measure the pipeline (native, wasm under wasmtime and V8) beside
+    /// sharp and photon-rs over a folder of images.
+    Bench(bench::BenchArgs),
+    /// One benchmark measurement in this process (used by `bench`).
+    #[command(hide = true)]
+    BenchRun { args: Vec<String> },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +44,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Warm(args) => warm::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchRun { args } => match edgethumb_bench::main(&args) {
+            0 => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
+        },
         Command::Sign(args) => match sign::run(&args) {
             Ok(url) => {
                 println!("{url}");

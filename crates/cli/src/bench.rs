@@ -1,0 +1,673 @@
+//! `edgethumb bench`: measures the thumbnail pipeline over a folder of real
+//! images, beside its references, in one run on one machine.
+//!
+//! Every (image, format, engine) is one child process, so peak memory is
+//! per image and nothing warms up across images:
+//! - `native`: this binary's hidden `bench-run` command;
+//! - `wasmtime` and `v8`: the `edgethumb-bench-runner` wasm32-wasip1 module
+//!   (the same pipeline, simd128) under wasmtime and under Node's WASI;
+//! - `sharp`: `bench/sharp.mjs` (libvips, one thread), the reference;
+//! - `photon-wasmtime`, `photon-v8`: the naive photon-rs pipeline in the
+//!   same wasm module, the floor (JPEG only). Both, because Node crashes
+//!   (a general-protection fault in node itself, Node 20 and 22) once
+//!   photon-rs grows wasm memory past ~200 MiB on a 5120×2880 source.
+//!
+//! Quality is SSIM (luma) of each output against a reference downscale
+//! made here independently: a full decode by `image` and its own Lanczos3.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Args, ValueEnum};
+use image::imageops::FilterType;
+use image::GrayImage;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Folder of source images: the files listed in its `manifest.tsv`
+    /// (as `../shared/corpus/fetch.sh` writes it) or, without one, every
+    /// `.jpg`, `.jpeg` and `.png` in it.
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Thumbnail width; the height follows the aspect ratio.
+    #[arg(long, default_value_t = 400)]
+    pub width: u32,
+    #[arg(long, default_value_t = 80)]
+    pub quality: u8,
+    /// Timed runs per measurement, after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: u32,
+    /// Timed runs of the (slow) photon-rs pipeline.
+    #[arg(long, default_value_t = 3)]
+    pub photon_repeats: u32,
+    /// Output formats to measure.
+    #[arg(long, value_delimiter = ',', default_value = "jpeg,webp")]
+    pub formats: Vec<String>,
+    /// Engines to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub engines: Option<Vec<Engine>>,
+    /// `edgethumb-bench-runner` built for wasm32-wasip1 (the wasm engines).
+    #[arg(long)]
+    pub runner_wasm: Option<PathBuf>,
+    /// The wasmtime binary.
+    #[arg(long, default_value = "wasmtime")]
+    pub wasmtime: PathBuf,
+    /// The Node binary (v8, photon-v8, sharp).
+    #[arg(long, default_value = "node")]
+    pub node: PathBuf,
+    /// Folder holding `sharp.mjs` and `wasi-run.mjs`.
+    #[arg(long, default_value = "bench")]
+    pub scripts: PathBuf,
+    /// Also measure a ~100 MP baseline JPEG, generated once (kept in the
+    /// corpus folder) by upscaling the corpus's first JPEG.
+    #[arg(long)]
+    pub large: bool,
+    /// Where outputs are written (default: a folder under the system
+    /// temporary directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write the report (Markdown) to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Engine {
+    Native,
+    Wasmtime,
+    V8,
+    Sharp,
+    PhotonWasmtime,
+    PhotonV8,
+}
+
+impl Engine {
+    const ALL: [Engine; 6] = [
+        Engine::Native,
+        Engine::Wasmtime,
+        Engine::V8,
+        Engine::Sharp,
+        Engine::PhotonWasmtime,
+        Engine::PhotonV8,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Engine::Native => "edgethumb native",
+            Engine::Wasmtime => "edgethumb wasm (wasmtime)",
+            Engine::V8 => "edgethumb wasm (V8)",
+            Engine::Sharp => "sharp (libvips)",
+            Engine::PhotonWasmtime => "photon-rs wasm (wasmtime)",
+            Engine::PhotonV8 => "photon-rs wasm (V8)",
+        }
+    }
+
+    fn uses_wasm(self) -> bool {
+        matches!(
+            self,
+            Engine::Wasmtime | Engine::V8 | Engine::PhotonWasmtime | Engine::PhotonV8
+        )
+    }
+
+    fn is_photon(self) -> bool {
+        matches!(self, Engine::PhotonWasmtime | Engine::PhotonV8)
+    }
+
+    /// The photon-rs run on the same engine, to compare against.
+    fn photon_twin(self) -> Option<Engine> {
+        match self {
+            Engine::Wasmtime => Some(Engine::PhotonWasmtime),
+            Engine::V8 => Some(Engine::PhotonV8),
+            _ => None,
+        }
+    }
+}
+
+/// One source image.
+#[derive(Debug, Clone)]
+struct Source {
+    path: PathBuf,
+    note: String,
+    /// In the corpus medians (the generated 100 MP image is reported apart).
+    in_medians: bool,
+}
+
+/// One measured (image, format, engine).
+#[derive(Debug, Clone)]
+struct Run {
+    median_ms: f64,
+    bytes: u64,
+    peak_memory_bytes: Option<u64>,
+    ssim: Option<f64>,
+}
+
+pub fn run(args: BenchArgs) -> ExitCode {
+    match bench(&args) {
+        Ok(report) => {
+            println!("{report}");
+            if let Some(path) = &args.markdown {
+                if let Err(e) = std::fs::write(path, &report) {
+                    eprintln!("edgethumb bench: {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("edgethumb bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(args: &BenchArgs) -> Result<String, String> {
+    let mut sources = corpus(&args.corpus)?;
+    if args.large {
+        let first = sources
+            .iter()
+            .find(|s| has_extension(&s.path, &["jpg", "jpeg"]))
+            .ok_or("--large needs a JPEG in the corpus to upscale")?;
+        let path = large_jpeg(&first.path, &args.corpus)?;
+        sources.push(Source {
+            path,
+            note: format!(
+                "generated ~100 MP baseline (from {})",
+                file_name(&first.path)
+            ),
+            in_medians: false,
+        });
+    }
+    let out_dir = match &args.out {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("edgethumb-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let out_dir = out_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let engines: Vec<Engine> = args.engines.clone().unwrap_or_else(|| Engine::ALL.to_vec());
+    if engines.iter().any(|e| e.uses_wasm()) && args.runner_wasm.is_none() {
+        return Err("--runner-wasm is needed for the wasm engines".into());
+    }
+    let formats: Vec<String> = args.formats.iter().map(|f| f.to_lowercase()).collect();
+    for f in &formats {
+        if !matches!(f.as_str(), "jpeg" | "webp") {
+            return Err(format!(
+                "format {f:?}: the benchmark measures jpeg and webp"
+            ));
+        }
+    }
+    let launcher = Launcher::new(args, &out_dir)?;
+
+    // results[(source index, format, engine)]
+    let mut results: HashMap<(usize, String, Engine), Result<Run, String>> = HashMap::new();
+    for (i, source) in sources.iter().enumerate() {
+        let mut references: HashMap<(u32, u32), GrayImage> = HashMap::new();
+        let original =
+            std::fs::read(&source.path).map_err(|e| format!("{}: {e}", source.path.display()))?;
+        for format in &formats {
+            for &engine in &engines {
+                // photon-rs: JPEG only, and not the 100 MP image (~1.6 GB).
+                if engine.is_photon() && (format != "jpeg" || !source.in_medians) {
+                    continue;
+                }
+                let output =
+                    out_dir.join(format!("{}.{engine:?}.{format}", file_name(&source.path)));
+                let result = launcher
+                    .run(engine, format, &source.path, &output)
+                    .and_then(|(median_ms, peak)| {
+                        let body = std::fs::read(&output)
+                            .map_err(|e| format!("{}: {e}", output.display()))?;
+                        let ssim = ssim_against_reference(&original, &body, &mut references)?;
+                        Ok(Run {
+                            median_ms,
+                            bytes: body.len() as u64,
+                            peak_memory_bytes: peak,
+                            ssim: Some(ssim),
+                        })
+                    });
+                match &result {
+                    Ok(r) => eprintln!(
+                        "{} {format} {}: {:.1} ms, {} B, SSIM {:.4}",
+                        file_name(&source.path),
+                        engine.label(),
+                        r.median_ms,
+                        r.bytes,
+                        r.ssim.unwrap_or(f64::NAN)
+                    ),
+                    Err(e) => eprintln!(
+                        "{} {format} {}: failed: {e}",
+                        file_name(&source.path),
+                        engine.label()
+                    ),
+                }
+                results.insert((i, format.clone(), engine), result);
+            }
+        }
+    }
+    Ok(report(
+        args, &sources, &formats, &engines, &results, &launcher,
+    ))
+}
+
+/// Starts the child process of each engine.
+struct Launcher {
+    width: u32,
+    quality: u8,
+    repeats: u32,
+    photon_repeats: u32,
+    out_dir: PathBuf,
+    self_exe: PathBuf,
+    runner_wasm: Option<PathBuf>,
+    wasmtime: PathBuf,
+    node: PathBuf,
+    sharp_script: PathBuf,
+    wasi_script: PathBuf,
+}
+
+impl Launcher {
+    fn new(args: &BenchArgs, out_dir: &Path) -> Result<Launcher, String> {
+        let absolute = |p: &Path| {
+            p.canonicalize()
+                .map_err(|e| format!("{}: {e}", p.display()))
+        };
+        Ok(Launcher {
+            width: args.width,
+            quality: args.quality,
+            repeats: args.repeats,
+            photon_repeats: args.photon_repeats,
+            out_dir: out_dir.to_path_buf(),
+            self_exe: std::env::current_exe().map_err(|e| e.to_string())?,
+            runner_wasm: args.runner_wasm.as_deref().map(absolute).transpose()?,
+            wasmtime: args.wasmtime.clone(),
+            node: args.node.clone(),
+            sharp_script: args.scripts.join("sharp.mjs"),
+            wasi_script: args.scripts.join("wasi-run.mjs"),
+        })
+    }
+
+    /// Runs one measurement; returns the median milliseconds and the peak
+    /// memory the child reported.
+    fn run(
+        &self,
+        engine: Engine,
+        format: &str,
+        source: &Path,
+        output: &Path,
+    ) -> Result<(f64, Option<u64>), String> {
+        let pipeline = if engine.is_photon() {
+            "photon"
+        } else {
+            "edgethumb"
+        };
+        let repeats = if engine.is_photon() {
+            self.photon_repeats
+        } else {
+            self.repeats
+        };
+        let source = source
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", source.display()))?;
+        let job: Vec<String> = vec![
+            format.to_string(),
+            self.width.to_string(),
+            self.quality.to_string(),
+            repeats.to_string(),
+            source.display().to_string(),
+            output.display().to_string(),
+        ];
+        let src_dir = source
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let out_dir = self.out_dir.display().to_string();
+        let wasm = || {
+            self.runner_wasm
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .ok_or_else(|| "no --runner-wasm".to_string())
+        };
+        let mut cmd = match engine {
+            Engine::Native => {
+                let mut c = Command::new(&self.self_exe);
+                c.arg("bench-run").arg(pipeline).args(&job);
+                c
+            }
+            Engine::Wasmtime | Engine::PhotonWasmtime => {
+                let mut c = Command::new(&self.wasmtime);
+                c.arg("run")
+                    .arg(format!("--dir={src_dir}::{src_dir}"))
+                    .arg(format!("--dir={out_dir}::{out_dir}"))
+                    .arg(wasm()?)
+                    .arg(pipeline)
+                    .args(&job);
+                c
+            }
+            Engine::V8 | Engine::PhotonV8 => {
+                let mut c = Command::new(&self.node);
+                c.arg("--no-warnings")
+                    .arg(&self.wasi_script)
+                    .arg(wasm()?)
+                    .arg(pipeline)
+                    .args(&job)
+                    .env("EDGETHUMB_WASI_DIRS", format!("{src_dir}:{out_dir}"));
+                c
+            }
+            Engine::Sharp => {
+                let mut c = Command::new(&self.node);
+                c.arg(&self.sharp_script).args(&job);
+                c
+            }
+        };
+        let out = cmd
+            .output()
+            .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().last().unwrap_or("").trim();
+            return Err(format!("exited with {}: {last}", out.status));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .ok_or("no JSON line on stdout")?;
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let median = v["median_ms"].as_f64().ok_or("no median_ms")?;
+        Ok((median, v["peak_memory_bytes"].as_u64()))
+    }
+
+    fn versions(&self) -> String {
+        let version = |program: &Path, arg: &str| {
+            Command::new(program)
+                .arg(arg)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| "not found".into())
+        };
+        let sharp = Command::new(&self.node)
+            .args([
+                "--input-type=module",
+                "-e",
+                "import s from 'sharp'; console.log(`sharp ${s.versions.sharp}, libvips ${s.versions.vips}`)",
+            ])
+            .current_dir(self.sharp_script.parent().unwrap_or(Path::new(".")))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "sharp not found".into());
+        format!(
+            "node {}, {}, {}",
+            version(&self.node, "--version"),
+            sharp,
+            version(&self.wasmtime, "--version")
+        )
+    }
+}
+
+/// SSIM (luma) of `body` against `original` downscaled to the same size by
+/// `image`'s own decoder and Lanczos3, cached per size.
+fn ssim_against_reference(
+    original: &[u8],
+    body: &[u8],
+    references: &mut HashMap<(u32, u32), GrayImage>,
+) -> Result<f64, String> {
+    let out = image::load_from_memory(body)
+        .map_err(|e| format!("output does not decode: {e}"))?
+        .to_luma8();
+    let dims = out.dimensions();
+    let reference = match references.entry(dims) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let full = image::load_from_memory(original)
+                .map_err(|e| format!("reference decode: {e}"))?
+                .to_luma8();
+            e.insert(image::imageops::resize(
+                &full,
+                dims.0,
+                dims.1,
+                FilterType::Lanczos3,
+            ))
+        }
+    };
+    image_compare::gray_similarity_structure(
+        &image_compare::Algorithm::MSSIMSimple,
+        reference,
+        &out,
+    )
+    .map(|s| s.score)
+    .map_err(|e| format!("SSIM: {e}"))
+}
+
+fn corpus(dir: &Path) -> Result<Vec<Source>, String> {
+    let manifest = dir.join("manifest.tsv");
+    let mut sources = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(&manifest) {
+        // file  format  width  height  bytes  note
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let (Some(file), Some(w), Some(h)) = (cols.first(), cols.get(2), cols.get(3)) else {
+                return Err(format!("{}: bad line {line:?}", manifest.display()));
+            };
+            sources.push(Source {
+                path: dir.join(file),
+                note: format!("{w}×{h} {}", cols.get(5).copied().unwrap_or("")),
+                in_medians: true,
+            });
+        }
+    } else {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| has_extension(p, &["jpg", "jpeg", "png"]))
+            .collect();
+        paths.sort();
+        sources.extend(paths.into_iter().map(|path| Source {
+            note: String::new(),
+            path,
+            in_medians: true,
+        }));
+    }
+    if sources.is_empty() {
+        return Err(format!("{}: no images", dir.display()));
+    }
+    Ok(sources)
+}
+
+/// About 100 MP (12648×7905, the corpus's 16:10) as a baseline JPEG q90,
+/// upscaled from `from`; made once and kept beside the corpus.
+fn large_jpeg(from: &Path, corpus: &Path) -> Result<PathBuf, String> {
+    const SIZE: (u32, u32) = (12648, 7905);
+    let path = corpus.join(format!("generated-{}x{}.jpg", SIZE.0, SIZE.1));
+    if path.exists() {
+        return Ok(path);
+    }
+    eprintln!("edgethumb bench: generating {}", path.display());
+    let img = image::open(from)
+        .map_err(|e| format!("{}: {e}", from.display()))?
+        .to_rgb8();
+    let big = image::imageops::resize(&img, SIZE.0, SIZE.1, FilterType::Triangle);
+    let tmp = path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut writer, 90)
+        .encode_image(&big)
+        .map_err(|e| format!("encoding {}: {e}", tmp.display()))?;
+    drop(writer);
+    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn has_extension(path: &Path, exts: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some(edgethumb_bench::median_sorted(&values))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn report(
+    args: &BenchArgs,
+    sources: &[Source],
+    formats: &[String],
+    engines: &[Engine],
+    results: &HashMap<(usize, String, Engine), Result<Run, String>>,
+    launcher: &Launcher,
+) -> String {
+    let mut md = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(
+        md,
+        "Thumbnails {} px wide, quality {}; median of {} timed runs after a warm-up \
+         ({} for photon-rs), each measurement in its own process. {cpu}, {cores} cores; {}.\n",
+        args.width,
+        args.quality,
+        args.repeats,
+        args.photon_repeats,
+        launcher.versions()
+    );
+    let _ = writeln!(
+        md,
+        "Peak memory: RSS of the process natively and for sharp (Node's own ~50 MiB \
+         included); wasm linear memory for wasm. SSIM: luma, against `image`'s Lanczos3 \
+         downscale of the full decode.\n"
+    );
+
+    // The summary: medians over the corpus.
+    let _ = writeln!(md, "### Medians over the corpus\n");
+    let _ = writeln!(
+        md,
+        "| engine | format | time (ms) | time ÷ sharp | bytes ÷ sharp | SSIM | SSIM − sharp's | peak memory, max (MiB) | faster than photon-rs on the same engine |"
+    );
+    let _ = writeln!(
+        md,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let in_medians: Vec<usize> = (0..sources.len())
+        .filter(|&i| sources[i].in_medians)
+        .collect();
+    for format in formats {
+        for &engine in engines {
+            let get = |i: usize, e: Engine| {
+                results
+                    .get(&(i, format.clone(), e))
+                    .and_then(|r| r.as_ref().ok())
+            };
+            let runs: Vec<(usize, &Run)> = in_medians
+                .iter()
+                .filter_map(|&i| get(i, engine).map(|r| (i, r)))
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let ratio = |f: &dyn Fn(&Run) -> f64, e: Engine| {
+                median(
+                    runs.iter()
+                        .filter_map(|&(i, r)| get(i, e).map(|s| f(r) / f(s)))
+                        .collect(),
+                )
+            };
+            let time = median(runs.iter().map(|(_, r)| r.median_ms).collect());
+            let ssim = median(runs.iter().filter_map(|(_, r)| r.ssim).collect());
+            let ssim_delta = median(
+                runs.iter()
+                    .filter_map(|&(i, r)| Some(r.ssim? - get(i, Engine::Sharp)?.ssim?))
+                    .collect(),
+            );
+            let peak = runs.iter().filter_map(|(_, r)| r.peak_memory_bytes).max();
+            let vs_photon = engine.photon_twin().and_then(|twin| {
+                median(
+                    runs.iter()
+                        .filter_map(|&(i, r)| {
+                            let p = results.get(&(i, "jpeg".to_string(), twin))?;
+                            Some(p.as_ref().ok()?.median_ms / r.median_ms)
+                        })
+                        .collect(),
+                )
+            });
+            let f = |v: Option<f64>, digits: usize, suffix: &str| {
+                v.map_or("–".to_string(), |v| format!("{v:.digits$}{suffix}"))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {format} | {} | {} | {} | {} | {} | {} | {} |",
+                engine.label(),
+                f(time, 1, ""),
+                f(ratio(&|r| r.median_ms, Engine::Sharp), 2, "×"),
+                f(ratio(&|r| r.bytes as f64, Engine::Sharp), 2, "×"),
+                f(ssim, 4, ""),
+                ssim_delta.map_or("–".into(), |d| format!("{d:+.4}")),
+                f(peak.map(mib), 1, ""),
+                f(vs_photon, 1, "×"),
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n### Per image\n");
+    let _ = writeln!(
+        md,
+        "| image | format | engine | time (ms) | bytes | SSIM | peak memory (MiB) |"
+    );
+    let _ = writeln!(md, "| --- | --- | --- | ---: | ---: | ---: | ---: |");
+    for (i, source) in sources.iter().enumerate() {
+        for format in formats {
+            for &engine in engines {
+                let Some(result) = results.get(&(i, format.clone(), engine)) else {
+                    continue;
+                };
+                let name = format!("{} ({})", file_name(&source.path), source.note.trim());
+                let _ = match result {
+                    Ok(r) => writeln!(
+                        md,
+                        "| {name} | {format} | {} | {:.1} | {} | {} | {} |",
+                        engine.label(),
+                        r.median_ms,
+                        r.bytes,
+                        r.ssim.map_or("–".into(), |s| format!("{s:.4}")),
+                        r.peak_memory_bytes
+                            .map_or("–".into(), |b| format!("{:.1}", mib(b))),
+                    ),
+                    Err(e) => writeln!(
+                        md,
+                        "| {name} | {format} | {} | failed: {} | | | |",
+                        engine.label(),
+                        e.replace('|', "/")
+                    ),
+                };
+            }
+        }
+    }
+    md
+}

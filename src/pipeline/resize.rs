@@ -17,6 +17,21 @@ pub struct Region {
 }
 
 impl Region {
+    /// The region clamped to a `width`×`height` image. Regions come from
+    /// floating-point geometry (crop, gravity, shrink-on-load ratios) and
+    /// can overshoot the edge by an ulp, which the resizer refuses.
+    pub fn within(self, width: u32, height: u32) -> Region {
+        let (iw, ih) = (width as f64, height as f64);
+        let x = self.x.clamp(0.0, iw);
+        let y = self.y.clamp(0.0, ih);
+        Region {
+            x,
+            y,
+            w: self.w.min(iw - x),
+            h: self.h.min(ih - y),
+        }
+    }
+
     pub fn whole(img: &DynamicImage) -> Region {
         Region {
             x: 0.0,
@@ -45,6 +60,7 @@ pub fn resample(img: DynamicImage, region: Region, dst: (u32, u32)) -> Result<Dy
     };
     let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_bytes(), pixel_type)
         .map_err(|e| Error::Internal(format!("resize source: {e}")))?;
+    let region = region.within(img.width(), img.height());
     let mut out = fr::images::Image::new(dw, dh, pixel_type);
     let opts = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
@@ -67,4 +83,26 @@ pub fn cut(img: DynamicImage, x: u32, y: u32, w: u32, h: u32) -> DynamicImage {
         return img;
     }
     img.crop_imm(x, y, w, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 240 × (2000 / 240) is 2000.0000000000002: a fill crop over a whole
+    /// side overshot the image and the resize failed (a 500).
+    #[test]
+    fn a_region_an_ulp_past_the_edge_still_resamples() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::new(800, 500));
+        let side = 240.0 * (2000.0 / 240.0) * 0.25;
+        assert!(side > 500.0);
+        let region = Region {
+            x: 0.0,
+            y: 0.0,
+            w: side,
+            h: side,
+        };
+        let out = resample(img, region, (240, 240)).unwrap();
+        assert_eq!((out.width(), out.height()), (240, 240));
+    }
 }

@@ -4,14 +4,15 @@
 //! pixel buffer exists. JPEG decodes with DCT scaling (1/2, 1/4, 1/8) down
 //! to the size the output needs (shrink-on-load), so peak memory follows the
 //! output, not the source; at 1/8 a progressive JPEG is decoded from its DC
-//! scans alone ([`super::jpeg_dc`]).
+//! scans alone ([`super::jpeg_dc`]). Large PNGs shrink row by row as they
+//! decode ([`super::png_shrink`]).
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
-use super::jpeg_dc;
 use super::sniff::SourceFormat;
+use super::{jpeg_dc, png_shrink};
 use crate::config::Limits;
 use crate::error::Error;
 
@@ -24,6 +25,8 @@ pub struct Header {
     pub height: u32,
     /// EXIF orientation, 1 to 8 (1 = as stored).
     pub orientation: u8,
+    /// An interlaced (Adam7) PNG, which cannot shrink row by row.
+    pub interlaced: bool,
 }
 
 impl Header {
@@ -67,11 +70,14 @@ pub fn probe(bytes: &[u8], format: SourceFormat, limits: &Limits) -> Result<Head
         return Err(Error::Decode("image has no pixels".into()));
     }
     check_pixels(width as u64, height as u64, limits)?;
+    // PNG IHDR: the interlace method is its last byte (offset 28).
+    let interlaced = format == SourceFormat::Png && bytes.get(28) != Some(&0);
     Ok(Header {
         format,
         width,
         height,
         orientation,
+        interlaced,
     })
 }
 
@@ -95,8 +101,12 @@ pub fn decode(
     scale: f64,
     limits: &Limits,
 ) -> Result<DynamicImage, Error> {
+    let png_factor = png_shrink::factor(header, scale);
     match header.format {
         SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits),
+        SourceFormat::Png if png_factor > 1 => {
+            png_shrink::decode(bytes, png_factor, decode_budget(limits))
+        }
         format => {
             let img = reader(bytes, format, limits)
                 .decode()
@@ -112,8 +122,13 @@ pub fn decode(
 
 /// The size [`decode`] will produce: JPEG picks the smallest DCT scale
 /// (n/8) that still covers `scale` in either dimension, as jpeg-decoder
-/// does; other formats decode at full size.
+/// does; a PNG shrinks by a whole box factor ([`png_shrink::factor`]);
+/// other formats decode at full size.
 pub fn decoded_size(header: &Header, scale: f64) -> (u32, u32) {
+    if header.format == SourceFormat::Png {
+        let k = png_shrink::factor(header, scale);
+        return png_shrink::shrunk_size(header.width, header.height, k);
+    }
     if header.format != SourceFormat::Jpeg {
         return (header.width, header.height);
     }

@@ -10,7 +10,8 @@
 //!   full-size image (64 × i16 per block) until the last scan, except at
 //!   1/8, where only the DC coefficient of each block is kept;
 //! - other formats decode at full size in their native layout, then
-//!   convert to 8-bit RGB(A) unless already there;
+//!   convert to 8-bit RGB(A) unless already there; except large PNGs,
+//!   which shrink row by row and never hold the full-size image;
 //! - effects and encoding hold a copy or two of the output;
 //! - EXIF rotation copies the decoded image; the resize adds its
 //!   intermediate (output width × decoded height) and output, and for
@@ -18,6 +19,10 @@
 
 use super::decode::Header;
 use super::sniff::SourceFormat;
+
+/// What the PNG decoder holds besides its rows: the inflate window and
+/// buffers.
+const INFLATE_STATE: u64 = 256 * 1024;
 
 /// Bytes one transform of `bytes` is expected to need at its peak, the
 /// source itself included. `decoded` is the size the decoder will produce
@@ -31,9 +36,19 @@ pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32
         }
         _ => {
             let (native, alpha) = native_layout(bytes, header.format);
-            // Converted to 8-bit RGB(A) unless the native layout already is.
-            let converted = if native == 3 || native == 4 { 0 } else { 4 };
-            (px(decoded) * (native + converted), 4, alpha)
+            let peak = if decoded != (header.width, header.height) {
+                // A PNG shrinking row by row (`png_shrink`): the decoder's
+                // current and previous rows and its inflate state, one row
+                // of sums, and the shrunk image.
+                let row = header.width as u64 * native;
+                2 * row + INFLATE_STATE + decoded.0 as u64 * 16 + px(decoded) * 4
+            } else {
+                // Converted to 8-bit RGB(A) unless the native layout
+                // already is.
+                let converted = if native == 3 || native == 4 { 0 } else { 4 };
+                px(decoded) * (native + converted)
+            };
+            (peak, 4, alpha)
         }
     };
     // The resizer premultiplies alpha into a copy of the source.
@@ -171,6 +186,7 @@ mod tests {
             width: w,
             height: h,
             orientation: 1,
+            interlaced: false,
         }
     }
 

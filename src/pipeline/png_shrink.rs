@@ -1,0 +1,232 @@
+//! Large PNGs shrink on load: decoded row by row, each band of `k` rows
+//! box-averaged into one row as it arrives, so the full-size image is never
+//! resident (a 5120×2880 RGBA PNG is 59 MB decoded, more than the rest of a
+//! thumbnail's work together). The resize then takes the remaining factor,
+//! at least 2×, with Lanczos3: a box shrink followed by a proper filter, as
+//! libvips' `thumbnail` does.
+//!
+//! Interlaced PNGs arrive as seven Adam7 passes, not rows, so they decode
+//! whole ([`factor`] is 1 for them).
+
+use std::io::Cursor;
+
+use image::{DynamicImage, RgbImage, RgbaImage};
+
+use super::decode::Header;
+use super::sniff::SourceFormat;
+use crate::error::Error;
+
+/// The most a box shrink may take at once (keeps the sums in `u32`).
+const MAX_FACTOR: u32 = 64;
+
+/// The box factor for a PNG shrunk by `scale` (output ÷ source): the
+/// largest whole factor that leaves at least 2× for the resize; 1 (decode
+/// whole) for other formats and for interlaced PNGs.
+pub fn factor(header: &Header, scale: f64) -> u32 {
+    if header.format != SourceFormat::Png || header.interlaced || scale.is_nan() || scale <= 0.0 {
+        return 1;
+    }
+    ((1.0 / (2.0 * scale)).floor() as u32).clamp(1, MAX_FACTOR)
+}
+
+/// The size [`decode`] produces for factor `k`.
+pub fn shrunk_size(width: u32, height: u32, k: u32) -> (u32, u32) {
+    (width.div_ceil(k.max(1)), height.div_ceil(k.max(1)))
+}
+
+/// Decodes a non-interlaced PNG shrunk by `k` (≥ 2), to 8-bit RGB, or RGBA
+/// if it has an alpha channel or transparency. `max_alloc` bounds what the
+/// PNG decoder itself may allocate.
+pub fn decode(bytes: &[u8], k: u32, max_alloc: usize) -> Result<DynamicImage, Error> {
+    let k = k.clamp(1, MAX_FACTOR);
+    let mut decoder =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_alloc });
+    // Palette and low bit depths expand, 16-bit strips, to 8-bit samples.
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(png_error)?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    let channels = match reader.output_color_type().0 {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => return Err(Error::Decode("PNG palette not expanded".into())),
+    };
+    let alpha = channels % 2 == 0;
+    let (ow, oh) = shrunk_size(width, height, k);
+    let out_channels = if alpha { 4 } else { 3 };
+    let mut out = vec![0u8; ow as usize * oh as usize * out_channels];
+    // Per output column: red, green, blue (premultiplied by alpha when
+    // there is alpha, so transparent pixels add no colour) and alpha.
+    let mut sums = vec![0u32; ow as usize * 4];
+    let (mut band_rows, mut oy, mut rows) = (0u32, 0usize, 0u32);
+    while let Some(row) = reader.next_row().map_err(png_error)? {
+        for (x, px) in row
+            .data()
+            .chunks_exact(channels)
+            .take(width as usize)
+            .enumerate()
+        {
+            let [r, g, b, a] = match *px {
+                [l] => [l, l, l, 255],
+                [l, a] => [l, l, l, a],
+                [r, g, b] => [r, g, b, 255],
+                [r, g, b, a] => [r, g, b, a],
+                _ => [0, 0, 0, 0],
+            }
+            .map(u32::from);
+            let s = &mut sums[(x / k as usize) * 4..][..4];
+            let weight = if alpha { a } else { 1 };
+            s[0] += r * weight;
+            s[1] += g * weight;
+            s[2] += b * weight;
+            s[3] += a;
+        }
+        band_rows += 1;
+        rows += 1;
+        if band_rows == k || rows == height {
+            let row_out = out
+                .get_mut(oy * ow as usize * out_channels..)
+                .ok_or_else(|| Error::Decode("PNG has more rows than its header".into()))?;
+            flush(&mut sums, row_out, width, k, band_rows, alpha);
+            band_rows = 0;
+            oy += 1;
+        }
+    }
+    if rows != height {
+        return Err(Error::Decode(format!(
+            "PNG ended after {rows} of {height} rows"
+        )));
+    }
+    let img = if alpha {
+        RgbaImage::from_raw(ow, oh, out).map(DynamicImage::ImageRgba8)
+    } else {
+        RgbImage::from_raw(ow, oh, out).map(DynamicImage::ImageRgb8)
+    };
+    img.ok_or_else(|| Error::Internal("PNG shrink produced a short buffer".into()))
+}
+
+/// Writes one output row: each column's sums divided by the pixels it
+/// covered (fewer at the right and bottom edges), then clears the sums.
+fn flush(sums: &mut [u32], out: &mut [u8], width: u32, k: u32, band_rows: u32, alpha: bool) {
+    let out_channels = if alpha { 4 } else { 3 };
+    for (ox, (s, o)) in sums
+        .chunks_exact_mut(4)
+        .zip(out.chunks_exact_mut(out_channels))
+        .enumerate()
+    {
+        let cols = k.min(width - ox as u32 * k);
+        let n = cols * band_rows;
+        let divide = |v: u32, by: u32| ((v + by / 2) / by.max(1)) as u8;
+        if alpha {
+            let a = s[3];
+            for c in 0..3 {
+                o[c] = if a == 0 { 0 } else { divide(s[c], a) };
+            }
+            o[3] = divide(a, n);
+        } else {
+            for c in 0..3 {
+                o[c] = divide(s[c], n);
+            }
+        }
+        s.fill(0);
+    }
+}
+
+fn png_error(e: png::DecodingError) -> Error {
+    match e {
+        png::DecodingError::LimitsExceeded => Error::OverLimit("PNG decoder memory limit".into()),
+        other => Error::Decode(format!("PNG: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_png(
+        width: u32,
+        height: u32,
+        color: png::ColorType,
+        depth: png::BitDepth,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(color);
+        enc.set_depth(depth);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(data).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn averages_blocks_with_partial_edges() {
+        // 5×3 grey, k = 2: output 3×2; the right column and bottom row
+        // average fewer pixels.
+        let grey: Vec<u8> = (0..15).map(|i| i * 10).collect();
+        let bytes = encode_png(5, 3, png::ColorType::Grayscale, png::BitDepth::Eight, &grey);
+        let img = decode(&bytes, 2, 1 << 20).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (3, 2));
+        let at = |x, y| img.get_pixel(x, y).0[0];
+        assert_eq!(at(0, 0), ((10 + 50 + 60) as f64 / 4.0).round() as u8);
+        assert_eq!(at(2, 0), ((40 + 90) as f64 / 2.0).round() as u8);
+        assert_eq!(at(0, 1), ((100 + 110) as f64 / 2.0).round() as u8);
+        assert_eq!(at(2, 1), 140);
+    }
+
+    #[test]
+    fn transparent_pixels_add_no_colour() {
+        // One opaque red pixel beside three transparent green ones.
+        let rgba = [
+            255, 0, 0, 255, 0, 255, 0, 0, //
+            0, 255, 0, 0, 0, 255, 0, 0,
+        ];
+        let bytes = encode_png(2, 2, png::ColorType::Rgba, png::BitDepth::Eight, &rgba);
+        let img = decode(&bytes, 2, 1 << 20).unwrap().to_rgba8();
+        assert_eq!(img.get_pixel(0, 0).0, [255, 0, 0, 64]);
+    }
+
+    #[test]
+    fn sixteen_bit_and_palette_decode_to_8_bit() {
+        let be16: Vec<u8> = (0..4 * 4 * 3).flat_map(|i| [(i * 5) as u8, 0]).collect();
+        let bytes = encode_png(4, 4, png::ColorType::Rgb, png::BitDepth::Sixteen, &be16);
+        let img = decode(&bytes, 2, 1 << 20).unwrap();
+        assert_eq!((img.width(), img.height()), (2, 2));
+
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, 4, 4);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_palette(vec![0, 0, 0, 255, 255, 255]);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&[0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0])
+            .unwrap();
+        w.finish().unwrap();
+        let img = decode(&out, 2, 1 << 20).unwrap().to_rgb8();
+        assert_eq!(img.get_pixel(0, 0).0, [128, 128, 128]);
+    }
+
+    #[test]
+    fn cut_files_are_errors_not_panics() {
+        // Noise, so the image data is most of the file.
+        let grey: Vec<u8> = (0..64u32 * 64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let bytes = encode_png(
+            64,
+            64,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &grey,
+        );
+        // IDAT's CRC and the 12-byte IEND close the file.
+        let data_end = bytes.len() - 16;
+        for cut in 0..bytes.len() {
+            let result = decode(&bytes[..cut], 4, 1 << 20);
+            if cut < data_end {
+                assert!(result.is_err(), "cut at {cut} of {}", bytes.len());
+            }
+        }
+    }
+}

@@ -254,11 +254,12 @@ fn transform(
     let (body, out_format) = match encode::encode(&img, out_format, quality) {
         Ok(b) => (b, out_format),
         // A negotiated format may fall back to one every client takes; an
-        // explicit one may not.
+        // explicit WebP falls back to lossless WebP (see `encode`).
         Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
             let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
             (encode::encode(&img, fallback, quality)?, fallback)
         }
+        Err(_) if out_format == Format::Webp => (encode::webp_lossless(&img)?, Format::Webp),
         Err(e) => return Err(e),
     };
     lap(&mut t.encode);
@@ -410,5 +411,26 @@ mod tests {
                 assert!(score > 0.95, "{name} {text}: SSIM {score}");
             }
         }
+    }
+
+    /// A lossy WebP that webp-rust writes corrupt is never served: a
+    /// negotiated WebP becomes JPEG, an explicit one lossless WebP.
+    #[test]
+    fn a_corrupt_webp_encode_is_never_served() {
+        let img = encode::tests::webp_rust_breaks_this();
+        let source = png(img.clone());
+        let mut negotiated = job("w:192/q:30");
+        negotiated.negotiated = crate::negotiate::negotiate(
+            None,
+            Some("image/webp,*/*"),
+            &[crate::options::Format::Webp, crate::options::Format::Jpeg],
+        );
+        let out = run(&source, &negotiated, || 0.0).unwrap();
+        assert_eq!(out.format, crate::options::Format::Jpeg);
+
+        let out = run(&source, &job("w:192/q:30/f:webp"), || 0.0).unwrap();
+        assert_eq!(out.format, crate::options::Format::Webp);
+        let back = image::load_from_memory(&out.body).unwrap().to_rgb8();
+        assert_eq!(back.as_raw(), img.to_rgb8().as_raw(), "lossless");
     }
 }

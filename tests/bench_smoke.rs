@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use support::fixtures;
-use support::native::{binary, build_if_stale};
+use support::native::{binary, built};
 use support::wasmtime::wasmtime;
 
 fn root() -> PathBuf {
@@ -18,10 +18,8 @@ fn root() -> PathBuf {
 
 /// The runner module, rebuilt if stale (`scripts/test` builds it first).
 fn runner_wasm() -> PathBuf {
-    if let Ok(p) = std::env::var("EDGETHUMB_BENCH_WASM") {
-        return PathBuf::from(p);
-    }
-    build_if_stale(
+    built(
+        "EDGETHUMB_BENCH_WASM",
         &[
             "build",
             "--quiet",

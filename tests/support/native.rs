@@ -18,10 +18,8 @@ pub struct NativeServer {
 /// build` nested in `cargo test` sees another environment and would flip
 /// build-script fingerprints, rebuilding TLS crates on every run.)
 pub fn binary() -> PathBuf {
-    if let Ok(p) = std::env::var("EDGETHUMB_BIN") {
-        return PathBuf::from(p);
-    }
-    build_if_stale(
+    built(
+        "EDGETHUMB_BIN",
         &[
             "build",
             "--quiet",
@@ -34,6 +32,15 @@ pub fn binary() -> PathBuf {
     )
 }
 
+/// A build artifact to test: the path in `env` if set, else `artifact`
+/// under the target dir, built with `cargo args` if stale.
+pub fn built(env: &str, args: &[&str], artifact: &[&str]) -> PathBuf {
+    match std::env::var(env) {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => build_if_stale(args, artifact),
+    }
+}
+
 /// The target directory.
 pub fn target_dir() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR")
@@ -43,7 +50,7 @@ pub fn target_dir() -> PathBuf {
 
 /// Runs `cargo args` if the artifact (under the target dir) is missing or
 /// older than any source, and returns the artifact's path.
-pub fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
+fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let path = artifact.iter().fold(target_dir(), |p, part| p.join(part));
     if is_stale(&path, &["src", "crates", "Cargo.toml", "Cargo.lock"]) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::native::build_if_stale;
+use super::native::built;
 
 pub struct WasmtimeServer {
     pub base: String,
@@ -17,10 +17,8 @@ pub struct WasmtimeServer {
 
 /// The component, rebuilt if stale.
 pub fn component() -> PathBuf {
-    if let Ok(p) = std::env::var("EDGETHUMB_SPIN_WASM") {
-        return PathBuf::from(p);
-    }
-    build_if_stale(
+    built(
+        "EDGETHUMB_SPIN_WASM",
         &[
             "build",
             "--quiet",

@@ -9,31 +9,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use support::fixtures;
-use support::native::{binary, built};
+use support::native::{bench_runner_wasm, binary};
 use support::wasmtime::wasmtime;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The runner module, rebuilt if stale (`scripts/test` builds it first).
-fn runner_wasm() -> PathBuf {
-    built(
-        "EDGETHUMB_BENCH_WASM",
-        &[
-            "build",
-            "--quiet",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-wasip1",
-            "-p",
-            "edgethumb-bench",
-            "--bin",
-            "edgethumb-bench-runner",
-        ],
-        &["wasm32-wasip1", "wasm", "edgethumb-bench-runner.wasm"],
-    )
 }
 
 /// Node 22 from the npm devDependencies when installed, else `node`.
@@ -98,7 +78,7 @@ fn bench_runs_every_engine_and_reports_quality_and_memory() {
         .arg(&dir)
         .args(["--repeats", "1", "--photon-repeats", "1"])
         .arg("--runner-wasm")
-        .arg(runner_wasm())
+        .arg(bench_runner_wasm())
         .arg("--wasmtime")
         .arg(wasmtime())
         .arg("--node")

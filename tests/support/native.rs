@@ -32,6 +32,27 @@ pub fn binary() -> PathBuf {
     )
 }
 
+/// The benchmark's wasm32-wasip1 runner, rebuilt if stale (`scripts/test`
+/// builds it first).
+pub fn bench_runner_wasm() -> PathBuf {
+    built(
+        "EDGETHUMB_BENCH_WASM",
+        &[
+            "build",
+            "--quiet",
+            "--profile",
+            "wasm",
+            "--target",
+            "wasm32-wasip1",
+            "-p",
+            "edgethumb-bench",
+            "--bin",
+            "edgethumb-bench-runner",
+        ],
+        &["wasm32-wasip1", "wasm", "edgethumb-bench-runner.wasm"],
+    )
+}
+
 /// A build artifact to test: the path in `env` if set, else `artifact`
 /// under the target dir, built with `cargo args` if stale.
 pub fn built(env: &str, args: &[&str], artifact: &[&str]) -> PathBuf {

@@ -45,50 +45,29 @@ pub fn decode(bytes: &[u8], k: u32, max_alloc: usize) -> Result<DynamicImage, Er
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(png_error)?;
     let (width, height) = (reader.info().width, reader.info().height);
-    let channels = match reader.output_color_type().0 {
+    let channels: usize = match reader.output_color_type().0 {
         png::ColorType::Grayscale => 1,
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
         png::ColorType::Indexed => return Err(Error::Decode("PNG palette not expanded".into())),
     };
-    let alpha = channels % 2 == 0;
+    let alpha = channels.is_multiple_of(2);
     let (ow, oh) = shrunk_size(width, height, k);
     let out_channels = if alpha { 4 } else { 3 };
     let mut out = vec![0u8; ow as usize * oh as usize * out_channels];
-    // Per output column: red, green, blue (premultiplied by alpha when
-    // there is alpha, so transparent pixels add no colour) and alpha.
-    let mut sums = vec![0u32; ow as usize * 4];
+    // Per output column, in the source's own channel layout.
+    let mut sums = vec![0u32; ow as usize * channels];
     let (mut band_rows, mut oy, mut rows) = (0u32, 0usize, 0u32);
     while let Some(row) = reader.next_row().map_err(png_error)? {
-        for (x, px) in row
-            .data()
-            .chunks_exact(channels)
-            .take(width as usize)
-            .enumerate()
-        {
-            let [r, g, b, a] = match *px {
-                [l] => [l, l, l, 255],
-                [l, a] => [l, l, l, a],
-                [r, g, b] => [r, g, b, 255],
-                [r, g, b, a] => [r, g, b, a],
-                _ => [0, 0, 0, 0],
-            }
-            .map(u32::from);
-            let s = &mut sums[(x / k as usize) * 4..][..4];
-            let weight = if alpha { a } else { 1 };
-            s[0] += r * weight;
-            s[1] += g * weight;
-            s[2] += b * weight;
-            s[3] += a;
-        }
+        accumulate(&mut sums, row.data(), channels, k as usize);
         band_rows += 1;
         rows += 1;
         if band_rows == k || rows == height {
             let row_out = out
                 .get_mut(oy * ow as usize * out_channels..)
                 .ok_or_else(|| Error::Decode("PNG has more rows than its header".into()))?;
-            flush(&mut sums, row_out, width, k, band_rows, alpha);
+            flush(&mut sums, row_out, width, k, band_rows, channels);
             band_rows = 0;
             oy += 1;
         }
@@ -106,28 +85,75 @@ pub fn decode(bytes: &[u8], k: u32, max_alloc: usize) -> Result<DynamicImage, Er
     img.ok_or_else(|| Error::Internal("PNG shrink produced a short buffer".into()))
 }
 
-/// Writes one output row: each column's sums divided by the pixels it
-/// covered (fewer at the right and bottom edges), then clears the sums.
-fn flush(sums: &mut [u32], out: &mut [u8], width: u32, k: u32, band_rows: u32, alpha: bool) {
-    let out_channels = if alpha { 4 } else { 3 };
+/// Adds one decoded row to the column sums, `k` pixels a column, in the
+/// row's own layout (grey, grey and alpha, RGB, RGBA). With alpha, colour
+/// is premultiplied by it, so transparent pixels add no colour. One tight
+/// loop per layout: this runs for every source pixel.
+fn accumulate(sums: &mut [u32], row: &[u8], channels: usize, k: usize) {
+    let block = k * channels;
+    match channels {
+        1 => {
+            for (s, px) in sums.iter_mut().zip(row.chunks(block)) {
+                *s += px.iter().map(|&v| v as u32).sum::<u32>();
+            }
+        }
+        2 => {
+            for (s, px) in sums.chunks_exact_mut(2).zip(row.chunks(block)) {
+                for p in px.chunks_exact(2) {
+                    let a = p[1] as u32;
+                    s[0] += p[0] as u32 * a;
+                    s[1] += a;
+                }
+            }
+        }
+        3 => {
+            for (s, px) in sums.chunks_exact_mut(3).zip(row.chunks(block)) {
+                for p in px.chunks_exact(3) {
+                    s[0] += p[0] as u32;
+                    s[1] += p[1] as u32;
+                    s[2] += p[2] as u32;
+                }
+            }
+        }
+        _ => {
+            for (s, px) in sums.chunks_exact_mut(4).zip(row.chunks(block)) {
+                for p in px.chunks_exact(4) {
+                    let a = p[3] as u32;
+                    s[0] += p[0] as u32 * a;
+                    s[1] += p[1] as u32 * a;
+                    s[2] += p[2] as u32 * a;
+                    s[3] += a;
+                }
+            }
+        }
+    }
+}
+
+/// Writes one output row, RGB or RGBA: each column's sums divided by the
+/// pixels it covered (fewer at the right and bottom edges), then clears
+/// the sums.
+fn flush(sums: &mut [u32], out: &mut [u8], width: u32, k: u32, band_rows: u32, channels: usize) {
+    let out_channels = if channels.is_multiple_of(2) { 4 } else { 3 };
     for (ox, (s, o)) in sums
-        .chunks_exact_mut(4)
+        .chunks_exact_mut(channels)
         .zip(out.chunks_exact_mut(out_channels))
         .enumerate()
     {
-        let cols = k.min(width - ox as u32 * k);
-        let n = cols * band_rows;
+        let n = k.min(width - ox as u32 * k) * band_rows;
         let divide = |v: u32, by: u32| ((v + by / 2) / by.max(1)) as u8;
-        if alpha {
-            let a = s[3];
-            for c in 0..3 {
-                o[c] = if a == 0 { 0 } else { divide(s[c], a) };
+        // Premultiplied colour divides by the alpha it was weighted with.
+        let unweight = |v: u32, a: u32| if a == 0 { 0 } else { divide(v, a) };
+        match *s {
+            [l] => o.fill(divide(l, n)),
+            [l, a] => {
+                let v = unweight(l, a);
+                o.copy_from_slice(&[v, v, v, divide(a, n)]);
             }
-            o[3] = divide(a, n);
-        } else {
-            for c in 0..3 {
-                o[c] = divide(s[c], n);
+            [r, g, b] => o.copy_from_slice(&[divide(r, n), divide(g, n), divide(b, n)]),
+            [r, g, b, a] => {
+                o.copy_from_slice(&[unweight(r, a), unweight(g, a), unweight(b, a), divide(a, n)])
             }
+            _ => {}
         }
         s.fill(0);
     }
@@ -186,6 +212,17 @@ mod tests {
         let bytes = encode_png(2, 2, png::ColorType::Rgba, png::BitDepth::Eight, &rgba);
         let img = decode(&bytes, 2, 1 << 20).unwrap().to_rgba8();
         assert_eq!(img.get_pixel(0, 0).0, [255, 0, 0, 64]);
+        // The same in grey with alpha.
+        let grey_alpha = [200, 255, 50, 0, 50, 0, 50, 0];
+        let bytes = encode_png(
+            2,
+            2,
+            png::ColorType::GrayscaleAlpha,
+            png::BitDepth::Eight,
+            &grey_alpha,
+        );
+        let img = decode(&bytes, 2, 1 << 20).unwrap().to_rgba8();
+        assert_eq!(img.get_pixel(0, 0).0, [200, 200, 200, 64]);
     }
 
     #[test]

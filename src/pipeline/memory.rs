@@ -38,10 +38,10 @@ pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32
             let (native, alpha) = native_layout(bytes, header.format);
             let peak = if decoded != (header.width, header.height) {
                 // A PNG shrinking row by row (`png_shrink`): the decoder's
-                // current and previous rows and its inflate state, one row
-                // of sums, and the shrunk image.
+                // current and previous rows and its inflate state, a
+                // full-width row of u32 column sums, and the shrunk image.
                 let row = header.width as u64 * native;
-                2 * row + INFLATE_STATE + decoded.0 as u64 * 16 + px(decoded) * 4
+                2 * row + INFLATE_STATE + header.width as u64 * 16 + px(decoded) * 4
             } else {
                 // Converted to 8-bit RGB(A) unless the native layout
                 // already is.

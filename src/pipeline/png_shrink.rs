@@ -56,18 +56,19 @@ pub fn decode(bytes: &[u8], k: u32, max_alloc: usize) -> Result<DynamicImage, Er
     let (ow, oh) = shrunk_size(width, height, k);
     let out_channels = if alpha { 4 } else { 3 };
     let mut out = vec![0u8; ow as usize * oh as usize * out_channels];
-    // Per output column, in the source's own channel layout.
-    let mut sums = vec![0u32; ow as usize * channels];
+    // Column sums of the current band of rows, in the source's own
+    // channel layout (colour premultiplied by alpha where there is alpha).
+    let mut band = vec![0u32; width as usize * channels];
     let (mut band_rows, mut oy, mut rows) = (0u32, 0usize, 0u32);
     while let Some(row) = reader.next_row().map_err(png_error)? {
-        accumulate(&mut sums, row.data(), channels, k as usize);
+        add_row(&mut band, row.data(), channels);
         band_rows += 1;
         rows += 1;
         if band_rows == k || rows == height {
             let row_out = out
                 .get_mut(oy * ow as usize * out_channels..)
                 .ok_or_else(|| Error::Decode("PNG has more rows than its header".into()))?;
-            flush(&mut sums, row_out, width, k, band_rows, channels);
+            flush(&mut band, row_out, k as usize, band_rows, channels);
             band_rows = 0;
             oy += 1;
         }
@@ -85,78 +86,70 @@ pub fn decode(bytes: &[u8], k: u32, max_alloc: usize) -> Result<DynamicImage, Er
     img.ok_or_else(|| Error::Internal("PNG shrink produced a short buffer".into()))
 }
 
-/// Adds one decoded row to the column sums, `k` pixels a column, in the
-/// row's own layout (grey, grey and alpha, RGB, RGBA). With alpha, colour
-/// is premultiplied by it, so transparent pixels add no colour. One tight
-/// loop per layout: this runs for every source pixel.
-fn accumulate(sums: &mut [u32], row: &[u8], channels: usize, k: usize) {
-    let block = k * channels;
+/// Adds one decoded row to the band's column sums. Without alpha this is
+/// an element-wise widening add, which the compiler vectorises; with alpha,
+/// colour is premultiplied by it, so transparent pixels add no colour.
+fn add_row(band: &mut [u32], row: &[u8], channels: usize) {
     match channels {
-        1 => {
-            for (s, px) in sums.iter_mut().zip(row.chunks(block)) {
-                *s += px.iter().map(|&v| v as u32).sum::<u32>();
-            }
-        }
         2 => {
-            for (s, px) in sums.chunks_exact_mut(2).zip(row.chunks(block)) {
-                for p in px.chunks_exact(2) {
-                    let a = p[1] as u32;
-                    s[0] += p[0] as u32 * a;
-                    s[1] += a;
-                }
+            for (s, p) in band.chunks_exact_mut(2).zip(row.chunks_exact(2)) {
+                let a = p[1] as u32;
+                s[0] += p[0] as u32 * a;
+                s[1] += a;
             }
         }
-        3 => {
-            for (s, px) in sums.chunks_exact_mut(3).zip(row.chunks(block)) {
-                for p in px.chunks_exact(3) {
-                    s[0] += p[0] as u32;
-                    s[1] += p[1] as u32;
-                    s[2] += p[2] as u32;
-                }
+        4 => {
+            for (s, p) in band.chunks_exact_mut(4).zip(row.chunks_exact(4)) {
+                let a = p[3] as u32;
+                s[0] += p[0] as u32 * a;
+                s[1] += p[1] as u32 * a;
+                s[2] += p[2] as u32 * a;
+                s[3] += a;
             }
         }
         _ => {
-            for (s, px) in sums.chunks_exact_mut(4).zip(row.chunks(block)) {
-                for p in px.chunks_exact(4) {
-                    let a = p[3] as u32;
-                    s[0] += p[0] as u32 * a;
-                    s[1] += p[1] as u32 * a;
-                    s[2] += p[2] as u32 * a;
-                    s[3] += a;
-                }
+            for (s, &v) in band.iter_mut().zip(row) {
+                *s += v as u32;
             }
         }
     }
 }
 
-/// Writes one output row, RGB or RGBA: each column's sums divided by the
-/// pixels it covered (fewer at the right and bottom edges), then clears
-/// the sums.
-fn flush(sums: &mut [u32], out: &mut [u8], width: u32, k: u32, band_rows: u32, channels: usize) {
+/// Writes one output row, RGB or RGBA, from a band of `band_rows` rows:
+/// each block of `k` columns summed and divided by the pixels it covered
+/// (fewer at the right and bottom edges); then clears the band.
+fn flush(band: &mut [u32], out: &mut [u8], k: usize, band_rows: u32, channels: usize) {
     let out_channels = if channels.is_multiple_of(2) { 4 } else { 3 };
-    for (ox, (s, o)) in sums
-        .chunks_exact_mut(channels)
+    for (block, o) in band
+        .chunks(k * channels)
         .zip(out.chunks_exact_mut(out_channels))
-        .enumerate()
     {
-        let n = k.min(width - ox as u32 * k) * band_rows;
+        let mut s = [0u32; 4];
+        for px in block.chunks_exact(channels) {
+            for (t, &v) in s.iter_mut().zip(px) {
+                *t += v;
+            }
+        }
+        let n = (block.len() / channels) as u32 * band_rows;
         let divide = |v: u32, by: u32| ((v + by / 2) / by.max(1)) as u8;
         // Premultiplied colour divides by the alpha it was weighted with.
         let unweight = |v: u32, a: u32| if a == 0 { 0 } else { divide(v, a) };
-        match *s {
-            [l] => o.fill(divide(l, n)),
-            [l, a] => {
-                let v = unweight(l, a);
-                o.copy_from_slice(&[v, v, v, divide(a, n)]);
+        match channels {
+            1 => o.fill(divide(s[0], n)),
+            2 => {
+                let v = unweight(s[0], s[1]);
+                o.copy_from_slice(&[v, v, v, divide(s[1], n)]);
             }
-            [r, g, b] => o.copy_from_slice(&[divide(r, n), divide(g, n), divide(b, n)]),
-            [r, g, b, a] => {
-                o.copy_from_slice(&[unweight(r, a), unweight(g, a), unweight(b, a), divide(a, n)])
-            }
-            _ => {}
+            3 => o.copy_from_slice(&[divide(s[0], n), divide(s[1], n), divide(s[2], n)]),
+            _ => o.copy_from_slice(&[
+                unweight(s[0], s[3]),
+                unweight(s[1], s[3]),
+                unweight(s[2], s[3]),
+                divide(s[3], n),
+            ]),
         }
-        s.fill(0);
     }
+    band.fill(0);
 }
 
 fn png_error(e: png::DecodingError) -> Error {

@@ -281,8 +281,10 @@ impl Launcher {
             out_dir: out_dir.to_path_buf(),
             self_exe: std::env::current_exe().map_err(|e| e.to_string())?,
             runner_wasm: args.runner_wasm.as_deref().map(absolute).transpose()?,
-            wasmtime: args.wasmtime.clone(),
-            node: args.node.clone(),
+            // Absolute when given as a path, so children started in another
+            // folder find them; a bare name is looked up on the PATH.
+            wasmtime: absolute(&args.wasmtime).unwrap_or_else(|_| args.wasmtime.clone()),
+            node: absolute(&args.node).unwrap_or_else(|_| args.node.clone()),
             sharp_script: args.scripts.join("sharp.mjs"),
             wasi_script: args.scripts.join("wasi-run.mjs"),
         })

@@ -53,7 +53,7 @@ async fn names_resolving_to_private_addresses_are_refused() {
     let source = format!("http://{host}:{}{path}", origin.addr.port());
     let case = support::cases::Case {
         options: "rs:fit:20:0",
-        ..support::cases::cases().remove(0)
+        ..support::cases::template()
     };
     let client = support::harness::client();
     for (allow_private, want_status) in [("false", 502u16), ("true", 200)] {

@@ -43,7 +43,7 @@ async fn large_originals_arrive_whole() {
     let source = origin.route("/large.png", Route::Body(png, "image/png"));
     let case = support::cases::Case {
         options: "rs:fit:200:0/f:png",
-        ..support::cases::cases().remove(0)
+        ..support::cases::template()
     };
     let url = format!("{}{}", server.base, harness::case_path(&case, &source));
     let client = harness::client();

@@ -31,7 +31,7 @@ async fn conformance_worker_under_wrangler_dev() {
 fn signed_url(base: &str, options: &'static str, source: &str) -> String {
     let case = Case {
         options,
-        ..support::cases::cases().remove(0)
+        ..support::cases::template()
     };
     format!("{base}{}", harness::case_path(&case, source))
 }

@@ -88,7 +88,7 @@ async fn request(
     let case = support::cases::Case {
         options: OPTIONS,
         ext: Some(ext),
-        ..support::cases::cases().remove(0)
+        ..support::cases::template()
     };
     let url = format!("{base}{}", harness::case_path(&case, source));
     let r = client.get(&url).send().await.unwrap();

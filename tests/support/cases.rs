@@ -190,18 +190,25 @@ fn transparent_corner(img: &DynamicImage) -> Result<(), String> {
 }
 
 /// The table. Sources are 400×200 unless a row says otherwise.
+/// The table's first row alone: a template for checks that build their
+/// own URLs. Cheap, where [`cases`] makes every fixture (some are tens of
+/// megapixels).
+pub fn template() -> Case {
+    case(
+        "fit",
+        photo(),
+        "rs:fit:100:100",
+        Expect {
+            vary_accept: Some(true),
+            ..ok(JPEG, (100, 50))
+        },
+    )
+}
+
 pub fn cases() -> Vec<Case> {
     let mut v = vec![
         // Geometry, imgproxy semantics per resize type.
-        case(
-            "fit",
-            photo(),
-            "rs:fit:100:100",
-            Expect {
-                vary_accept: Some(true),
-                ..ok(JPEG, (100, 50))
-            },
-        ),
+        template(),
         case("fill", photo(), "rs:fill:100:100", ok(JPEG, (100, 100))),
         case(
             "fill_down_small_source",
@@ -693,17 +700,26 @@ pub fn cases() -> Vec<Case> {
             "rs:fit:100:0",
             err(413, "larger than"),
         ),
-        // A valid 6000x4000 RGB PNG (24 MP, under the pixel limit) that
-        // would need ~150 MB to decode and convert: refused from its header
-        // against the transform budget (48 MB here), quickly.
+        // A valid 6000x4000 progressive JPEG (24 MP, under the pixel limit)
+        // thumbnailed at 2000 px: decoded at 1/2, it would hold ~72 MB of
+        // DCT coefficients, so it is refused from its header against the
+        // transform budget (48 MB here), quickly.
         case(
             "over_transform_memory_budget",
-            Route::Body(fx::png_blank(6000, 4000), "image/png"),
-            "rs:fit:100:0",
+            Route::Body(fx::jpeg_blank_progressive(6000, 4000), "image/jpeg"),
+            "rs:fit:2000:0",
             Expect {
                 within: Some(Duration::from_secs(2)),
                 ..err(413, "MiB to transform")
             },
+        ),
+        // A 6000x4000 RGB PNG, 72 MB decoded, shrinks row by row as it
+        // decodes, so it fits the same budget.
+        case(
+            "large_png_shrinks_on_load",
+            Route::Body(fx::png_blank(6000, 4000), "image/png"),
+            "rs:fit:100:0",
+            ok(JPEG, (100, 67)),
         ),
         case(
             "too_many_pixels",

@@ -199,6 +199,18 @@ pub fn png_blank(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// A flat grey progressive JPEG: small on the wire, but a decode above
+/// 1/8 scale holds every DCT coefficient of the full-size image.
+pub fn jpeg_blank_progressive(w: u16, h: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 80);
+    enc.set_progressive(true);
+    let pixels = vec![128u8; w as usize * h as usize * 3];
+    enc.encode(&pixels, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
 /// A valid PNG signature and IHDR claiming `w`×`h`, then nothing: decoding
 /// it would need gigabytes, so it must be refused from the header alone.
 pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {

@@ -525,7 +525,7 @@ pub async fn check_media_api(base: &str, origin: &Origin, closed_base: &str) {
     let url = |options: &'static str, source: &str| {
         let case = Case {
             options,
-            ..super::cases::cases().remove(0)
+            ..super::cases::template()
         };
         format!("{base}{}", case_path(&case, source))
     };
@@ -627,7 +627,7 @@ pub async fn check_fallback(base: &str, origin: &Origin) {
         let case = Case {
             options,
             sign,
-            ..super::cases::cases().remove(0)
+            ..super::cases::template()
         };
         format!("{base}{}", case_path(&case, source))
     };
@@ -711,7 +711,7 @@ pub async fn check_breaker(base: &str, origin: &Origin, other: &Origin) {
     let url = |source: &str| {
         let case = Case {
             options: "pr:thumb",
-            ..super::cases::cases().remove(0)
+            ..super::cases::template()
         };
         format!("{base}{}", case_path(&case, source))
     };

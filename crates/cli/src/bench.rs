@@ -140,7 +140,7 @@ struct Run {
     median_ms: f64,
     bytes: u64,
     peak_memory_bytes: Option<u64>,
-    ssim: Option<f64>,
+    ssim: f64,
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {
@@ -225,7 +225,7 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
                             median_ms,
                             bytes: body.len() as u64,
                             peak_memory_bytes: peak,
-                            ssim: Some(ssim),
+                            ssim,
                         })
                     });
                 match &result {
@@ -235,7 +235,7 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
                         engine.label(),
                         r.median_ms,
                         r.bytes,
-                        r.ssim.unwrap_or(f64::NAN)
+                        r.ssim
                     ),
                     Err(e) => eprintln!(
                         "{} {format} {}: failed: {e}",
@@ -602,10 +602,10 @@ fn report(
                 )
             };
             let time = median(runs.iter().map(|(_, r)| r.median_ms).collect());
-            let ssim = median(runs.iter().filter_map(|(_, r)| r.ssim).collect());
+            let ssim = median(runs.iter().map(|(_, r)| r.ssim).collect());
             let ssim_delta = median(
                 runs.iter()
-                    .filter_map(|&(i, r)| Some(r.ssim? - get(i, Engine::Sharp)?.ssim?))
+                    .filter_map(|&(i, r)| Some(r.ssim - get(i, Engine::Sharp)?.ssim))
                     .collect(),
             );
             let peak = runs.iter().filter_map(|(_, r)| r.peak_memory_bytes).max();
@@ -653,11 +653,11 @@ fn report(
                 let _ = match result {
                     Ok(r) => writeln!(
                         md,
-                        "| {name} | {format} | {} | {:.1} | {} | {} | {} |",
+                        "| {name} | {format} | {} | {:.1} | {} | {:.4} | {} |",
                         engine.label(),
                         r.median_ms,
                         r.bytes,
-                        r.ssim.map_or("–".into(), |s| format!("{s:.4}")),
+                        r.ssim,
                         r.peak_memory_bytes
                             .map_or("–".into(), |b| format!("{:.1}", mib(b))),
                     ),

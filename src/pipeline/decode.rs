@@ -2,17 +2,17 @@
 //!
 //! The header is read first, so the pixel limit is enforced before any
 //! pixel buffer exists. JPEG decodes with DCT scaling (1/2, 1/4, 1/8) down
-//! to the size the output needs (shrink-on-load), so peak memory follows the
-//! output, not the source; at 1/8 a progressive JPEG is decoded from its DC
-//! scans alone ([`super::jpeg_dc`]). Large PNGs shrink row by row as they
-//! decode ([`super::png_shrink`]).
+//! to the size the output needs (shrink-on-load) with our own reduced-scale
+//! decoder ([`super::jpeg`]), so peak memory follows the output, not the
+//! source; jpeg-decoder covers full scale and rarer frames. Large PNGs
+//! shrink row by row as they decode ([`super::png_shrink`]).
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::sniff::SourceFormat;
-use super::{jpeg_dc, png_shrink};
+use super::{jpeg, png_shrink};
 use crate::config::Limits;
 use crate::error::Error;
 
@@ -164,12 +164,11 @@ fn decode_jpeg(
     scale: f64,
     limits: &Limits,
 ) -> Result<DynamicImage, Error> {
-    // At 1/8 a progressive JPEG needs only its DC scans (`jpeg_dc`);
-    // anything that path does not cover goes to jpeg-decoder.
-    if jpeg_eighths(header, scale) == 1 {
-        if let Some(img) = jpeg_dc::decode(bytes)? {
-            return Ok(DynamicImage::ImageRgb8(img));
-        }
+    // Reduced scales decode with our own decoder, which keeps only the
+    // coefficients they need; full scale and the frames it does not cover
+    // (CMYK, 12-bit, arithmetic, lossless) go to jpeg-decoder.
+    if let Some(img) = jpeg::decode(bytes, jpeg_eighths(header, scale))? {
+        return Ok(DynamicImage::ImageRgb8(img));
     }
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.set_max_decoding_buffer_size(decode_budget(limits));

@@ -6,9 +6,10 @@
 //! The model follows what the decoders actually hold (checked against
 //! measured wasm linear memory in `tests/worker_memory.rs`):
 //! - JPEG decodes at a DCT scale (1/8..1) into one plane per component,
-//!   then to RGB; progressive JPEGs also keep every coefficient of the
-//!   full-size image (64 × i16 per block) until the last scan, except at
-//!   1/8, where only the DC coefficient of each block is kept;
+//!   then to RGB. Progressive JPEGs also keep coefficients until the last
+//!   scan: at 1/8..1/2 our decoder (`jpeg`) keeps the n×n it needs and a
+//!   64-bit nonzero mask per block; jpeg-decoder (full scale, other frame
+//!   types) keeps all 64 × i16;
 //! - other formats decode at full size in their native layout, then
 //!   convert to 8-bit RGB(A) unless already there; except large PNGs,
 //!   which shrink row by row and never hold the full-size image;
@@ -91,15 +92,24 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
     let planes = dw * dh * n;
     let result = dw * dh * 3 * if n == 3 { 1 } else { 2 };
     let (w, h) = (header.width as u64, header.height as u64);
-    // At 1/8, progressive frames of 1 or 3 components decode from their DC
-    // coefficients alone (`jpeg_dc`): one coefficient a block, not 64.
-    let eighth = (w.div_ceil(8), h.div_ceil(8));
-    let dc_only = (dw, dh) == eighth && matches!(n, 1 | 3);
+    // The DCT scale in eighths, from the decoded size.
+    let eighths = [1, 2, 4]
+        .into_iter()
+        .find(|&e| (dw, dh) == ((w * e).div_ceil(8), (h * e).div_ceil(8)))
+        .unwrap_or(8);
+    // Our decoder (`jpeg`) covers frames of 1 or 3 components below full
+    // scale: e×e coefficients a block, and above 1/8 a 64-bit mask of which
+    // are nonzero. jpeg-decoder keeps all 64.
+    let ours = eighths < 8 && matches!(n, 1 | 3);
     let coefficients = if frame.progressive {
         // Blocks per component, padded to whole MCUs.
         let (mcu_w, mcu_h) = (8 * hmax, 8 * vmax);
         let mcus = w.div_ceil(mcu_w) * h.div_ceil(mcu_h);
-        let per_block = if dc_only { 2 } else { 64 * 2 };
+        let per_block = match (ours, eighths) {
+            (false, _) => 64 * 2,
+            (true, 1) => 2,
+            (true, e) => e * e * 2 + 8,
+        };
         frame
             .components
             .iter()
@@ -205,24 +215,27 @@ mod tests {
     }
 
     #[test]
-    fn progressive_jpeg_counts_full_size_coefficients() {
-        // 4:2:0: Y 2x2, Cb and Cr 1x1 → 6 blocks per 16x16 MCU.
-        let bytes = sof(0xC2, 1600, 1600, &[0x22, 0x11, 0x11]);
+    fn progressive_jpeg_counts_the_coefficients_its_decoder_keeps() {
+        // 4:2:0: Y 2x2, Cb and Cr 1x1 → 6 blocks per 16x16 MCU; 100² MCUs.
+        let progressive = sof(0xC2, 1600, 1600, &[0x22, 0x11, 0x11]);
+        let baseline = sof(0xC0, 1600, 1600, &[0x22, 0x11, 0x11]);
         let h = header(SourceFormat::Jpeg, 1600, 1600);
-        // At 1/4 every coefficient of the full-size image is kept...
-        let est = estimate(&bytes, &h, (400, 400), (100, 100));
-        let coefficients = 100 * 100 * 6 * 64 * 2;
-        assert!(
-            est >= coefficients && est < coefficients + 2_000_000,
-            "{est}"
-        );
-        // ...at 1/8 only the DC coefficients (`jpeg_dc`).
-        let est = estimate(&bytes, &h, (200, 200), (100, 100));
-        let dc = 100 * 100 * 6 * 2;
-        assert!(est >= dc && est < dc + 1_000_000, "{est}");
-        // The same frame, baseline: only the scaled planes.
-        let bytes = sof(0xC0, 1600, 1600, &[0x22, 0x11, 0x11]);
-        assert!(estimate(&bytes, &h, (200, 200), (100, 100)) < 1_000_000);
+        let blocks = 100 * 100 * 6;
+        for (decoded, output, per_block) in [
+            // Full scale, jpeg-decoder: all 64 coefficients.
+            ((1600, 1600), (1200, 1200), 64 * 2),
+            // 1/2 and 1/4 (`jpeg`): the n×n needed and a nonzero mask.
+            ((800, 800), (500, 500), 16 * 2 + 8),
+            ((400, 400), (300, 300), 4 * 2 + 8),
+            // 1/8: DC alone.
+            ((200, 200), (100, 100), 2),
+        ] {
+            let extra = estimate(&progressive, &h, decoded, output)
+                - estimate(&baseline, &h, decoded, output);
+            assert_eq!(extra, blocks * per_block, "{decoded:?}");
+        }
+        // Baseline: only the scaled planes and the result.
+        assert!(estimate(&baseline, &h, (200, 200), (100, 100)) < 1_000_000);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod decode;
 pub mod effects;
 pub mod encode;
 pub mod geometry;
-pub mod jpeg_dc;
+pub mod jpeg;
 pub mod memory;
 pub mod png_shrink;
 pub mod resize;

@@ -1,0 +1,344 @@
+//! Entropy-coded bits: the bit reader and Huffman tables (JPEG F.2.2).
+//!
+//! Both are on the hot path of every JPEG decode (Huffman decoding is most
+//! of a baseline decode's time), so:
+//! - the reader keeps a 64-bit window, refilled eight bytes at a time when
+//!   no `FF` is among them, and only when under 32 bits are left (enough
+//!   for any code and its value);
+//! - its slow paths take and return plain values, so the window can stay
+//!   in registers in the loops that use it;
+//! - tables resolve codes of up to [`LOOKUP_BITS`] bits in one lookup
+//!   (almost every code), and for AC also the coefficient's value when it
+//!   fits in the same bits (libjpeg-turbo and stb_image do the same).
+
+use super::corrupt;
+use crate::error::Error;
+
+/// Codes up to this long decode in one table lookup.
+const LOOKUP_BITS: u32 = 9;
+
+/// A canonical Huffman table.
+pub struct Huffman {
+    /// By the next `LOOKUP_BITS` bits: `(length << 8) | symbol`, or 0 when
+    /// the code is longer.
+    lookup: Box<[u16; 1 << LOOKUP_BITS]>,
+    /// By the same bits, for AC tables: a whole coefficient when its code
+    /// and value fit: `value << 16 | run << 8 | bits used`, or 0.
+    fast_ac: Box<[i32; 1 << LOOKUP_BITS]>,
+    /// Largest code of each length (1..=16), or -1.
+    max_code: [i32; 17],
+    /// Index into `symbols` of the first code of each length, minus it.
+    offset: [i32; 17],
+    symbols: Vec<u8>,
+}
+
+impl Huffman {
+    pub fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Huffman, Error> {
+        let mut max_code = [-1i32; 17];
+        let mut offset = [0i32; 17];
+        let mut lookup = Box::new([0u16; 1 << LOOKUP_BITS]);
+        let (mut code, mut k) = (0i32, 0usize);
+        for len in 1..=16u32 {
+            let n = counts[len as usize - 1] as usize;
+            if n > 0 {
+                offset[len as usize] = k as i32 - code;
+                for i in 0..n {
+                    let c = code + i as i32;
+                    if c >= 1 << len {
+                        return Err(corrupt("Huffman table has too many codes"));
+                    }
+                    if len <= LOOKUP_BITS {
+                        // Every window that starts with this code.
+                        let first = (c as usize) << (LOOKUP_BITS - len);
+                        let entry = ((len as u16) << 8) | symbols[k + i] as u16;
+                        lookup[first..first + (1 << (LOOKUP_BITS - len))].fill(entry);
+                    }
+                }
+                code += n as i32;
+                k += n;
+                max_code[len as usize] = code - 1;
+            }
+            code <<= 1;
+        }
+        // Codes whose value bits also fit in the window.
+        let mut fast_ac = Box::new([0i32; 1 << LOOKUP_BITS]);
+        for (window, (&entry, fast)) in lookup.iter().zip(fast_ac.iter_mut()).enumerate() {
+            let (len, rs) = ((entry >> 8) as u32, entry as u8);
+            let (run, size) = ((rs >> 4) as i32, (rs & 15) as u32);
+            if entry == 0 || size == 0 || len + size > LOOKUP_BITS {
+                continue;
+            }
+            let bits = (window as u32 >> (LOOKUP_BITS - len - size)) & ((1 << size) - 1);
+            let value = extend(bits, size);
+            *fast = (value << 16) | (run << 8) | (len + size) as i32;
+        }
+        Ok(Huffman {
+            lookup,
+            fast_ac,
+            max_code,
+            offset,
+            symbols: symbols.to_vec(),
+        })
+    }
+
+    /// The next symbol. The reader must hold at least 16 bits (refilled).
+    #[inline(always)]
+    pub fn decode(&self, r: &mut BitReader) -> Result<u8, Error> {
+        let entry = self.lookup[r.peek(LOOKUP_BITS) as usize];
+        if entry != 0 {
+            r.consume((entry >> 8) as u32);
+            return Ok(entry as u8);
+        }
+        let (len, symbol) = self.decode_long(r.peek(16))?;
+        r.consume(len);
+        Ok(symbol)
+    }
+
+    /// An AC coefficient decoded whole from the window, as `(run, value)`,
+    /// if its code and value fit in [`LOOKUP_BITS`]. Needs 16 bits.
+    #[inline(always)]
+    pub fn fast_ac(&self, r: &mut BitReader) -> Option<(usize, i32)> {
+        let fast = self.fast_ac[r.peek(LOOKUP_BITS) as usize];
+        if fast == 0 {
+            return None;
+        }
+        r.consume((fast & 0xFF) as u32);
+        Some((((fast >> 8) & 0xFF) as usize, fast >> 16))
+    }
+
+    /// A code longer than the lookup: its length and symbol, from the
+    /// next 16 bits.
+    #[cold]
+    #[inline(never)]
+    fn decode_long(&self, window: u32) -> Result<(u32, u8), Error> {
+        let window = window as i32;
+        for len in LOOKUP_BITS + 1..=16 {
+            let code = window >> (16 - len);
+            if code <= self.max_code[len as usize] {
+                let i = (code + self.offset[len as usize]) as usize;
+                return self
+                    .symbols
+                    .get(i)
+                    .map(|&s| (len, s))
+                    .ok_or_else(|| corrupt("bad Huffman code"));
+            }
+        }
+        Err(corrupt("bad Huffman code"))
+    }
+}
+
+/// JPEG's EXTEND: `size` bits as a signed coefficient.
+#[inline(always)]
+fn extend(v: u32, size: u32) -> i32 {
+    let v = v as i32;
+    if size == 0 {
+        0
+    } else if v < 1 << (size - 1) {
+        v - (1 << size) + 1
+    } else {
+        v
+    }
+}
+
+/// Reads entropy-coded bits: `FF 00` is a data `FF`; any other marker ends
+/// the data (RSTn markers are stepped over by [`BitReader::restart`]), and
+/// past the end every bit is 0, as libjpeg does with a warning.
+#[derive(Clone, Copy)]
+pub struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Valid bits are the top `bits` of `acc`.
+    acc: u64,
+    bits: u32,
+}
+
+impl<'a> BitReader<'a> {
+    pub fn new(data: &'a [u8]) -> BitReader<'a> {
+        BitReader {
+            data,
+            pos: 0,
+            acc: 0,
+            bits: 0,
+        }
+    }
+
+    /// Bytes read so far (the window may hold some not yet consumed).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Makes sure the window holds at least 32 bits (any code and its
+    /// value); when it refills, it fills to at least 57.
+    #[inline(always)]
+    pub fn refill(&mut self) {
+        if self.bits >= 32 {
+            return;
+        }
+        // Fast path: eight bytes with no `FF` among them.
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let x = u64::from_be_bytes(word);
+            let has_ff = (!x).wrapping_sub(0x0101_0101_0101_0101) & x & 0x8080_8080_8080_8080;
+            if has_ff == 0 {
+                let n = (64 - self.bits) / 8;
+                let take = if n == 8 { x } else { x >> (64 - 8 * n) };
+                self.acc |= take << (64 - self.bits - 8 * n);
+                self.bits += 8 * n;
+                self.pos += n as usize;
+                return;
+            }
+        }
+        (self.pos, self.acc, self.bits) = refill_slow(self.data, self.pos, self.acc, self.bits);
+    }
+
+    /// The next `n` (1..=16) bits, not consumed.
+    #[inline(always)]
+    pub fn peek(&self, n: u32) -> u32 {
+        (self.acc >> (64 - n)) as u32
+    }
+
+    #[inline(always)]
+    pub fn consume(&mut self, n: u32) {
+        self.acc <<= n;
+        self.bits = self.bits.saturating_sub(n);
+    }
+
+    /// `n` (0..=16) bits as an unsigned number; the window must hold them.
+    #[inline(always)]
+    pub fn bits(&mut self, n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        let v = self.peek(n);
+        self.consume(n);
+        v
+    }
+
+    /// One bit, refilling as needed.
+    #[inline(always)]
+    pub fn bit(&mut self) -> u32 {
+        self.refill();
+        self.bits(1)
+    }
+
+    /// `size` (0..=15) bits as a signed coefficient (JPEG's EXTEND).
+    #[inline(always)]
+    pub fn receive_extend(&mut self, size: u32) -> i32 {
+        let v = self.bits(size);
+        extend(v, size)
+    }
+
+    /// At a restart interval: drop what is left of the window (the padding
+    /// bits of the interval) and step over the RSTn marker and any fill
+    /// bytes before it.
+    pub fn restart(&mut self) {
+        self.acc = 0;
+        self.bits = 0;
+        while self.data.get(self.pos) == Some(&0xFF) && self.data.get(self.pos + 1) == Some(&0xFF) {
+            self.pos += 1;
+        }
+        if self.data.get(self.pos) == Some(&0xFF)
+            && self
+                .data
+                .get(self.pos + 1)
+                .is_some_and(|m| (0xD0..=0xD7).contains(m))
+        {
+            self.pos += 2;
+        }
+    }
+}
+
+/// Byte by byte, across stuffed bytes, to at least 57 bits; at a marker or
+/// the end, zeros without moving. Takes and returns the reader's state
+/// (position, window, bit count) so the reader itself never escapes.
+#[cold]
+#[inline(never)]
+fn refill_slow(data: &[u8], mut pos: usize, mut acc: u64, mut bits: u32) -> (usize, u64, u32) {
+    while bits <= 56 {
+        let byte = match data.get(pos) {
+            Some(&0xFF) if data.get(pos + 1) == Some(&0x00) => {
+                pos += 2;
+                0xFF
+            }
+            Some(&0xFF) | None => 0,
+            Some(&b) => {
+                pos += 1;
+                b
+            }
+        };
+        acc |= (byte as u64) << (56 - bits);
+        bits += 8;
+    }
+    (pos, acc, bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_across_stuffed_bytes_and_stops_at_markers() {
+        // 0xA5, a stuffed FF, 0x3C, then a marker: zeros after it.
+        let data = [0xA5, 0xFF, 0x00, 0x3C, 0xFF, 0xD9, 0x12];
+        let mut r = BitReader::new(&data);
+        r.refill();
+        assert_eq!(r.bits(8), 0xA5);
+        assert_eq!(r.bits(8), 0xFF);
+        assert_eq!(r.bits(4), 0x3);
+        assert_eq!(r.bits(4), 0xC);
+        assert_eq!(r.bits(16), 0);
+        // Fast path: eight plain bytes at once, in order.
+        let data: Vec<u8> = (1..=20).collect();
+        let mut r = BitReader::new(&data);
+        for want in 1..=20u32 {
+            r.refill();
+            assert_eq!(r.bits(8), want);
+        }
+    }
+
+    #[test]
+    fn long_and_short_codes_decode() {
+        // One code of each length 1..=12 (the last two share length 12).
+        let mut counts = [0u8; 16];
+        counts[..11].fill(1);
+        counts[11] = 2;
+        let symbols: Vec<u8> = (0..13).collect();
+        let h = Huffman::new(&counts, &symbols).unwrap();
+        // Canonical codes: 0, 10, 110, ..., 11111111110 (11 bits), then
+        // 111111111110 and 111111111111 (12 bits).
+        let mut stream = Vec::new();
+        let mut acc: u64 = 0;
+        let mut n = 0;
+        let codes: Vec<(u64, u32)> = (1..=11u32)
+            .map(|len| (((1u64 << len) - 2), len))
+            .chain([(0xFFE, 12), (0xFFF, 12)])
+            .collect();
+        for &(code, len) in &codes {
+            acc = (acc << len) | code;
+            n += len;
+            while n >= 8 {
+                let b = (acc >> (n - 8)) as u8;
+                stream.push(b);
+                if b == 0xFF {
+                    stream.push(0);
+                }
+                n -= 8;
+            }
+        }
+        // Padded with 1s, as encoders do; an FF is stuffed there too.
+        stream.extend([((acc << (8 - n)) as u8) | ((1 << (8 - n)) - 1), 0]);
+        let mut r = BitReader::new(&stream);
+        for want in 0..13u8 {
+            r.refill();
+            assert_eq!(h.decode(&mut r).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn over_full_tables_are_refused() {
+        let mut counts = [0u8; 16];
+        counts[0] = 3; // three 1-bit codes
+        assert!(Huffman::new(&counts, &[1, 2, 3]).is_err());
+    }
+}

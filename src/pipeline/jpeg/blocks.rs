@@ -1,0 +1,274 @@
+//! Entropy decoding of one block (JPEG F.2.2 for sequential frames, G.1.2
+//! for progressive ones), keeping only the coefficients the scaled IDCT
+//! needs. Every symbol is still read (the format leaves no other way to
+//! find where the next one starts), but nothing else is stored.
+
+use super::bits::{BitReader, Huffman};
+use super::corrupt;
+use crate::error::Error;
+
+/// The natural (row-major 8×8) index of each zigzag position.
+const ZIGZAG: [u8; 64] = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+];
+
+const DROPPED: u8 = u8::MAX;
+
+/// Which coefficients a scale keeps: the top-left n×n, stored in rows of
+/// n, by zigzag position.
+pub struct Keep {
+    slot: [u8; 64],
+    /// n × n.
+    pub count: usize,
+}
+
+impl Keep {
+    pub fn new(n: usize) -> Keep {
+        let mut slot = [DROPPED; 64];
+        for (z, &nat) in ZIGZAG.iter().enumerate() {
+            let (v, u) = (nat as usize / 8, nat as usize % 8);
+            if v < n && u < n {
+                slot[z] = (v * n + u) as u8;
+            }
+        }
+        Keep { slot, count: n * n }
+    }
+
+    /// Where zigzag position `k` is kept, if it is.
+    #[inline(always)]
+    pub fn slot(&self, k: usize) -> Option<usize> {
+        match self.slot.get(k) {
+            Some(&s) if s != DROPPED => Some(s as usize),
+            _ => None,
+        }
+    }
+
+    /// Whether any position in `ss..=se` is kept.
+    pub fn any(&self, ss: usize, se: usize) -> bool {
+        (ss..=se.min(63)).any(|k| self.slot(k).is_some())
+    }
+}
+
+/// A DC difference, added to the component's predictor.
+#[inline(always)]
+fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32, Error> {
+    r.refill();
+    let size = dc.decode(r)? as u32;
+    if size > 11 {
+        return Err(corrupt("DC difference over 11 bits"));
+    }
+    *pred = pred.wrapping_add(r.receive_extend(size));
+    Ok(*pred)
+}
+
+/// A sequential (baseline) block: its kept coefficients, quantised, into
+/// `out` (which the caller zeroes).
+#[inline(always)]
+pub fn sequential(
+    reader: &mut BitReader,
+    dc: &Huffman,
+    ac: &Huffman,
+    pred: &mut i32,
+    keep: &Keep,
+    out: &mut [i32; 16],
+) -> Result<(), Error> {
+    // A copy whose address never escapes, so it lives in registers.
+    let mut r = *reader;
+    out[0] = dc_difference(&mut r, dc, pred)?;
+    let mut k = 1;
+    while k < 64 {
+        r.refill();
+        if let Some((run, v)) = ac.fast_ac(&mut r) {
+            k += run;
+            if let Some(s) = keep.slot(k) {
+                out[s] = v;
+            }
+            k += 1;
+            continue;
+        }
+        let rs = ac.decode(&mut r)?;
+        let (run, size) = ((rs >> 4) as usize, (rs & 15) as u32);
+        if size == 0 {
+            if run != 15 {
+                break; // end of block
+            }
+            k += 16;
+            continue;
+        }
+        k += run;
+        let v = r.receive_extend(size);
+        // A run past 63 is tolerated as libjpeg does: the value is dropped.
+        if let Some(s) = keep.slot(k) {
+            out[s] = v;
+        }
+        k += 1;
+    }
+    *reader = r;
+    Ok(())
+}
+
+fn to_i16(v: i32) -> i16 {
+    v.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+}
+
+/// Progressive DC, first scan: the difference, shifted by `al`.
+#[inline(always)]
+pub fn dc_first(
+    r: &mut BitReader,
+    dc: &Huffman,
+    pred: &mut i32,
+    al: u32,
+    coef: &mut i16,
+) -> Result<(), Error> {
+    let v = dc_difference(r, dc, pred)?;
+    *coef = to_i16(v.wrapping_shl(al));
+    Ok(())
+}
+
+/// Progressive DC, refinement: one more bit.
+#[inline(always)]
+pub fn dc_refine(r: &mut BitReader, al: u32, coef: &mut i16) {
+    if r.bit() == 1 {
+        *coef |= 1 << al;
+    }
+}
+
+/// The band of one progressive AC scan, and where the scan stands.
+pub struct AcScan<'a> {
+    pub huffman: Option<&'a Huffman>,
+    pub ss: usize,
+    pub se: usize,
+    pub al: u32,
+    /// Blocks still to skip inside an end-of-band run.
+    pub eobrun: u32,
+}
+
+impl AcScan<'_> {
+    /// Reads an end-of-band run length (`r` extra bits).
+    #[inline(always)]
+    fn band_run(r: &mut BitReader, run: u32) -> u32 {
+        r.refill();
+        (1 << run) + r.bits(run)
+    }
+
+    fn table(&self) -> Result<&Huffman, Error> {
+        self.huffman
+            .ok_or_else(|| corrupt("scan uses an undefined AC table"))
+    }
+
+    /// A first AC scan of one block: new coefficients, shifted by `al`.
+    pub fn first(
+        &mut self,
+        r: &mut BitReader,
+        keep: &Keep,
+        coefs: &mut [i16],
+        nonzero: &mut u64,
+    ) -> Result<(), Error> {
+        if self.eobrun > 0 {
+            self.eobrun -= 1;
+            return Ok(());
+        }
+        let ac = self.table()?;
+        let mut k = self.ss;
+        while k <= self.se {
+            r.refill();
+            let rs = ac.decode(r)?;
+            let (run, size) = ((rs >> 4) as usize, (rs & 15) as u32);
+            if size == 0 {
+                if run < 15 {
+                    self.eobrun = Self::band_run(r, run as u32) - 1;
+                    break;
+                }
+                k += 16;
+                continue;
+            }
+            k += run;
+            let v = r.receive_extend(size).wrapping_shl(self.al);
+            if k < 64 {
+                *nonzero |= 1 << k;
+                if let Some(s) = keep.slot(k) {
+                    coefs[s] = to_i16(v);
+                }
+            }
+            k += 1;
+        }
+        Ok(())
+    }
+
+    /// An AC refinement scan of one block: one more bit of every nonzero
+    /// coefficient in the band (whether kept or not: the bits are
+    /// interleaved with the rest), and coefficients that become ±1.
+    pub fn refine(
+        &mut self,
+        r: &mut BitReader,
+        keep: &Keep,
+        coefs: &mut [i16],
+        nonzero: &mut u64,
+    ) -> Result<(), Error> {
+        let p1: i16 = 1 << self.al;
+        let se = self.se.min(63);
+        // One correction bit for a coefficient already nonzero.
+        let correct = |r: &mut BitReader, k: usize, coefs: &mut [i16]| {
+            if r.bit() == 1 {
+                if let Some(s) = keep.slot(k) {
+                    let c = &mut coefs[s];
+                    if *c & p1 == 0 {
+                        *c = if *c >= 0 {
+                            c.saturating_add(p1)
+                        } else {
+                            c.saturating_sub(p1)
+                        };
+                    }
+                }
+            }
+        };
+        let mut k = self.ss;
+        if self.eobrun == 0 {
+            let ac = self.table()?;
+            while k <= se {
+                r.refill();
+                let rs = ac.decode(r)?;
+                let (mut run, size) = ((rs >> 4) as i32, rs & 15);
+                let mut value: i16 = 0;
+                if size != 0 {
+                    value = if r.bit() == 1 { p1 } else { -p1 };
+                } else if run != 15 {
+                    self.eobrun = Self::band_run(r, run as u32);
+                    break;
+                }
+                // Skip `run` zero coefficients, correcting nonzero ones on
+                // the way, to the one that becomes `value`.
+                while k <= se {
+                    if *nonzero & (1 << k) != 0 {
+                        correct(r, k, coefs);
+                    } else {
+                        if run == 0 {
+                            break;
+                        }
+                        run -= 1;
+                    }
+                    k += 1;
+                }
+                if value != 0 && k <= se {
+                    *nonzero |= 1 << k;
+                    if let Some(s) = keep.slot(k) {
+                        coefs[s] = value;
+                    }
+                }
+                k += 1;
+            }
+        }
+        if self.eobrun > 0 {
+            while k <= se {
+                if *nonzero & (1 << k) != 0 {
+                    correct(r, k, coefs);
+                }
+                k += 1;
+            }
+            self.eobrun -= 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! From component planes to RGB: subsampled planes are upsampled
+//! bilinearly between sample centres (libjpeg's "fancy" upsampling, which
+//! for 2:1 is its 3/4–1/4 triangle), then YCbCr is converted as JFIF says.
+//! Works a row at a time, so nothing full-size is held besides the planes
+//! and the result.
+
+use image::RgbImage;
+
+/// How the three components are to be read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ColorSpace {
+    Grey,
+    YCbCr,
+    Rgb,
+}
+
+/// One decoded component plane.
+pub struct Plane<'a> {
+    pub samples: &'a [u8],
+    pub stride: usize,
+    /// Rows and columns that hold image data.
+    pub width: usize,
+    pub height: usize,
+    /// Sampling factors, and the frame's largest.
+    pub h: u8,
+    pub v: u8,
+    pub hmax: u8,
+    pub vmax: u8,
+}
+
+/// Bilinear taps between sample centres, per output index: the two
+/// source indices and the weight of the second, in 1/256ths.
+fn taps(len: usize, factor: u8, max: u8, valid: usize) -> Vec<(usize, usize, u32)> {
+    let last = valid.saturating_sub(1) as f32;
+    (0..len)
+        .map(|i| {
+            let f = ((i as f32 + 0.5) * factor as f32 / max as f32 - 0.5).clamp(0.0, last);
+            let i0 = f.floor();
+            let i1 = (i0 + 1.0).min(last);
+            (i0 as usize, i1 as usize, ((f - i0) * 256.0).round() as u32)
+        })
+        .collect()
+}
+
+pub fn to_rgb(planes: &[Plane], space: ColorSpace, width: u32, height: u32) -> RgbImage {
+    let (w, h) = (width as usize, height as usize);
+    let mut out = RgbImage::new(width, height);
+    let full: Vec<bool> = planes
+        .iter()
+        .map(|p| p.h == p.hmax && p.v == p.vmax)
+        .collect();
+    let grids: Vec<_> = planes
+        .iter()
+        .map(|p| {
+            (
+                taps(w, p.h, p.hmax, p.width),
+                taps(h, p.v, p.vmax, p.height),
+            )
+        })
+        .collect();
+    let mut rows: Vec<Vec<u8>> = planes.iter().map(|_| vec![0u8; w]).collect();
+    for (y, line) in out.chunks_exact_mut(3 * w).enumerate() {
+        for (i, p) in planes.iter().enumerate() {
+            let row = &mut rows[i];
+            if full[i] {
+                let at = y.min(p.height.saturating_sub(1)) * p.stride;
+                row.copy_from_slice(&p.samples[at..at + w]);
+                continue;
+            }
+            let (xs, ys) = (&grids[i].0, &grids[i].1);
+            let (y0, y1, ty) = ys[y];
+            let (r0, r1) = (&p.samples[y0 * p.stride..], &p.samples[y1 * p.stride..]);
+            for (px, &(x0, x1, tx)) in row.iter_mut().zip(xs) {
+                let top = r0[x0] as u32 * (256 - tx) + r0[x1] as u32 * tx;
+                let bottom = r1[x0] as u32 * (256 - tx) + r1[x1] as u32 * tx;
+                *px = ((top * (256 - ty) + bottom * ty + (1 << 15)) >> 16) as u8;
+            }
+        }
+        match space {
+            ColorSpace::Grey => {
+                for (px, &l) in line.chunks_exact_mut(3).zip(&rows[0]) {
+                    px.copy_from_slice(&[l, l, l]);
+                }
+            }
+            ColorSpace::Rgb => {
+                for (x, px) in line.chunks_exact_mut(3).enumerate() {
+                    px.copy_from_slice(&[rows[0][x], rows[1][x], rows[2][x]]);
+                }
+            }
+            ColorSpace::YCbCr => {
+                let (ys, cbs, crs) = (&rows[0], &rows[1], &rows[2]);
+                for (x, px) in line.chunks_exact_mut(3).enumerate() {
+                    px.copy_from_slice(&ycbcr_to_rgb(ys[x], cbs[x], crs[x]));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// JFIF's YCbCr to RGB, in 16-bit fixed point.
+#[inline(always)]
+pub fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = ((y as i32) << 16, cb as i32 - 128, cr as i32 - 128);
+    let c = |v: i32| ((v + (1 << 15)) >> 16).clamp(0, 255) as u8;
+    [
+        c(y + 91_881 * cr),
+        c(y - 22_554 * cb - 46_802 * cr),
+        c(y + 116_130 * cb),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_point_matches_the_jfif_formula() {
+        for (y, cb, cr) in [
+            (0u8, 0u8, 0u8),
+            (255, 255, 255),
+            (128, 64, 200),
+            (17, 240, 3),
+        ] {
+            let (yf, cbf, crf) = (y as f32, cb as f32 - 128.0, cr as f32 - 128.0);
+            let want = [
+                yf + 1.402 * crf,
+                yf - 0.344_136 * cbf - 0.714_136 * crf,
+                yf + 1.772 * cbf,
+            ]
+            .map(|v| v.round().clamp(0.0, 255.0) as i32);
+            let got = ycbcr_to_rgb(y, cb, cr).map(|v| v as i32);
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() <= 1, "{y},{cb},{cr}: {got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_to_one_upsampling_is_libjpegs_triangle() {
+        let t = taps(8, 1, 2, 4);
+        // Output i sits at chroma position (i + 0.5) / 2 − 0.5.
+        assert_eq!(t[0], (0, 1, 0));
+        assert_eq!(t[2], (0, 1, 192));
+        assert_eq!(t[3], (1, 2, 64));
+        assert_eq!(t[7], (3, 3, 0));
+    }
+}

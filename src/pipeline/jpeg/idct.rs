@@ -1,0 +1,136 @@
+//! Scaled inverse DCTs: an 8×8 block straight to n×n samples (n = 1, 2, 4)
+//! from its top-left n×n coefficients, the rest never touched.
+//!
+//! The n×n result samples the block's continuous reconstruction at the
+//! centres of n×n larger pixels, the same reduced transform libjpeg's
+//! `jidctred.c` and jpeg-decoder use for DCT scaling. With the 8-point
+//! IDCT's weights `C(u)/2`, that is an n-point IDCT scaled by 1/√(8/n)
+//! per axis, so DC alone gives the block mean.
+
+use std::f32::consts::PI;
+
+/// Weights `w[x][u] = C(u)/2 · cos((2x+1)uπ / 2n)` for one n.
+pub struct Idct {
+    n: usize,
+    w: [[f32; 4]; 4],
+}
+
+impl Idct {
+    pub fn new(n: usize) -> Idct {
+        let mut w = [[0f32; 4]; 4];
+        for (x, row) in w.iter_mut().enumerate().take(n) {
+            for (u, cell) in row.iter_mut().enumerate().take(n) {
+                let c = if u == 0 { 0.5 / 2f32.sqrt() } else { 0.5 };
+                *cell = c * (((2 * x + 1) * u) as f32 * PI / (2 * n) as f32).cos();
+            }
+        }
+        Idct { n, w }
+    }
+
+    /// `coef` holds the dequantised coefficients in rows of n (vertical
+    /// frequency by row); writes n rows of n samples at `out`, `stride`
+    /// apart.
+    #[inline]
+    pub fn block(&self, coef: &[f32; 16], out: &mut [u8], stride: usize) {
+        match self.n {
+            1 => out[0] = sample(coef[0] / 8.0),
+            2 => self.block_n::<2>(coef, out, stride),
+            _ => self.block_n::<4>(coef, out, stride),
+        }
+    }
+
+    #[inline(always)]
+    fn block_n<const N: usize>(&self, coef: &[f32; 16], out: &mut [u8], stride: usize) {
+        // Rows first (horizontal frequencies), then columns.
+        let mut rows = [[0f32; N]; N];
+        for (v, row) in rows.iter_mut().enumerate() {
+            for (x, out) in row.iter_mut().enumerate() {
+                let mut s = 0.0;
+                for u in 0..N {
+                    s += coef[v * N + u] * self.w[x][u];
+                }
+                *out = s;
+            }
+        }
+        for y in 0..N {
+            let line = &mut out[y * stride..y * stride + N];
+            for (x, px) in line.iter_mut().enumerate() {
+                let mut s = 0.0;
+                for (v, row) in rows.iter().enumerate() {
+                    s += row[x] * self.w[y][v];
+                }
+                *px = sample(s);
+            }
+        }
+    }
+}
+
+/// Level-shifted and clamped to 8 bits.
+#[inline(always)]
+fn sample(v: f32) -> u8 {
+    (v + 128.5).clamp(0.0, 255.0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An 8×8 block's samples from all 64 coefficients (the textbook
+    /// IDCT), in natural order.
+    fn full_idct(coef: &[f32; 64]) -> [f32; 64] {
+        let c = |u: usize| if u == 0 { 1.0 / 2f32.sqrt() } else { 1.0 };
+        let mut out = [0f32; 64];
+        for y in 0..8 {
+            for x in 0..8 {
+                let mut s = 0.0;
+                for v in 0..8 {
+                    for u in 0..8 {
+                        s += c(u)
+                            * c(v)
+                            * coef[v * 8 + u]
+                            * (((2 * x + 1) * u) as f32 * PI / 16.0).cos()
+                            * (((2 * y + 1) * v) as f32 * PI / 16.0).cos();
+                    }
+                }
+                out[y * 8 + x] = s / 4.0 + 128.0;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn scaled_blocks_are_the_means_of_smooth_blocks() {
+        // A smooth block (low frequencies only): each n×n sample is close
+        // to the mean of the (8/n)×(8/n) pixels it stands for.
+        let mut coef = [0f32; 64];
+        coef[0] = 200.0;
+        coef[1] = -60.0;
+        coef[8] = 40.0;
+        coef[9] = 15.0;
+        let full = full_idct(&coef);
+        for n in [1usize, 2, 4] {
+            let mut low = [0f32; 16];
+            for v in 0..n {
+                for u in 0..n {
+                    low[v * n + u] = coef[v * 8 + u];
+                }
+            }
+            let mut out = [0u8; 16];
+            Idct::new(n).block(&low, &mut out, n);
+            let f = 8 / n;
+            for y in 0..n {
+                for x in 0..n {
+                    let mut sum = 0.0;
+                    for yy in 0..f {
+                        for xx in 0..f {
+                            sum += full[(y * f + yy) * 8 + x * f + xx];
+                        }
+                    }
+                    let mean = sum / (f * f) as f32;
+                    let got = out[y * n + x] as f32;
+                    assert!((got - mean).abs() < 4.0, "n {n} ({x},{y}): {got} vs {mean}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,653 @@
+//! JPEG decoding at reduced scale (1/2, 1/4, 1/8): shrink-on-load.
+//!
+//! A thumbnail needs a fraction of the source's pixels, and the DCT gives
+//! them almost for free: an 8×8 block's top-left n×n coefficients make an
+//! n×n picture of it ([`idct`]). So this decoder keeps only those.
+//! - **Sequential (baseline) frames** go block by block straight to
+//!   samples at the reduced size: no coefficient buffer, and memory grows
+//!   with the output, not the source.
+//! - **Progressive frames** must hold coefficients until the last scan. A
+//!   full decoder holds 64 of them a block; this one holds the n×n it needs
+//!   and a 64-bit mask of which are nonzero, because refinement scans
+//!   interleave correction bits for every nonzero coefficient of their band
+//!   with the new ones, so the mask is needed to read them.
+//! - **Whole scans are skipped** when no coefficient they carry is needed,
+//!   now or by a later refinement scan that must be read ([`plan_scans`]).
+//!   At 1/8 that is every AC scan, found by looking for the next marker,
+//!   without Huffman decoding: most of the file and of the work. libjpeg's
+//!   default script sends AC in refinement scans over 1..63, so at 1/4 and
+//!   1/2 its AC scans must all be read.
+//!
+//! Covers Huffman-coded 8-bit frames (SOF0, SOF1, SOF2) of one (grey) or
+//! three (YCbCr, or RGB) components, any sampling factors, restart
+//! intervals. For anything else [`decode`] returns `Ok(None)` and the caller
+//! uses jpeg-decoder. Every length and index comes from the file, so each
+//! is checked; data that ends early decodes as zeros, as libjpeg does with
+//! a warning.
+
+mod bits;
+mod blocks;
+mod color;
+mod idct;
+#[cfg(test)]
+mod tests;
+
+use image::RgbImage;
+
+use self::bits::{BitReader, Huffman};
+use self::blocks::{AcScan, Keep};
+use self::color::{ColorSpace, Plane};
+use self::idct::Idct;
+use crate::error::Error;
+
+/// Decodes `bytes` at `eighths`/8 scale (1, 2 or 4): `ceil(w·n/8)` ×
+/// `ceil(h·n/8)`. `Ok(None)` if this file or scale is not one this path
+/// covers.
+pub fn decode(bytes: &[u8], eighths: u32) -> Result<Option<RgbImage>, Error> {
+    if !matches!(eighths, 1 | 2 | 4) {
+        return Ok(None);
+    }
+    if bytes.get(..2) != Some(&[0xFF, 0xD8]) {
+        return Err(corrupt("no start marker"));
+    }
+    let n = eighths as usize;
+    let mut st = State {
+        n,
+        keep: Keep::new(n),
+        idct: Idct::new(n),
+        quant: [None; 4],
+        dc_tables: [None, None, None, None],
+        ac_tables: [None, None, None, None],
+        restart_interval: 0,
+        adobe_transform: None,
+        frame: None,
+        needed: None,
+        scan_index: 0,
+    };
+    let mut pos = 2;
+    // Without an EOI, what arrived is used.
+    while let Some((marker, at)) = next_marker(bytes, pos) {
+        pos = at;
+        match marker {
+            0xD9 => break,
+            0xD8 | 0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let len = match bytes.get(pos..pos + 2) {
+            Some(b) => u16::from_be_bytes([b[0], b[1]]) as usize,
+            None => break,
+        };
+        if len < 2 {
+            return Err(corrupt("segment length under 2"));
+        }
+        let seg = bytes
+            .get(pos + 2..pos + len)
+            .ok_or_else(|| corrupt("segment runs past the end"))?;
+        pos += len;
+        match marker {
+            0xDB => st.quant_tables(seg)?,
+            0xC4 => st.huffman_tables(seg)?,
+            0xDD => {
+                let b = seg.get(..2).ok_or_else(|| corrupt("short DRI"))?;
+                st.restart_interval = u16::from_be_bytes([b[0], b[1]]) as u32;
+            }
+            0xEE if seg.starts_with(b"Adobe") => st.adobe_transform = seg.get(11).copied(),
+            0xC0..=0xC2 => {
+                if st.frame.is_some() {
+                    return Err(corrupt("two frame headers"));
+                }
+                match Frame::parse(seg, marker == 0xC2, n)? {
+                    Some(f) => st.frame = Some(f),
+                    None => return Ok(None),
+                }
+                if marker == 0xC2 && n > 1 {
+                    st.needed = Some(plan_scans(bytes, pos, &st.keep));
+                }
+            }
+            // Lossless, hierarchical or arithmetic-coded frames.
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return Ok(None),
+            0xDA => pos = st.scan(seg, bytes, pos)?,
+            _ => {}
+        }
+    }
+    st.finish().map(Some)
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Decode(format!("JPEG: {what}"))
+}
+
+/// Finds the next marker at or after `pos`: its code and the index just
+/// past it. Skips entropy-coded bytes, stuffed `FF 00` and fill `FF`s.
+fn next_marker(bytes: &[u8], mut pos: usize) -> Option<(u8, usize)> {
+    while pos + 1 < bytes.len() {
+        match memchr::memchr(0xFF, &bytes[pos..]) {
+            Some(i) => pos += i,
+            None => return None,
+        }
+        let &code = bytes.get(pos + 1)?;
+        match code {
+            0x00 | 0xFF => pos += 1,
+            _ => return Some((code, pos + 2)),
+        }
+    }
+    None
+}
+
+/// The same, but RSTn markers inside a scan are skipped too: where the
+/// entropy-coded data of a scan ends.
+fn end_of_scan(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some((code, at)) = next_marker(bytes, pos) {
+        if (0xD0..=0xD7).contains(&code) {
+            pos = at;
+            continue;
+        }
+        return at - 2;
+    }
+    bytes.len()
+}
+
+/// One scan's header fields that decide whether it is needed.
+struct ScanBand {
+    components: Vec<u8>,
+    ss: usize,
+    se: usize,
+    refinement: bool,
+}
+
+fn parse_sos(seg: &[u8]) -> Option<(ScanBand, &[u8], u8)> {
+    let count = *seg.first()? as usize;
+    let head = seg.get(1..1 + 2 * count + 3)?;
+    let (ss, se, ah_al) = (head[2 * count], head[2 * count + 1], head[2 * count + 2]);
+    let band = ScanBand {
+        components: head[..2 * count].chunks_exact(2).map(|p| p[0]).collect(),
+        ss: ss as usize,
+        se: se as usize,
+        refinement: ah_al >> 4 != 0,
+    };
+    Some((band, &head[..2 * count], ah_al))
+}
+
+/// Which scans of a progressive frame must be read, in order: those that
+/// carry a kept coefficient, and, going backwards, those whose band a
+/// later refinement scan that is read overlaps (it needs to know which of
+/// their coefficients are nonzero). DC scans are always read. A first AC
+/// scan reads nothing earlier, so it needs nothing before it.
+fn plan_scans(bytes: &[u8], mut pos: usize, keep: &Keep) -> Vec<bool> {
+    let mut bands = Vec::new();
+    while let Some((marker, at)) = next_marker(bytes, pos) {
+        pos = at;
+        if marker == 0xD9 {
+            break;
+        }
+        if matches!(marker, 0xD0..=0xD8 | 0x01) {
+            continue;
+        }
+        let Some(b) = bytes.get(pos..pos + 2) else {
+            break;
+        };
+        let len = u16::from_be_bytes([b[0], b[1]]) as usize;
+        let Some(seg) = bytes.get(pos + 2..pos + len.max(2)) else {
+            break;
+        };
+        pos += len.max(2);
+        if marker == 0xDA {
+            match parse_sos(seg) {
+                Some((band, _, _)) => bands.push(band),
+                None => break,
+            }
+            pos = end_of_scan(bytes, pos);
+        }
+    }
+    let mut needed = vec![false; bands.len()];
+    // Per component id: the zigzag positions a later read refinement needs.
+    let mut history = [0u64; 256];
+    for (i, band) in bands.iter().enumerate().rev() {
+        let mask = band_mask(band.ss, band.se);
+        let wanted = band.ss == 0
+            || keep.any(band.ss, band.se)
+            || band
+                .components
+                .iter()
+                .any(|&c| history[c as usize] & mask != 0);
+        needed[i] = wanted;
+        if wanted && band.refinement {
+            for &c in &band.components {
+                history[c as usize] |= mask;
+            }
+        }
+    }
+    needed
+}
+
+fn band_mask(ss: usize, se: usize) -> u64 {
+    let (ss, se) = (ss.min(63), se.min(63));
+    if ss > se {
+        return 0;
+    }
+    (u64::MAX >> (63 - (se - ss))) << ss
+}
+
+struct State {
+    n: usize,
+    keep: Keep,
+    idct: Idct,
+    /// Quantisation tables, in zigzag order.
+    quant: [Option<[u16; 64]>; 4],
+    dc_tables: [Option<Huffman>; 4],
+    ac_tables: [Option<Huffman>; 4],
+    restart_interval: u32,
+    adobe_transform: Option<u8>,
+    frame: Option<Frame>,
+    /// Progressive frames above 1/8: whether each scan, in order, must be
+    /// read. At 1/8 only DC scans are.
+    needed: Option<Vec<bool>>,
+    scan_index: usize,
+}
+
+impl State {
+    fn quant_tables(&mut self, mut seg: &[u8]) -> Result<(), Error> {
+        while let Some((&pq_tq, rest)) = seg.split_first() {
+            let (precision, id) = (pq_tq >> 4, (pq_tq & 0x0F) as usize);
+            let size = if precision == 0 { 64 } else { 128 };
+            let raw = rest.get(..size).ok_or_else(|| corrupt("short DQT"))?;
+            let mut table = [0u16; 64];
+            for (i, q) in table.iter_mut().enumerate() {
+                *q = if precision == 0 {
+                    raw[i] as u16
+                } else {
+                    u16::from_be_bytes([raw[2 * i], raw[2 * i + 1]])
+                };
+            }
+            *self
+                .quant
+                .get_mut(id)
+                .ok_or_else(|| corrupt("quantisation table id over 3"))? = Some(table);
+            seg = &rest[size..];
+        }
+        Ok(())
+    }
+
+    fn huffman_tables(&mut self, mut seg: &[u8]) -> Result<(), Error> {
+        while let Some((&tc_th, rest)) = seg.split_first() {
+            let (class, id) = (tc_th >> 4, (tc_th & 0x0F) as usize);
+            let counts: [u8; 16] = rest
+                .get(..16)
+                .and_then(|c| c.try_into().ok())
+                .ok_or_else(|| corrupt("short DHT"))?;
+            let total: usize = counts.iter().map(|&c| c as usize).sum();
+            let symbols = rest
+                .get(16..16 + total)
+                .ok_or_else(|| corrupt("short DHT"))?;
+            if id > 3 || class > 1 {
+                return Err(corrupt("bad Huffman table class or id"));
+            }
+            let table = Some(Huffman::new(&counts, symbols)?);
+            if class == 0 {
+                self.dc_tables[id] = table;
+            } else {
+                self.ac_tables[id] = table;
+            }
+            seg = &rest[16 + total..];
+        }
+        Ok(())
+    }
+
+    /// Decodes one scan, or skips it if nothing in it is needed. `data` is
+    /// where its entropy-coded bytes start; returns where to look for the
+    /// next marker.
+    fn scan(&mut self, seg: &[u8], bytes: &[u8], data: usize) -> Result<usize, Error> {
+        let index = self.scan_index;
+        self.scan_index += 1;
+        let State {
+            keep,
+            idct,
+            quant,
+            dc_tables,
+            ac_tables,
+            restart_interval,
+            frame,
+            needed,
+            n,
+            ..
+        } = self;
+        let frame = frame
+            .as_mut()
+            .ok_or_else(|| corrupt("scan before the frame header"))?;
+        let (band, pairs, ah_al) = parse_sos(seg).ok_or_else(|| corrupt("short SOS"))?;
+        let (ah, al) = ((ah_al >> 4) as u32, (ah_al & 0x0F) as u32);
+        let count = band.components.len();
+        if count == 0 || count > frame.components.len() {
+            return Err(corrupt("bad scan component count"));
+        }
+        if frame.progressive {
+            let dc = band.ss == 0;
+            if (dc && band.se != 0) || (!dc && (band.se < band.ss || band.se > 63 || count != 1)) {
+                return Err(corrupt("bad progressive scan band"));
+            }
+            if al > 13 {
+                return Err(corrupt("bad successive approximation"));
+            }
+            let wanted = match needed {
+                Some(plan) => plan.get(index).copied().unwrap_or(false),
+                None => dc,
+            };
+            if !wanted {
+                return Ok(end_of_scan(bytes, data));
+            }
+        }
+        let mut members = Vec::with_capacity(count);
+        for pair in pairs.chunks_exact(2) {
+            let index = frame
+                .components
+                .iter()
+                .position(|c| c.id == pair[0])
+                .ok_or_else(|| corrupt("scan names an unknown component"))?;
+            let (td, ta) = ((pair[1] >> 4) as usize, (pair[1] & 0x0F) as usize);
+            let dc = dc_tables.get(td).and_then(|t| t.as_ref());
+            let ac = ac_tables.get(ta).and_then(|t| t.as_ref());
+            members.push((index, dc, ac));
+        }
+        // The reader stops at the first marker other than RSTn.
+        let mut reader = BitReader::new(&bytes[data..]);
+        let mut predictors = [0i32; 4];
+        let interleaved = count > 1;
+        // Units: MCUs when interleaved, single blocks otherwise.
+        let (units_x, units_y) = if interleaved {
+            (frame.mcus_x, frame.mcus_y)
+        } else {
+            let c = &frame.components[members[0].0];
+            (c.blocks_w, c.blocks_h)
+        };
+        // Sequential frames dequantise as they go: their tables must be
+        // there now.
+        let mut dequant = Vec::with_capacity(count);
+        let mut tables = Vec::with_capacity(count);
+        if !frame.progressive {
+            for &(index, dc, ac) in &members {
+                tables.push((table(dc, "DC")?, table(ac, "AC")?));
+                dequant.push(frame.components[index].dequantiser(quant, keep)?);
+            }
+        }
+        let mut ac_scan = AcScan {
+            huffman: members[0].2,
+            ss: band.ss,
+            se: band.se,
+            al,
+            eobrun: 0,
+        };
+        let mut unit = 0u32;
+        let mut coef = [0i32; 16];
+        let mut samples = [0f32; 16];
+        for uy in 0..units_y {
+            for ux in 0..units_x {
+                if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
+                    reader.restart();
+                    predictors = [0; 4];
+                    ac_scan.eobrun = 0;
+                }
+                unit += 1;
+                for (m, &(index, dc, _)) in members.iter().enumerate() {
+                    let c = &mut frame.components[index];
+                    let (bw, bh) = if interleaved {
+                        (c.h as u32, c.v as u32)
+                    } else {
+                        (1, 1)
+                    };
+                    for by in 0..bh {
+                        for bx in 0..bw {
+                            let (x, y) = ((ux * bw + bx) as usize, (uy * bh + by) as usize);
+                            if x >= c.stride || y >= c.rows {
+                                return Err(corrupt("block outside the frame"));
+                            }
+                            let b = y * c.stride + x;
+                            if !frame.progressive {
+                                coef[..keep.count].fill(0);
+                                blocks::sequential(
+                                    &mut reader,
+                                    tables[m].0,
+                                    tables[m].1,
+                                    &mut predictors[m],
+                                    keep,
+                                    &mut coef,
+                                )?;
+                                for (s, (&q, &v)) in
+                                    samples.iter_mut().zip(dequant[m].iter().zip(&coef))
+                                {
+                                    *s = q * v as f32;
+                                }
+                                let at = y * *n * c.plane_stride() + x * *n;
+                                let stride = c.plane_stride();
+                                idct.block(&samples, &mut c.plane[at..], stride);
+                                continue;
+                            }
+                            let k = keep.count;
+                            let coefs = &mut c.coefs[b * k..b * k + k];
+                            if band.ss == 0 {
+                                if ah == 0 {
+                                    let dc = table(dc, "DC")?;
+                                    blocks::dc_first(
+                                        &mut reader,
+                                        dc,
+                                        &mut predictors[m],
+                                        al,
+                                        &mut coefs[0],
+                                    )?;
+                                } else {
+                                    blocks::dc_refine(&mut reader, al, &mut coefs[0]);
+                                }
+                            } else {
+                                let nonzero = c
+                                    .nonzero
+                                    .get_mut(b)
+                                    .ok_or_else(|| corrupt("AC scan at 1/8"))?;
+                                if ah == 0 {
+                                    ac_scan.first(&mut reader, keep, coefs, nonzero)?;
+                                } else {
+                                    ac_scan.refine(&mut reader, keep, coefs, nonzero)?;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(data + reader.position())
+    }
+
+    fn finish(self) -> Result<RgbImage, Error> {
+        let mut frame = self.frame.ok_or_else(|| corrupt("no frame header"))?;
+        let n = self.n;
+        if frame.progressive {
+            let mut samples = [0f32; 16];
+            for c in &mut frame.components {
+                let dequant = c.dequantiser(&self.quant, &self.keep)?;
+                let stride = c.plane_stride();
+                c.plane = vec![0u8; stride * c.rows * n];
+                let k = self.keep.count;
+                for (b, coefs) in c.coefs.chunks_exact(k).enumerate() {
+                    for (s, (&q, &v)) in samples.iter_mut().zip(dequant.iter().zip(coefs)) {
+                        *s = q * v as f32;
+                    }
+                    let (x, y) = (b % c.stride, b / c.stride);
+                    self.idct
+                        .block(&samples, &mut c.plane[y * n * stride + x * n..], stride);
+                }
+                c.coefs = Vec::new();
+                c.nonzero = Vec::new();
+            }
+        }
+        let space = match frame.components.len() {
+            1 => ColorSpace::Grey,
+            _ => {
+                let rgb_ids = frame.components.iter().map(|c| c.id).eq(*b"RGB");
+                let rgb = match self.adobe_transform {
+                    Some(t) => t == 0,
+                    None => rgb_ids,
+                };
+                if rgb {
+                    ColorSpace::Rgb
+                } else {
+                    ColorSpace::YCbCr
+                }
+            }
+        };
+        let scaled = |len: u32| ((len as usize * n).div_ceil(8)).max(1);
+        let planes: Vec<Plane> = frame
+            .components
+            .iter()
+            .map(|c| Plane {
+                samples: &c.plane,
+                stride: c.plane_stride(),
+                width: scaled(c.width),
+                height: scaled(c.height),
+                h: c.h,
+                v: c.v,
+                hmax: frame.hmax,
+                vmax: frame.vmax,
+            })
+            .collect();
+        Ok(color::to_rgb(
+            &planes,
+            space,
+            scaled(frame.width) as u32,
+            scaled(frame.height) as u32,
+        ))
+    }
+}
+
+fn table<'t>(t: Option<&'t Huffman>, class: &str) -> Result<&'t Huffman, Error> {
+    t.ok_or_else(|| corrupt(&format!("scan uses an undefined {class} table")))
+}
+
+struct Frame {
+    width: u32,
+    height: u32,
+    progressive: bool,
+    components: Vec<Component>,
+    hmax: u8,
+    vmax: u8,
+    mcus_x: u32,
+    mcus_y: u32,
+}
+
+struct Component {
+    id: u8,
+    h: u8,
+    v: u8,
+    quant: usize,
+    /// Samples of this component at full scale.
+    width: u32,
+    height: u32,
+    /// Blocks that hold image data (a non-interleaved scan covers these).
+    blocks_w: u32,
+    blocks_h: u32,
+    /// Blocks a row and rows, padded to whole MCUs.
+    stride: usize,
+    rows: usize,
+    /// Samples at the reduced scale, n×n a block: filled as sequential
+    /// scans decode, or from `coefs` after the last progressive scan.
+    plane: Vec<u8>,
+    /// Progressive only: the kept coefficients of each block, and which of
+    /// its 64 are nonzero (by zigzag position).
+    coefs: Vec<i16>,
+    nonzero: Vec<u64>,
+    n: usize,
+}
+
+impl Component {
+    fn plane_stride(&self) -> usize {
+        self.stride * self.n
+    }
+
+    /// The quantiser of each kept coefficient, in the IDCT's order.
+    fn dequantiser(&self, quant: &[Option<[u16; 64]>; 4], keep: &Keep) -> Result<[f32; 16], Error> {
+        let table = quant[self.quant]
+            .as_ref()
+            .ok_or_else(|| corrupt("component uses an undefined quantisation table"))?;
+        let mut out = [0f32; 16];
+        for (z, &q) in table.iter().enumerate() {
+            if let Some(s) = keep.slot(z) {
+                out[s] = q as f32;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Frame {
+    /// `Ok(None)` for frames this path does not cover.
+    fn parse(seg: &[u8], progressive: bool, n: usize) -> Result<Option<Frame>, Error> {
+        let head = seg.get(..6).ok_or_else(|| corrupt("short frame header"))?;
+        let precision = head[0];
+        let height = u16::from_be_bytes([head[1], head[2]]) as u32;
+        let width = u16::from_be_bytes([head[3], head[4]]) as u32;
+        let count = head[5] as usize;
+        // Height 0 (set later by a DNL marker) is left to jpeg-decoder.
+        if precision != 8 || !(count == 1 || count == 3) || height == 0 || width == 0 {
+            return Ok(None);
+        }
+        let specs = seg
+            .get(6..6 + 3 * count)
+            .ok_or_else(|| corrupt("short frame header"))?;
+        let mut components = Vec::with_capacity(count);
+        for s in specs.chunks_exact(3) {
+            let (h, v) = (s[1] >> 4, s[1] & 0x0F);
+            if !(1..=4).contains(&h) || !(1..=4).contains(&v) || s[2] > 3 {
+                return Err(corrupt("bad component sampling or table"));
+            }
+            if components.iter().any(|c: &Component| c.id == s[0]) {
+                return Err(corrupt("two components with one id"));
+            }
+            components.push(Component {
+                id: s[0],
+                h,
+                v,
+                quant: s[2] as usize,
+                width: 0,
+                height: 0,
+                blocks_w: 0,
+                blocks_h: 0,
+                stride: 0,
+                rows: 0,
+                plane: Vec::new(),
+                coefs: Vec::new(),
+                nonzero: Vec::new(),
+                n,
+            });
+        }
+        let hmax = components.iter().map(|c| c.h).max().unwrap_or(1);
+        let vmax = components.iter().map(|c| c.v).max().unwrap_or(1);
+        let mcus_x = width.div_ceil(8 * hmax as u32);
+        let mcus_y = height.div_ceil(8 * vmax as u32);
+        let keep = n * n;
+        for c in &mut components {
+            c.width = (width * c.h as u32).div_ceil(hmax as u32);
+            c.height = (height * c.v as u32).div_ceil(vmax as u32);
+            c.blocks_w = c.width.div_ceil(8);
+            c.blocks_h = c.height.div_ceil(8);
+            c.stride = (mcus_x * c.h as u32) as usize;
+            c.rows = (mcus_y * c.v as u32) as usize;
+            let blocks = c.stride * c.rows;
+            if progressive {
+                c.coefs = vec![0; blocks * keep];
+                // At 1/8 no AC scan is read, so no mask is needed.
+                if n > 1 {
+                    c.nonzero = vec![0; blocks];
+                }
+            } else {
+                c.plane = vec![0; blocks * keep];
+            }
+        }
+        Ok(Some(Frame {
+            width,
+            height,
+            progressive,
+            components,
+            hmax,
+            vmax,
+            mcus_x,
+            mcus_y,
+        }))
+    }
+}

@@ -15,7 +15,7 @@ use super::corrupt;
 use crate::error::Error;
 
 /// Codes up to this long decode in one table lookup.
-const LOOKUP_BITS: u32 = 9;
+const LOOKUP_BITS: u32 = 10;
 
 /// A canonical Huffman table.
 pub struct Huffman {
@@ -213,6 +213,17 @@ impl<'a> BitReader<'a> {
         let v = self.peek(n);
         self.consume(n);
         v
+    }
+
+    /// Skips `n` bits, refilling as needed.
+    #[inline(always)]
+    pub fn skip(&mut self, mut n: u32) {
+        while n > 0 {
+            self.refill();
+            let step = n.min(32);
+            self.consume(step);
+            n -= step;
+        }
     }
 
     /// One bit, refilling as needed.

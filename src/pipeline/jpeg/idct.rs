@@ -31,16 +31,29 @@ impl Idct {
     /// frequency by row); writes n rows of n samples at `out`, `stride`
     /// apart.
     #[inline]
-    pub fn block(&self, coef: &[f32; 16], out: &mut [u8], stride: usize) {
+    pub fn block(&self, coef: &[i32; 16], out: &mut [u8], stride: usize) {
         match self.n {
-            1 => out[0] = sample(coef[0] / 8.0),
-            2 => self.block_n::<2>(coef, out, stride),
-            _ => self.block_n::<4>(coef, out, stride),
+            // The mean: DC / 8.
+            1 => out[0] = level_shift(coef[0], 3),
+            // Both weights are ±1/(2√2) per axis: a 2×2 Hadamard over 8.
+            2 => {
+                let (a, b, c, d) = (coef[0], coef[1], coef[2], coef[3]);
+                let (top, bottom) = (a + c, a - c);
+                let (top_d, bottom_d) = (b + d, b - d);
+                out[0] = level_shift(top + top_d, 3);
+                out[1] = level_shift(top - top_d, 3);
+                let row = &mut out[stride..stride + 2];
+                row[0] = level_shift(bottom + bottom_d, 3);
+                row[1] = level_shift(bottom - bottom_d, 3);
+            }
+            _ => self.block_4(coef, out, stride),
         }
     }
 
     #[inline(always)]
-    fn block_n<const N: usize>(&self, coef: &[f32; 16], out: &mut [u8], stride: usize) {
+    fn block_4(&self, coef: &[i32; 16], out: &mut [u8], stride: usize) {
+        const N: usize = 4;
+        let coef = coef.map(|c| c as f32);
         // Rows first (horizontal frequencies), then columns.
         let mut rows = [[0f32; N]; N];
         for (v, row) in rows.iter_mut().enumerate() {
@@ -63,6 +76,12 @@ impl Idct {
             }
         }
     }
+}
+
+/// `v / 2^shift`, rounded, level-shifted and clamped to 8 bits.
+#[inline(always)]
+fn level_shift(v: i32, shift: u32) -> u8 {
+    ((v.saturating_add(1 << (shift - 1)) >> shift) + 128).clamp(0, 255) as u8
 }
 
 /// Level-shifted and clamped to 8 bits.
@@ -109,10 +128,10 @@ mod tests {
         coef[9] = 15.0;
         let full = full_idct(&coef);
         for n in [1usize, 2, 4] {
-            let mut low = [0f32; 16];
+            let mut low = [0i32; 16];
             for v in 0..n {
                 for u in 0..n {
-                    low[v * n + u] = coef[v * 8 + u];
+                    low[v * n + u] = coef[v * 8 + u] as i32;
                 }
             }
             let mut out = [0u8; 16];

@@ -203,7 +203,7 @@ fn plan_scans(bytes: &[u8], mut pos: usize, keep: &Keep) -> Vec<bool> {
     // Per component id: the zigzag positions a later read refinement needs.
     let mut history = [0u64; 256];
     for (i, band) in bands.iter().enumerate().rev() {
-        let mask = band_mask(band.ss, band.se);
+        let mask = blocks::band(band.ss, band.se);
         let wanted = band.ss == 0
             || keep.any(band.ss, band.se)
             || band
@@ -218,14 +218,6 @@ fn plan_scans(bytes: &[u8], mut pos: usize, keep: &Keep) -> Vec<bool> {
         }
     }
     needed
-}
-
-fn band_mask(ss: usize, se: usize) -> u64 {
-    let (ss, se) = (ss.min(63), se.min(63));
-    if ss > se {
-        return 0;
-    }
-    (u64::MAX >> (63 - (se - ss))) << ss
 }
 
 struct State {
@@ -376,15 +368,47 @@ impl State {
             al,
             eobrun: 0,
         };
+        if frame.progressive && band.ss > 0 {
+            // An AC scan: one component, block by block. Most blocks sit
+            // in end-of-band runs, so this loop is kept lean.
+            let c = &mut frame.components[members[0].0];
+            let (k, width) = (keep.count, c.blocks_w as usize);
+            let mut unit = 0u32;
+            for y in 0..c.blocks_h as usize {
+                let row = y * c.stride;
+                let (Some(coefs), Some(masks)) = (
+                    c.coefs.get_mut(row * k..(row + width) * k),
+                    c.nonzero.get_mut(row..row + width),
+                ) else {
+                    return Err(corrupt("AC scan outside the frame"));
+                };
+                for (coefs, mask) in coefs.chunks_exact_mut(k).zip(masks) {
+                    if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
+                        reader.restart();
+                        ac_scan.eobrun = 0;
+                    }
+                    unit += 1;
+                    if ah == 0 {
+                        if ac_scan.eobrun > 0 {
+                            ac_scan.eobrun -= 1;
+                            continue;
+                        }
+                        ac_scan.first(&mut reader, keep, coefs, mask)?;
+                    } else {
+                        ac_scan.refine(&mut reader, keep, coefs, mask)?;
+                    }
+                }
+            }
+            return Ok(data + reader.position());
+        }
         let mut unit = 0u32;
         let mut coef = [0i32; 16];
-        let mut samples = [0f32; 16];
+        let mut samples = [0i32; 16];
         for uy in 0..units_y {
             for ux in 0..units_x {
                 if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
                     reader.restart();
                     predictors = [0; 4];
-                    ac_scan.eobrun = 0;
                 }
                 unit += 1;
                 for (m, &(index, dc, _)) in members.iter().enumerate() {
@@ -414,7 +438,7 @@ impl State {
                                 for (s, (&q, &v)) in
                                     samples.iter_mut().zip(dequant[m].iter().zip(&coef))
                                 {
-                                    *s = q * v as f32;
+                                    *s = dequantise(q, v);
                                 }
                                 let at = y * *n * c.plane_stride() + x * *n;
                                 let stride = c.plane_stride();
@@ -423,29 +447,18 @@ impl State {
                             }
                             let k = keep.count;
                             let coefs = &mut c.coefs[b * k..b * k + k];
-                            if band.ss == 0 {
-                                if ah == 0 {
-                                    let dc = table(dc, "DC")?;
-                                    blocks::dc_first(
-                                        &mut reader,
-                                        dc,
-                                        &mut predictors[m],
-                                        al,
-                                        &mut coefs[0],
-                                    )?;
-                                } else {
-                                    blocks::dc_refine(&mut reader, al, &mut coefs[0]);
-                                }
+                            // A DC scan (AC scans took the loop above).
+                            if ah == 0 {
+                                let dc = table(dc, "DC")?;
+                                blocks::dc_first(
+                                    &mut reader,
+                                    dc,
+                                    &mut predictors[m],
+                                    al,
+                                    &mut coefs[0],
+                                )?;
                             } else {
-                                let nonzero = c
-                                    .nonzero
-                                    .get_mut(b)
-                                    .ok_or_else(|| corrupt("AC scan at 1/8"))?;
-                                if ah == 0 {
-                                    ac_scan.first(&mut reader, keep, coefs, nonzero)?;
-                                } else {
-                                    ac_scan.refine(&mut reader, keep, coefs, nonzero)?;
-                                }
+                                blocks::dc_refine(&mut reader, al, &mut coefs[0]);
                             }
                         }
                     }
@@ -459,7 +472,7 @@ impl State {
         let mut frame = self.frame.ok_or_else(|| corrupt("no frame header"))?;
         let n = self.n;
         if frame.progressive {
-            let mut samples = [0f32; 16];
+            let mut samples = [0i32; 16];
             for c in &mut frame.components {
                 let dequant = c.dequantiser(&self.quant, &self.keep)?;
                 let stride = c.plane_stride();
@@ -467,7 +480,7 @@ impl State {
                 let k = self.keep.count;
                 for (b, coefs) in c.coefs.chunks_exact(k).enumerate() {
                     for (s, (&q, &v)) in samples.iter_mut().zip(dequant.iter().zip(coefs)) {
-                        *s = q * v as f32;
+                        *s = dequantise(q, v as i32);
                     }
                     let (x, y) = (b % c.stride, b / c.stride);
                     self.idct
@@ -516,6 +529,14 @@ impl State {
     }
 }
 
+/// A coefficient times its quantiser, bounded so hostile values cannot
+/// overflow the IDCT's sums (anything past ±2^20 is far off the 8-bit
+/// scale anyway).
+#[inline(always)]
+fn dequantise(q: i32, v: i32) -> i32 {
+    (q as i64 * v as i64).clamp(-(1 << 20), 1 << 20) as i32
+}
+
 fn table<'t>(t: Option<&'t Huffman>, class: &str) -> Result<&'t Huffman, Error> {
     t.ok_or_else(|| corrupt(&format!("scan uses an undefined {class} table")))
 }
@@ -561,14 +582,14 @@ impl Component {
     }
 
     /// The quantiser of each kept coefficient, in the IDCT's order.
-    fn dequantiser(&self, quant: &[Option<[u16; 64]>; 4], keep: &Keep) -> Result<[f32; 16], Error> {
+    fn dequantiser(&self, quant: &[Option<[u16; 64]>; 4], keep: &Keep) -> Result<[i32; 16], Error> {
         let table = quant[self.quant]
             .as_ref()
             .ok_or_else(|| corrupt("component uses an undefined quantisation table"))?;
-        let mut out = [0f32; 16];
+        let mut out = [0i32; 16];
         for (z, &q) in table.iter().enumerate() {
             if let Some(s) = keep.slot(z) {
-                out[s] = q as f32;
+                out[s] = q as i32;
             }
         }
         Ok(out)

@@ -7,24 +7,15 @@
 //! IDCT's weights `C(u)/2`, that is an n-point IDCT scaled by 1/√(8/n)
 //! per axis, so DC alone gives the block mean.
 
-use std::f32::consts::PI;
-
-/// Weights `w[x][u] = C(u)/2 · cos((2x+1)uπ / 2n)` for one n.
+/// The scaled IDCT for one n: the weights are `C(u)/2 · cos((2x+1)uπ / 2n)`,
+/// folded into each size's butterflies below.
 pub struct Idct {
     n: usize,
-    w: [[f32; 4]; 4],
 }
 
 impl Idct {
     pub fn new(n: usize) -> Idct {
-        let mut w = [[0f32; 4]; 4];
-        for (x, row) in w.iter_mut().enumerate().take(n) {
-            for (u, cell) in row.iter_mut().enumerate().take(n) {
-                let c = if u == 0 { 0.5 / 2f32.sqrt() } else { 0.5 };
-                *cell = c * (((2 * x + 1) * u) as f32 * PI / (2 * n) as f32).cos();
-            }
-        }
-        Idct { n, w }
+        Idct { n }
     }
 
     /// `coef` holds the dequantised coefficients in rows of n (vertical
@@ -50,38 +41,42 @@ impl Idct {
         }
     }
 
+    /// 4×4: a 4-point IDCT down the columns, then along the rows, as
+    /// butterflies (6 multiplies a pass instead of 16), each pass on four
+    /// lanes at once so it compiles to SIMD. With w(u) = C(u)/2 ·
+    /// cos((2x+1)uπ/8): the even part is (c0 ± c2)/(2√2), the odd part
+    /// mixes c1 and c3 by cos(π/8)/2 and cos(3π/8)/2.
     #[inline(always)]
     fn block_4(&self, coef: &[i32; 16], out: &mut [u8], stride: usize) {
-        const N: usize = 4;
-        let coef = coef.map(|c| c as f32);
-        // Rows first (horizontal frequencies), then columns.
-        let mut rows = [[0f32; N]; N];
-        for (v, row) in rows.iter_mut().enumerate() {
-            for (x, out) in row.iter_mut().enumerate() {
-                let mut s = 0.0;
-                for u in 0..N {
-                    s += coef[v * N + u] * self.w[x][u];
-                }
-                *out = s;
+        type Lanes = [f32; 4];
+        fn pass(c0: Lanes, c1: Lanes, c2: Lanes, c3: Lanes) -> [Lanes; 4] {
+            const K0: f32 = 0.353_553_38; // 1 / (2√2)
+            const K1: f32 = 0.461_939_77; // cos(π/8) / 2
+            const K3: f32 = 0.191_341_72; // cos(3π/8) / 2
+            let mut out = [[0f32; 4]; 4];
+            for i in 0..4 {
+                let (e0, e1) = ((c0[i] + c2[i]) * K0, (c0[i] - c2[i]) * K0);
+                let (o0, o1) = (c1[i] * K1 + c3[i] * K3, c1[i] * K3 - c3[i] * K1);
+                out[0][i] = e0 + o0;
+                out[1][i] = e1 + o1;
+                out[2][i] = e1 - o1;
+                out[3][i] = e0 - o0;
             }
+            out
         }
-        for y in 0..N {
-            let line = &mut out[y * stride..y * stride + N];
+        let row = |v: usize| -> Lanes { std::array::from_fn(|u| coef[v * 4 + u] as f32) };
+        // Columns: each lane is one horizontal frequency u.
+        let t = pass(row(0), row(1), row(2), row(3));
+        // Rows: transposed, each lane is one output row y.
+        let lane = |u: usize| -> Lanes { std::array::from_fn(|y| t[y][u]) };
+        let s = pass(lane(0), lane(1), lane(2), lane(3));
+        for y in 0..4 {
+            let line = &mut out[y * stride..y * stride + 4];
             for (x, px) in line.iter_mut().enumerate() {
-                let mut s = 0.0;
-                for (v, row) in rows.iter().enumerate() {
-                    s += row[x] * self.w[y][v];
-                }
-                *px = sample(s);
+                *px = sample(s[x][y]);
             }
         }
     }
-}
-
-/// `v / 2^shift`, rounded, level-shifted and clamped to 8 bits.
-#[inline(always)]
-fn level_shift(v: i32, shift: u32) -> u8 {
-    ((v.saturating_add(1 << (shift - 1)) >> shift) + 128).clamp(0, 255) as u8
 }
 
 /// Level-shifted and clamped to 8 bits.
@@ -90,9 +85,16 @@ fn sample(v: f32) -> u8 {
     (v + 128.5).clamp(0.0, 255.0) as u8
 }
 
+/// `v / 2^shift`, rounded, level-shifted and clamped to 8 bits.
+#[inline(always)]
+fn level_shift(v: i32, shift: u32) -> u8 {
+    ((v.saturating_add(1 << (shift - 1)) >> shift) + 128).clamp(0, 255) as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f32::consts::PI;
 
     /// An 8×8 block's samples from all 64 coefficients (the textbook
     /// IDCT), in natural order.

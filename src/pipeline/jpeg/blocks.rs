@@ -55,7 +55,7 @@ impl Keep {
 
     /// Whether any position in `ss..=se` is kept.
     pub fn any(&self, ss: usize, se: usize) -> bool {
-        (ss..=se.min(63)).any(|k| self.slot(k).is_some())
+        self.mask & band(ss, se) != 0
     }
 }
 

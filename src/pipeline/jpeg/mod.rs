@@ -300,7 +300,6 @@ impl State {
             restart_interval,
             frame,
             needed,
-            n,
             ..
         } = self;
         let frame = frame
@@ -403,7 +402,6 @@ impl State {
         }
         let mut unit = 0u32;
         let mut coef = [0i32; 16];
-        let mut samples = [0i32; 16];
         for uy in 0..units_y {
             for ux in 0..units_x {
                 if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
@@ -435,14 +433,7 @@ impl State {
                                     keep,
                                     &mut coef,
                                 )?;
-                                for (s, (&q, &v)) in
-                                    samples.iter_mut().zip(dequant[m].iter().zip(&coef))
-                                {
-                                    *s = dequantise(q, v);
-                                }
-                                let at = y * *n * c.plane_stride() + x * *n;
-                                let stride = c.plane_stride();
-                                idct.block(&samples, &mut c.plane[at..], stride);
+                                c.put_block(idct, &dequant[m], &coef, x, y);
                                 continue;
                             }
                             let k = keep.count;
@@ -472,21 +463,13 @@ impl State {
         let mut frame = self.frame.ok_or_else(|| corrupt("no frame header"))?;
         let n = self.n;
         if frame.progressive {
-            let mut samples = [0i32; 16];
             for c in &mut frame.components {
                 let dequant = c.dequantiser(&self.quant, &self.keep)?;
-                let stride = c.plane_stride();
-                c.plane = vec![0u8; stride * c.rows * n];
-                let k = self.keep.count;
-                for (b, coefs) in c.coefs.chunks_exact(k).enumerate() {
-                    for (s, (&q, &v)) in samples.iter_mut().zip(dequant.iter().zip(coefs)) {
-                        *s = dequantise(q, v as i32);
-                    }
-                    let (x, y) = (b % c.stride, b / c.stride);
-                    self.idct
-                        .block(&samples, &mut c.plane[y * n * stride + x * n..], stride);
+                c.plane = vec![0u8; c.plane_stride() * c.rows * n];
+                let coefs = std::mem::take(&mut c.coefs);
+                for (b, block) in coefs.chunks_exact(self.keep.count).enumerate() {
+                    c.put_block(&self.idct, &dequant, block, b % c.stride, b / c.stride);
                 }
-                c.coefs = Vec::new();
                 c.nonzero = Vec::new();
             }
         }
@@ -581,6 +564,30 @@ struct Component {
 impl Component {
     fn plane_stride(&self) -> usize {
         self.stride * self.n
+    }
+
+    /// Dequantises the kept coefficients of block (x, y) and writes its
+    /// n×n samples into the plane: as a sequential scan decodes it, or
+    /// after the last progressive scan.
+    #[inline(always)]
+    fn put_block<T: Copy + Into<i32>>(
+        &mut self,
+        idct: &Idct,
+        dequant: &[i32; 16],
+        coefs: &[T],
+        x: usize,
+        y: usize,
+    ) {
+        let mut samples = [0i32; 16];
+        for (s, (&q, &v)) in samples.iter_mut().zip(dequant.iter().zip(coefs)) {
+            *s = dequantise(q, v.into());
+        }
+        let stride = self.plane_stride();
+        idct.block(
+            &samples,
+            &mut self.plane[(y * stride + x) * self.n..],
+            stride,
+        );
     }
 
     /// The quantiser of each kept coefficient, in the IDCT's order.

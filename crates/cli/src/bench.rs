@@ -8,9 +8,14 @@
 //!   (the same pipeline, simd128) under wasmtime and under Node's WASI;
 //! - `sharp`: `bench/sharp.mjs` (libvips, one thread), the reference;
 //! - `photon-wasmtime`, `photon-v8`: the naive photon-rs pipeline in the
-//!   same wasm module, the floor (JPEG only). Both, because Node crashes
-//!   (a general-protection fault in node itself, Node 20 and 22) once
-//!   photon-rs grows wasm memory past ~200 MiB on a 5120×2880 source.
+//!   same wasm module, the floor (JPEG only).
+//!
+//! Node runs with `--no-turbo-fast-api-calls`. Without it, Node 20 and 22
+//! crash (a general-protection fault in V8's stack walk) when a WASI call
+//! made as a fast API call triggers a garbage collection, which the
+//! external-memory pressure of photon-rs's ~200 MiB wasm memory does: the
+//! call to open the output file then killed 6 of 12 photon-rs runs. WASI
+//! calls are a handful per run, so the flag does not move the timings.
 //!
 //! Quality is SSIM (luma) of each output against a reference downscale
 //! made here independently: a full decode by `image` and its own Lanczos3.
@@ -350,6 +355,7 @@ impl Launcher {
             Engine::V8 | Engine::PhotonV8 => {
                 let mut c = Command::new(&self.node);
                 c.arg("--no-warnings")
+                    .arg("--no-turbo-fast-api-calls")
                     .arg(&self.wasi_script)
                     .arg(wasm()?)
                     .arg(pipeline)
@@ -634,6 +640,25 @@ fn report(
                 f(peak.map(mib), 1, ""),
                 f(vs_photon, 1, "×"),
             );
+        }
+    }
+
+    // A failed run drops out of the medians above; say so beside them.
+    for format in formats {
+        for &engine in engines {
+            let failed = in_medians
+                .iter()
+                .filter(|&&i| matches!(results.get(&(i, format.clone(), engine)), Some(Err(_))))
+                .count();
+            if failed > 0 {
+                let _ = writeln!(
+                    md,
+                    "\n**{} ({format}) failed on {failed} of {} images**; its medians, and the \
+                     ratios against it, leave those images out.",
+                    engine.label(),
+                    in_medians.len()
+                );
+            }
         }
     }
 

@@ -164,9 +164,9 @@ fn decode_jpeg(
     scale: f64,
     limits: &Limits,
 ) -> Result<DynamicImage, Error> {
-    // Reduced scales decode with our own decoder, which keeps only the
-    // coefficients they need; full scale and the frames it does not cover
-    // (CMYK, 12-bit, arithmetic, lossless) go to jpeg-decoder.
+    // Our own decoder: at reduced scales it keeps only the coefficients
+    // they need. The frames it does not take (sequential at full scale,
+    // CMYK, 12-bit, arithmetic, lossless) go to jpeg-decoder.
     if let Some(img) = jpeg::decode(bytes, jpeg_eighths(header, scale))? {
         return Ok(DynamicImage::ImageRgb8(img));
     }

@@ -7,9 +7,10 @@
 //! measured wasm linear memory in `tests/worker_memory.rs`):
 //! - JPEG decodes at a DCT scale (1/8..1) into one plane per component,
 //!   then to RGB. Progressive JPEGs also keep coefficients until the last
-//!   scan: at 1/8..1/2 our decoder (`jpeg`) keeps the n×n it needs and a
-//!   64-bit nonzero mask per block; jpeg-decoder (full scale, other frame
-//!   types) keeps all 64 × i16;
+//!   scan: our decoder (`jpeg`) keeps the n×n it needs and, above 1/8, a
+//!   64-bit nonzero mask per block; jpeg-decoder (CMYK, 12-bit,
+//!   arithmetic) keeps all 64 × i16 (baseline frames at full scale also go
+//!   to jpeg-decoder, and keep no coefficients);
 //! - other formats decode at full size in their native layout, then
 //!   convert to 8-bit RGB(A) unless already there; except large PNGs,
 //!   which shrink row by row and never hold the full-size image;
@@ -97,18 +98,18 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
         .into_iter()
         .find(|&e| (dw, dh) == ((w * e).div_ceil(8), (h * e).div_ceil(8)))
         .unwrap_or(8);
-    // Our decoder (`jpeg`) covers frames of 1 or 3 components below full
-    // scale: e×e coefficients a block, and above 1/8 a 64-bit mask of which
-    // are nonzero. jpeg-decoder keeps all 64.
-    let ours = eighths < 8 && matches!(n, 1 | 3);
+    // Our decoder (`jpeg`) covers frames of 1 or 3 components: e×e
+    // coefficients a block, and above 1/8 a 64-bit mask of which are
+    // nonzero. jpeg-decoder (CMYK, 12-bit, arithmetic) keeps all 64, 8
+    // bytes fewer than ours at full scale, so this bounds both.
+    let ours = matches!(n, 1 | 3);
     let coefficients = if frame.progressive {
         // Blocks per component, padded to whole MCUs.
         let (mcu_w, mcu_h) = (8 * hmax, 8 * vmax);
         let mcus = w.div_ceil(mcu_w) * h.div_ceil(mcu_h);
         let per_block = match (ours, eighths) {
-            (false, _) => 64 * 2,
             (true, 1) => 2,
-            (true, e) => e * e * 2 + 8,
+            (_, e) => e * e * 2 + 8,
         };
         frame
             .components
@@ -222,8 +223,8 @@ mod tests {
         let h = header(SourceFormat::Jpeg, 1600, 1600);
         let blocks = 100 * 100 * 6;
         for (decoded, output, per_block) in [
-            // Full scale, jpeg-decoder: all 64 coefficients.
-            ((1600, 1600), (1200, 1200), 64 * 2),
+            // Full scale: all 64 coefficients and the mask.
+            ((1600, 1600), (1200, 1200), 64 * 2 + 8),
             // 1/2 and 1/4 (`jpeg`): the n×n needed and a nonzero mask.
             ((800, 800), (500, 500), 16 * 2 + 8),
             ((400, 400), (300, 300), 4 * 2 + 8),

@@ -82,7 +82,7 @@ pub fn sequential(
     ac: &Huffman,
     pred: &mut i32,
     keep: &Keep,
-    out: &mut [i32; 16],
+    out: &mut [i32; 64],
 ) -> Result<(), Error> {
     // A copy whose address never escapes, so it lives in registers.
     let mut r = *reader;

@@ -1,8 +1,10 @@
-//! JPEG decoding at reduced scale (1/2, 1/4, 1/8): shrink-on-load.
+//! JPEG decoding at reduced scale (1/2, 1/4, 1/8): shrink-on-load; and
+//! progressive frames at full scale.
 //!
 //! A thumbnail needs a fraction of the source's pixels, and the DCT gives
 //! them almost for free: an 8×8 block's top-left n×n coefficients make an
-//! n×n picture of it ([`idct`]). So this decoder keeps only those.
+//! n×n picture of it ([`idct`]). So this decoder keeps only those (all 64
+//! at full scale, for outputs over half the source).
 //! - **Sequential (baseline) frames** go block by block straight to
 //!   samples at the reduced size: no coefficient buffer, and memory grows
 //!   with the output, not the source.
@@ -20,8 +22,8 @@
 //!
 //! Covers Huffman-coded 8-bit frames (SOF0, SOF1, SOF2) of one (grey) or
 //! three (YCbCr, or RGB) components, any sampling factors, restart
-//! intervals. For anything else [`decode`] returns `Ok(None)` and the caller
-//! uses jpeg-decoder. Every length and index comes from the file, so each
+//! intervals; sequential ones below full scale only. For anything else
+//! [`decode`] returns `Ok(None)` and the caller uses jpeg-decoder. Every length and index comes from the file, so each
 //! is checked; data that ends early decodes as zeros, as libjpeg does with
 //! a warning.
 
@@ -40,11 +42,11 @@ use self::color::{ColorSpace, Plane};
 use self::idct::Idct;
 use crate::error::Error;
 
-/// Decodes `bytes` at `eighths`/8 scale (1, 2 or 4): `ceil(w·n/8)` ×
+/// Decodes `bytes` at `eighths`/8 scale (1, 2, 4 or 8): `ceil(w·n/8)` ×
 /// `ceil(h·n/8)`. `Ok(None)` if this file or scale is not one this path
 /// covers.
 pub fn decode(bytes: &[u8], eighths: u32) -> Result<Option<RgbImage>, Error> {
-    if !matches!(eighths, 1 | 2 | 4) {
+    if !matches!(eighths, 1 | 2 | 4 | 8) {
         return Ok(None);
     }
     if bytes.get(..2) != Some(&[0xFF, 0xD8]) {
@@ -95,6 +97,13 @@ pub fn decode(bytes: &[u8], eighths: u32) -> Result<Option<RgbImage>, Error> {
             0xC0..=0xC2 => {
                 if st.frame.is_some() {
                     return Err(corrupt("two frame headers"));
+                }
+                // At full scale a sequential frame has nothing to skip,
+                // and jpeg-decoder is measured faster on it (natively it
+                // has a SIMD IDCT and a second thread). Progressive frames
+                // are ours: faster, and they hold 40% less.
+                if n == 8 && marker != 0xC2 {
+                    return Ok(None);
                 }
                 match Frame::parse(seg, marker == 0xC2, n)? {
                     Some(f) => st.frame = Some(f),
@@ -401,7 +410,7 @@ impl State {
             return Ok(data + reader.position());
         }
         let mut unit = 0u32;
-        let mut coef = [0i32; 16];
+        let mut coef = [0i32; 64];
         for uy in 0..units_y {
             for ux in 0..units_x {
                 if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
@@ -573,12 +582,12 @@ impl Component {
     fn put_block<T: Copy + Into<i32>>(
         &mut self,
         idct: &Idct,
-        dequant: &[i32; 16],
+        dequant: &[i32; 64],
         coefs: &[T],
         x: usize,
         y: usize,
     ) {
-        let mut samples = [0i32; 16];
+        let mut samples = [0i32; 64];
         for (s, (&q, &v)) in samples.iter_mut().zip(dequant.iter().zip(coefs)) {
             *s = dequantise(q, v.into());
         }
@@ -591,11 +600,11 @@ impl Component {
     }
 
     /// The quantiser of each kept coefficient, in the IDCT's order.
-    fn dequantiser(&self, quant: &[Option<[u16; 64]>; 4], keep: &Keep) -> Result<[i32; 16], Error> {
+    fn dequantiser(&self, quant: &[Option<[u16; 64]>; 4], keep: &Keep) -> Result<[i32; 64], Error> {
         let table = quant[self.quant]
             .as_ref()
             .ok_or_else(|| corrupt("component uses an undefined quantisation table"))?;
-        let mut out = [0i32; 16];
+        let mut out = [0i32; 64];
         for (z, &q) in table.iter().enumerate() {
             if let Some(s) = keep.slot(z) {
                 out[s] = q as i32;

@@ -54,41 +54,46 @@ impl Idct {
     }
 
     /// 4×4: a 4-point IDCT down the columns, then along the rows, as
-    /// butterflies (6 multiplies a pass instead of 16), each pass on four
-    /// lanes at once so it compiles to SIMD. With w(u) = C(u)/2 ·
-    /// cos((2x+1)uπ/8): the even part is (c0 ± c2)/(2√2), the odd part
-    /// mixes c1 and c3 by cos(π/8)/2 and cos(3π/8)/2.
+    /// butterflies (6 multiplies a pass instead of 16), in 13-bit fixed
+    /// point like [`block_8`]. With w(u) = C(u)/2 · cos((2x+1)uπ/8): the
+    /// even part is (c0 ± c2)/(2√2), the odd part mixes c1 and c3 by
+    /// cos(π/8)/2 and cos(3π/8)/2.
     #[inline(always)]
     fn block_4(&self, coef: &[i32; 64], out: &mut [u8], stride: usize) {
-        type Lanes = [f32; 4];
-        fn pass(c0: Lanes, c1: Lanes, c2: Lanes, c3: Lanes) -> [Lanes; 4] {
-            const K0: f32 = 0.353_553_38; // 1 / (2√2)
-            const K1: f32 = 0.461_939_77; // cos(π/8) / 2
-            const K3: f32 = 0.191_341_72; // cos(3π/8) / 2
-            let mut out = [[0f32; 4]; 4];
-            for i in 0..4 {
-                let (e0, e1) = ((c0[i] + c2[i]) * K0, (c0[i] - c2[i]) * K0);
-                let (o0, o1) = (c1[i] * K1 + c3[i] * K3, c1[i] * K3 - c3[i] * K1);
-                out[0][i] = e0 + o0;
-                out[1][i] = e1 + o1;
-                out[2][i] = e1 - o1;
-                out[3][i] = e0 - o0;
+        const PASS1_BITS: u32 = 2;
+        let mut t = [Wrapping(0i32); 16];
+        for u in 0..4 {
+            let column: [Wrapping<i32>; 4] = std::array::from_fn(|v| Wrapping(coef[v * 4 + u]));
+            for (y, v) in idct_4(column, FIX_BITS - PASS1_BITS)
+                .into_iter()
+                .enumerate()
+            {
+                t[y * 4 + u] = v;
             }
-            out
         }
-        let row = |v: usize| -> Lanes { std::array::from_fn(|u| coef[v * 4 + u] as f32) };
-        // Columns: each lane is one horizontal frequency u.
-        let t = pass(row(0), row(1), row(2), row(3));
-        // Rows: transposed, each lane is one output row y.
-        let lane = |u: usize| -> Lanes { std::array::from_fn(|y| t[y][u]) };
-        let s = pass(lane(0), lane(1), lane(2), lane(3));
-        for y in 0..4 {
+        for (y, row) in t.chunks_exact(4).enumerate() {
+            let Ok(row) = <[Wrapping<i32>; 4]>::try_from(row) else {
+                continue;
+            };
             let line = &mut out[y * stride..y * stride + 4];
-            for (x, px) in line.iter_mut().enumerate() {
-                *px = sample(s[x][y]);
+            for (px, v) in line.iter_mut().zip(idct_4(row, FIX_BITS + PASS1_BITS)) {
+                *px = v.0.wrapping_add(128).clamp(0, 255) as u8;
             }
         }
     }
+}
+
+/// One scaled 4-point IDCT in 13-bit fixed point, shifted right by
+/// `descale` (rounded).
+#[inline(always)]
+fn idct_4(c: [Wrapping<i32>; 4], descale: u32) -> [Wrapping<i32>; 4] {
+    // 1/(2√2), cos(π/8)/2 and cos(3π/8)/2, times 2^13.
+    let (k0, k1, k3) = (Wrapping(2896), Wrapping(3784), Wrapping(1567));
+    let (e0, e1) = ((c[0] + c[2]) * k0, (c[0] - c[2]) * k0);
+    let (o0, o1) = (c[1] * k1 + c[3] * k3, c[1] * k3 - c[3] * k1);
+    let round = Wrapping(1 << (descale - 1));
+    let d = |v: Wrapping<i32>| (v + round) >> descale as usize;
+    [d(e0 + o0), d(e1 + o1), d(e1 - o1), d(e0 - o0)]
 }
 
 /// The full 8×8 IDCT: columns, then rows, each an 8-point IDCT by
@@ -163,14 +168,6 @@ fn idct_8(c: [Wrapping<i32>; 8], descale: u32) -> [Wrapping<i32>; 8] {
         d(e[1] - o2),
         d(e[0] - o3),
     ]
-}
-
-/// Level-shifted and clamped to 8 bits.
-#[inline(always)]
-fn sample(v: f32) -> u8 {
-    // Clamped as an integer: wasm's f32.min/max carry NaN rules that V8
-    // compiles to branches, and this runs for every pixel.
-    ((v + 128.5) as i32).clamp(0, 255) as u8
 }
 
 /// `v / 2^shift`, rounded, level-shifted and clamped to 8 bits.

@@ -24,8 +24,8 @@ impl Idct {
     /// `coef` holds the dequantised coefficients in rows of n (vertical
     /// frequency by row); writes n rows of n samples at `out`, `stride`
     /// apart.
-    #[inline]
-    pub fn block(&self, coef: &[i32; 64], out: &mut [u8], stride: usize) {
+    #[inline(always)]
+    pub fn block(&self, coef: &[i32], out: &mut [u8], stride: usize) {
         match self.n {
             // The mean: DC / 8.
             1 => out[0] = level_shift(coef[0], 3),
@@ -40,45 +40,57 @@ impl Idct {
                 row[0] = level_shift(bottom + bottom_d, 3);
                 row[1] = level_shift(bottom - bottom_d, 3);
             }
-            // Flat blocks (no AC among the kept coefficients: most chroma
-            // and smooth areas) are their mean, without the transform.
-            n if coef[1..n * n].iter().fold(0, |a, &c| a | c) == 0 => {
-                let v = level_shift(coef[0], 3);
-                for y in 0..n {
-                    out[y * stride..y * stride + n].fill(v);
-                }
-            }
-            4 => self.block_4(coef, out, stride),
+            // The larger transforms out of line, so this stays small
+            // enough to inline at 1/8 and 1/4, a call per block saved.
+            4 => block_4(coef, out, stride),
             _ => block_8(coef, out, stride),
         }
     }
+}
 
-    /// 4×4: a 4-point IDCT down the columns, then along the rows, as
-    /// butterflies (6 multiplies a pass instead of 16), in 13-bit fixed
-    /// point like [`block_8`]. With w(u) = C(u)/2 · cos((2x+1)uπ/8): the
-    /// even part is (c0 ± c2)/(2√2), the odd part mixes c1 and c3 by
-    /// cos(π/8)/2 and cos(3π/8)/2.
-    #[inline(always)]
-    fn block_4(&self, coef: &[i32; 64], out: &mut [u8], stride: usize) {
-        const PASS1_BITS: u32 = 2;
-        let mut t = [Wrapping(0i32); 16];
-        for u in 0..4 {
-            let column: [Wrapping<i32>; 4] = std::array::from_fn(|v| Wrapping(coef[v * 4 + u]));
-            for (y, v) in idct_4(column, FIX_BITS - PASS1_BITS)
-                .into_iter()
-                .enumerate()
-            {
-                t[y * 4 + u] = v;
-            }
+/// Flat blocks (no AC among the kept coefficients: most chroma and smooth
+/// areas) are their mean, without the transform.
+#[inline(always)]
+fn flat<const N: usize>(coef: &[i32], out: &mut [u8], stride: usize) -> bool {
+    if coef[1..N * N].iter().fold(0, |a, &c| a | c) != 0 {
+        return false;
+    }
+    let v = level_shift(coef[0], 3);
+    for y in 0..N {
+        out[y * stride..y * stride + N].fill(v);
+    }
+    true
+}
+
+/// The 4×4 IDCT: a 4-point IDCT down the columns, then along the rows, as
+/// butterflies (6 multiplies a pass instead of 16), in 13-bit fixed
+/// point like [`block_8`]. With w(u) = C(u)/2 · cos((2x+1)uπ/8): the
+/// even part is (c0 ± c2)/(2√2), the odd part mixes c1 and c3 by
+/// cos(π/8)/2 and cos(3π/8)/2.
+#[inline(never)]
+fn block_4(coef: &[i32], out: &mut [u8], stride: usize) {
+    let coef = &coef[..16];
+    if flat::<4>(coef, out, stride) {
+        return;
+    }
+    const PASS1_BITS: u32 = 2;
+    let mut t = [Wrapping(0i32); 16];
+    for u in 0..4 {
+        let column: [Wrapping<i32>; 4] = std::array::from_fn(|v| Wrapping(coef[v * 4 + u]));
+        for (y, v) in idct_4(column, FIX_BITS - PASS1_BITS)
+            .into_iter()
+            .enumerate()
+        {
+            t[y * 4 + u] = v;
         }
-        for (y, row) in t.chunks_exact(4).enumerate() {
-            let Ok(row) = <[Wrapping<i32>; 4]>::try_from(row) else {
-                continue;
-            };
-            let line = &mut out[y * stride..y * stride + 4];
-            for (px, v) in line.iter_mut().zip(idct_4(row, FIX_BITS + PASS1_BITS)) {
-                *px = v.0.wrapping_add(128).clamp(0, 255) as u8;
-            }
+    }
+    for (y, row) in t.chunks_exact(4).enumerate() {
+        let Ok(row) = <[Wrapping<i32>; 4]>::try_from(row) else {
+            continue;
+        };
+        let line = &mut out[y * stride..y * stride + 4];
+        for (px, v) in line.iter_mut().zip(idct_4(row, FIX_BITS + PASS1_BITS)) {
+            *px = v.0.wrapping_add(128).clamp(0, 255) as u8;
         }
     }
 }
@@ -103,7 +115,12 @@ fn idct_4(c: [Wrapping<i32>; 4], descale: u32) -> [Wrapping<i32>; 4] {
 /// slow; wrapping, because hostile coefficients may overflow (their
 /// output is garbage, never a panic). A column whose AC is all zero (most
 /// of them) is its DC, without the transform.
-fn block_8(coef: &[i32; 64], out: &mut [u8], stride: usize) {
+#[inline(never)]
+fn block_8(coef: &[i32], out: &mut [u8], stride: usize) {
+    let coef = &coef[..64];
+    if flat::<8>(coef, out, stride) {
+        return;
+    }
     const PASS1_BITS: u32 = 2;
     let mut t = [Wrapping(0i32); 64];
     for u in 0..8 {

@@ -587,7 +587,26 @@ impl Component {
         x: usize,
         y: usize,
     ) {
-        let mut samples = [0i32; 64];
+        // The scratch sized for the scale: zeroing 64 when 1 or 4 are
+        // used cost 10% at 1/8 and 1/4.
+        match self.n {
+            1 => self.put::<1, T>(idct, dequant, coefs, x, y),
+            2 => self.put::<4, T>(idct, dequant, coefs, x, y),
+            4 => self.put::<16, T>(idct, dequant, coefs, x, y),
+            _ => self.put::<64, T>(idct, dequant, coefs, x, y),
+        }
+    }
+
+    #[inline(always)]
+    fn put<const K: usize, T: Copy + Into<i32>>(
+        &mut self,
+        idct: &Idct,
+        dequant: &[i32; 64],
+        coefs: &[T],
+        x: usize,
+        y: usize,
+    ) {
+        let mut samples = [0i32; K];
         for (s, (&q, &v)) in samples.iter_mut().zip(dequant.iter().zip(coefs)) {
             *s = dequantise(q, v.into());
         }

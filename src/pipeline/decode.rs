@@ -4,7 +4,8 @@
 //! pixel buffer exists. JPEG decodes with DCT scaling (1/2, 1/4, 1/8) down
 //! to the size the output needs (shrink-on-load) with our own reduced-scale
 //! decoder ([`super::jpeg`]), so peak memory follows the output, not the
-//! source; jpeg-decoder covers full scale and rarer frames. Large PNGs
+//! source. The same decoder takes progressive JPEGs at full scale;
+//! jpeg-decoder covers sequential ones there, and rarer frames. Large PNGs
 //! shrink row by row as they decode ([`super::png_shrink`]).
 
 use std::io::Cursor;

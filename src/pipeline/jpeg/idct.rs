@@ -69,29 +69,8 @@ fn flat<const N: usize>(coef: &[i32], out: &mut [u8], stride: usize) -> bool {
 /// cos(π/8)/2 and cos(3π/8)/2.
 #[inline(never)]
 fn block_4(coef: &[i32], out: &mut [u8], stride: usize) {
-    let coef = &coef[..16];
-    if flat::<4>(coef, out, stride) {
-        return;
-    }
-    const PASS1_BITS: u32 = 2;
-    let mut t = [Wrapping(0i32); 16];
-    for u in 0..4 {
-        let column: [Wrapping<i32>; 4] = std::array::from_fn(|v| Wrapping(coef[v * 4 + u]));
-        for (y, v) in idct_4(column, FIX_BITS - PASS1_BITS)
-            .into_iter()
-            .enumerate()
-        {
-            t[y * 4 + u] = v;
-        }
-    }
-    for (y, row) in t.chunks_exact(4).enumerate() {
-        let Ok(row) = <[Wrapping<i32>; 4]>::try_from(row) else {
-            continue;
-        };
-        let line = &mut out[y * stride..y * stride + 4];
-        for (px, v) in line.iter_mut().zip(idct_4(row, FIX_BITS + PASS1_BITS)) {
-            *px = v.0.wrapping_add(128).clamp(0, 255) as u8;
-        }
+    if !flat::<4>(coef, out, stride) {
+        separable::<4>(coef, out, stride, idct_4, 0);
     }
 }
 
@@ -117,31 +96,48 @@ fn idct_4(c: [Wrapping<i32>; 4], descale: u32) -> [Wrapping<i32>; 4] {
 /// of them) is its DC, without the transform.
 #[inline(never)]
 fn block_8(coef: &[i32], out: &mut [u8], stride: usize) {
-    let coef = &coef[..64];
-    if flat::<8>(coef, out, stride) {
-        return;
+    if !flat::<8>(coef, out, stride) {
+        // Each pass scales by 2√2: 8 in all, 3 bits.
+        separable::<8>(coef, out, stride, idct_8, 3);
     }
+}
+
+/// Columns, then rows, of the N-point `idct` (its constants in
+/// [`FIX_BITS`] fixed point, 2 bits kept between the passes), whose two
+/// passes together scale by 2^`gain_bits`. A column whose AC is all zero
+/// is its DC's transform, a constant.
+#[inline(always)]
+fn separable<const N: usize>(
+    coef: &[i32],
+    out: &mut [u8],
+    stride: usize,
+    idct: impl Fn([Wrapping<i32>; N], u32) -> [Wrapping<i32>; N],
+    gain_bits: u32,
+) {
     const PASS1_BITS: u32 = 2;
-    let mut t = [Wrapping(0i32); 64];
-    for u in 0..8 {
-        let column: [Wrapping<i32>; 8] = std::array::from_fn(|v| Wrapping(coef[v * 8 + u]));
+    let coef = &coef[..N * N];
+    // t[y][u]: vertical pass done.
+    let mut t = [[Wrapping(0i32); N]; N];
+    for u in 0..N {
+        let column: [Wrapping<i32>; N] = std::array::from_fn(|v| Wrapping(coef[v * N + u]));
         let f = if column[1..].iter().all(|v| v.0 == 0) {
-            [column[0] << PASS1_BITS as usize; 8]
+            let mut dc = [Wrapping(0); N];
+            dc[0] = column[0];
+            [idct(dc, FIX_BITS - PASS1_BITS)[0]; N]
         } else {
-            idct_8(column, FIX_BITS - PASS1_BITS)
+            idct(column, FIX_BITS - PASS1_BITS)
         };
         for (y, v) in f.into_iter().enumerate() {
-            t[y * 8 + u] = v;
+            t[y][u] = v;
         }
     }
-    for (y, row) in t.chunks_exact(8).enumerate() {
-        let Ok(row) = <[Wrapping<i32>; 8]>::try_from(row) else {
-            continue;
-        };
-        let f = idct_8(row, FIX_BITS + PASS1_BITS + 3);
-        let line = &mut out[y * stride..y * stride + 8];
-        for (px, v) in line.iter_mut().zip(f) {
-            *px = (v.0.wrapping_add(128)).clamp(0, 255) as u8;
+    for (y, row) in t.into_iter().enumerate() {
+        let line = &mut out[y * stride..y * stride + N];
+        for (px, v) in line
+            .iter_mut()
+            .zip(idct(row, FIX_BITS + PASS1_BITS + gain_bits))
+        {
+            *px = v.0.wrapping_add(128).clamp(0, 255) as u8;
         }
     }
 }

@@ -98,7 +98,11 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     let geo = geometry::compute(oriented.0, oriented.1, o, job.limits.max_result_dimension)?;
     let decoded = decode::decoded_size(&header, shrink.decode_scale(geo.scale));
     header.orientation = orientation;
-    let need = memory::estimate(bytes, &header, decoded, geo.output);
+    let mut need = memory::estimate(bytes, &header, decoded, geo.output);
+    if job.negotiated.resolve(true) == Format::Webp {
+        let pads_transparent = geo.extend.is_some() && o.background.is_none();
+        need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
+    }
     Ok(Plan {
         header,
         orientation,
@@ -253,13 +257,11 @@ fn transform(
     };
     let (body, out_format) = match encode::encode(&img, out_format, quality) {
         Ok(b) => (b, out_format),
-        // A negotiated format may fall back to one every client takes; an
-        // explicit WebP falls back to lossless WebP (see `encode`).
+        // A negotiated format may fall back to one every client takes.
         Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
             let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
             (encode::encode(&img, fallback, quality)?, fallback)
         }
-        Err(_) if out_format == Format::Webp => (encode::webp_lossless(&img)?, Format::Webp),
         Err(e) => return Err(e),
     };
     lap(&mut t.encode);
@@ -411,26 +413,5 @@ mod tests {
                 assert!(score > 0.95, "{name} {text}: SSIM {score}");
             }
         }
-    }
-
-    /// A lossy WebP that webp-rust writes corrupt is never served: a
-    /// negotiated WebP becomes JPEG, an explicit one lossless WebP.
-    #[test]
-    fn a_corrupt_webp_encode_is_never_served() {
-        let img = encode::tests::webp_rust_breaks_this();
-        let source = png(img.clone());
-        let mut negotiated = job("w:192/q:30");
-        negotiated.negotiated = crate::negotiate::negotiate(
-            None,
-            Some("image/webp,*/*"),
-            &[crate::options::Format::Webp, crate::options::Format::Jpeg],
-        );
-        let out = run(&source, &negotiated, || 0.0).unwrap();
-        assert_eq!(out.format, crate::options::Format::Jpeg);
-
-        let out = run(&source, &job("w:192/q:30/f:webp"), || 0.0).unwrap();
-        assert_eq!(out.format, crate::options::Format::Webp);
-        let back = image::load_from_memory(&out.body).unwrap().to_rgb8();
-        assert_eq!(back.as_raw(), img.to_rgb8().as_raw(), "lossless");
     }
 }

@@ -26,7 +26,6 @@ pub mod shedding;
 pub mod signature;
 pub mod source_policy;
 pub mod url_builder;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod wasm_libc;
 
 pub use cache::{Cache, CachedResponse, NoCache};

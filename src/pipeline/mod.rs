@@ -414,4 +414,32 @@ mod tests {
             }
         }
     }
+
+    /// An encode a format refuses (here WebP past libwebp's 16383 px, which
+    /// a raised `max_result_dimension` allows) is never served broken: a
+    /// negotiated WebP becomes JPEG, an explicit one is a 400.
+    #[test]
+    fn a_refused_webp_encode_falls_back_or_is_a_bad_request() {
+        let source = png(DynamicImage::ImageRgb8(RgbImage::from_fn(
+            16400,
+            2,
+            |x, _| Rgb([(x % 251) as u8, 90, 160]),
+        )));
+        let mut negotiated = job("w:0");
+        negotiated.limits.max_result_dimension = 20000;
+        negotiated.negotiated = crate::negotiate::negotiate(
+            None,
+            Some("image/webp,*/*"),
+            &[crate::options::Format::Webp, crate::options::Format::Jpeg],
+        );
+        let out = run(&source, &negotiated, || 0.0).unwrap();
+        assert_eq!(out.format, crate::options::Format::Jpeg);
+        assert_eq!((out.width, out.height), (16400, 2));
+        image::load_from_memory(&out.body).unwrap();
+
+        let mut explicit = job("w:0/f:webp");
+        explicit.limits.max_result_dimension = 20000;
+        let err = run(&source, &explicit, || 0.0).unwrap_err();
+        assert!(matches!(err, Error::BadOption { .. }), "{err}");
+    }
 }

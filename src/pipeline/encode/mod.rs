@@ -1,8 +1,9 @@
-//! Encoders, all pure Rust so they build for wasm32:
-//! - JPEG: `jpeg-encoder`, progressive (two scans) with optimised Huffman
-//!   tables and averaged 4:2:0 chroma;
-//! - PNG: `image`'s encoder;
-//! - WebP: libwebp's lossy encoder (`webp`), with lossless alpha.
+//! Encoders:
+//! - JPEG: `jpeg-encoder` (pure Rust), progressive (two scans) with
+//!   optimised Huffman tables and averaged 4:2:0 chroma;
+//! - PNG: `image`'s encoder (pure Rust);
+//! - WebP: libwebp's lossy encoder, with lossless alpha ([`webp`]: the one
+//!   C library, built for wasm32 by `scripts/wasm-cc`).
 
 mod webp;
 

@@ -62,7 +62,7 @@ pub struct Ticket<'a> {
 pub fn counts_as_failure(result: &Result<impl Sized, Error>) -> bool {
     matches!(
         result,
-        Err(Error::UpstreamFailed(_) | Error::UpstreamTimeout(_))
+        Err(Error::UpstreamFailed(_) | Error::UpstreamUnreachable(_) | Error::UpstreamTimeout(_))
     ) || matches!(result, Err(Error::UpstreamStatus(s)) if *s >= 500 || *s == 429)
 }
 

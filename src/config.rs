@@ -92,6 +92,8 @@ pub struct Limits {
     pub max_source_bytes_in_flight: u64,
     /// Distinct misses being fetched or transformed at once; past it, 503.
     pub max_misses_in_flight: u64,
+    /// Longest one transform may run (`pipeline::deadline`); past it, 413.
+    pub transform_timeout: Duration,
 }
 
 /// Cache lifetimes in seconds.
@@ -114,6 +116,9 @@ impl Default for Limits {
             max_transform_bytes: 96 * 1024 * 1024,
             max_source_bytes_in_flight: 256 * 1024 * 1024,
             max_misses_in_flight: 10_000,
+            // Far above real images (a 100 MP JPEG takes about 0.2 s
+            // here), so only hostile sources meet it.
+            transform_timeout: Duration::from_millis(10_000),
         }
     }
 }
@@ -232,6 +237,10 @@ impl Config {
         }
         if let Some(v) = get("EDGETHUMB_MAX_MISSES_IN_FLIGHT") {
             l.max_misses_in_flight = parse_positive("EDGETHUMB_MAX_MISSES_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_TRANSFORM_TIMEOUT_MS") {
+            l.transform_timeout =
+                Duration::from_millis(parse_positive("EDGETHUMB_TRANSFORM_TIMEOUT_MS", &v)?);
         }
         if let Some(v) = get("EDGETHUMB_TTL") {
             cfg.ttls.success = parse_num("EDGETHUMB_TTL", &v)?;

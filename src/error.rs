@@ -51,6 +51,10 @@ pub enum Error {
     UpstreamStatus(u16),
     #[error("upstream failed: {0}")]
     UpstreamFailed(String),
+    /// A transport failure. Its text (a resolver's or socket's message,
+    /// which may name internal hosts) is for the log, never the body.
+    #[error("upstream failed: could not connect or read")]
+    UpstreamUnreachable(String),
     #[error("upstream timed out after {0} ms")]
     UpstreamTimeout(u64),
     #[error("too many redirects (limit {0})")]
@@ -72,6 +76,9 @@ pub enum Error {
     UnsupportedFormat(String),
     #[error("cannot decode image: {0}")]
     Decode(String),
+    /// The transform ran past `EDGETHUMB_TRANSFORM_TIMEOUT_MS`.
+    #[error("source took over {0} ms to transform")]
+    TransformTimeout(u64),
 
     /// Shed load: come back after `retry_after` seconds.
     #[error("server busy: {what}; retry in {retry_after} s")]
@@ -103,6 +110,7 @@ impl Error {
             UpstreamNotFound(_)
             | UpstreamStatus(_)
             | UpstreamFailed(_)
+            | UpstreamUnreachable(_)
             | UpstreamTimeout(_)
             | TooManyRedirects(_)
             | CircuitOpen { .. } => Fault::Upstream,
@@ -112,7 +120,8 @@ impl Error {
             | OverLimit(_)
             | NotAnImage
             | UnsupportedFormat(_)
-            | Decode(_) => Fault::Source,
+            | Decode(_)
+            | TransformTimeout(_) => Fault::Source,
             Overloaded { .. } | Internal(_) => Fault::Server,
         }
     }
@@ -126,13 +135,17 @@ impl Error {
             // imgproxy answers expired URLs with 404.
             Expired | RouteNotFound | UpstreamNotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            UpstreamStatus(_) | UpstreamFailed(_) | TooManyRedirects(_) | CircuitOpen { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            UpstreamStatus(_)
+            | UpstreamFailed(_)
+            | UpstreamUnreachable(_)
+            | TooManyRedirects(_)
+            | CircuitOpen { .. } => StatusCode::BAD_GATEWAY,
             UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            SourceTooLarge(_) | TooManyPixels { .. } | OverMemoryBudget { .. } | OverLimit(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            SourceTooLarge(_)
+            | TooManyPixels { .. }
+            | OverMemoryBudget { .. }
+            | OverLimit(_)
+            | TransformTimeout(_) => StatusCode::PAYLOAD_TOO_LARGE,
             NotAnImage | UnsupportedFormat(_) | Decode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -165,6 +178,10 @@ impl Error {
                 Error::CircuitOpen { retry_in, .. } => Some(ttls.upstream_error.min(*retry_in)),
                 _ => Some(ttls.upstream_error),
             },
+            // Time depends on the machine's load too: cached briefly.
+            Fault::Source if matches!(self, Error::TransformTimeout(_)) => {
+                Some(ttls.upstream_error)
+            }
             // The same bytes fail the same way: cache as long as a 404.
             Fault::Source => Some(ttls.not_found),
         }
@@ -176,6 +193,14 @@ impl Error {
         match self {
             Error::Overloaded { retry_after, .. } => Some(*retry_after),
             Error::CircuitOpen { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        }
+    }
+
+    /// What the operator's log gets beyond the public line, if anything.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::UpstreamUnreachable(d) => Some(d),
             _ => None,
         }
     }

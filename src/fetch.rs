@@ -81,7 +81,7 @@ async fn fetch_following<F: Fetch>(
     let timeout_ms = config.limits.upstream_timeout.as_millis() as u64;
     let transport_error = |e: FetchError| match e {
         FetchError::Timeout => Error::UpstreamTimeout(timeout_ms),
-        FetchError::Failed(m) => Error::UpstreamFailed(m),
+        FetchError::Failed(m) => Error::UpstreamUnreachable(m),
     };
     let mut redirects = 0u8;
     loop {
@@ -109,14 +109,20 @@ async fn fetch_following<F: Fetch>(
         if resp.content_length.is_some_and(|n| n > max_bytes) {
             return Err(Error::SourceTooLarge(max_bytes));
         }
-        let cap = resp.content_length.unwrap_or(64 * 1024).min(max_bytes) as usize;
-        let mut buf = Vec::with_capacity(cap);
+        // The declared length is reserved at once (one allocation, no
+        // copies as it grows), so the reservation is claimed before any
+        // byte arrives: slow origins that each declare 20 MB cannot hold
+        // more than the budget (in wasm, memory once grown stays).
+        let cap = resp.content_length.unwrap_or(64 * 1024).min(max_bytes);
+        claim.grow(cap.saturating_sub(claim.held()))?;
+        let mut buf = Vec::with_capacity(cap as usize);
         let mut body = resp.body;
         while let Some(chunk) = body.next_chunk().await.map_err(transport_error)? {
-            if (buf.len() + chunk.len()) as u64 > max_bytes {
+            let len = (buf.len() + chunk.len()) as u64;
+            if len > max_bytes {
                 return Err(Error::SourceTooLarge(max_bytes));
             }
-            claim.grow(chunk.len() as u64)?;
+            claim.grow(len.saturating_sub(claim.held()))?;
             buf.extend_from_slice(&chunk);
         }
         if let Some(n) = resp.content_length {

@@ -3,7 +3,11 @@
 //! `!Send`, and the core never moves its own futures between threads.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+/// A miss's work, handed to [`Runtime::detach`].
+pub type Detached = Pin<Box<dyn Future<Output = ()>>>;
 
 pub trait Runtime: 'static {
     /// Whether one request's task may be woken by work another request
@@ -30,6 +34,16 @@ pub trait Runtime: 'static {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> impl Future<Output = Result<T, OffloadError>>;
+
+    /// Runs a miss (fetch, transform, cache write) to the end even if the
+    /// request that started it goes away, so a client that hangs up does
+    /// not throw the work away to be done again. A native server spawns it
+    /// on its I/O thread. By default the work is handed back, and the
+    /// request runs it in its own task: a Worker's I/O belongs to the
+    /// request that started it.
+    fn detach(&self, work: Detached) -> Result<(), Detached> {
+        Err(work)
+    }
 }
 
 /// Why offloaded work did not run to the end.

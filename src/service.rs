@@ -26,7 +26,7 @@ use crate::negotiate::{self, Negotiated};
 use crate::options::{self, Options};
 use crate::path;
 use crate::pipeline::{self, Job};
-use crate::runtime::{OffloadError, Runtime};
+use crate::runtime::{Detached, OffloadError, Runtime};
 use crate::shedding::SourceBudget;
 use crate::signature;
 use crate::source_policy;
@@ -41,7 +41,14 @@ struct Produced {
     response: CachedResponse,
     /// `Server-Timing` entries for the work done.
     timing: String,
+    /// For the operator's log ([`ErrorDetail`]).
+    detail: Option<String>,
 }
+
+/// Set on a response (in its extensions) when the failure behind it has
+/// more to say than its public line: adapters log it.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
 
 /// Resolves when the request doing a miss has its result; `Err` if that
 /// request was dropped first (its client went away).
@@ -185,7 +192,11 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         }
         let produced = self.lead(plan).await;
         let timing = format!("{}, cache;desc=miss", produced.timing);
-        finish(&produced.response, "miss", &timing, if_none_match.as_ref())
+        let mut resp = finish(&produced.response, "miss", &timing, if_none_match.as_ref());
+        if let Some(d) = &produced.detail {
+            resp.extensions_mut().insert(ErrorDetail(d.clone()));
+        }
+        resp
     }
 
     /// Parses and checks everything that needs no I/O.
@@ -231,26 +242,43 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         }
     }
 
-    /// Does a miss in this request's own task, so the I/O it starts belongs
-    /// to this request (a Worker may not touch another request's streams),
-    /// while identical requests in this process or isolate wait for the
-    /// result instead of repeating it.
+    /// Does a miss while identical requests in this process or isolate
+    /// wait for the result instead of repeating it. Where the runtime can
+    /// ([`Runtime::detach`]), the miss runs on after this request goes
+    /// away and its result is still cached; otherwise it runs in this
+    /// request's own task, so the I/O it starts belongs to this request.
     async fn lead(&self, plan: Plan) -> Rc<Produced> {
         let (tx, rx) = oneshot::channel();
         let key = plan.key.clone();
+        let done = rx.shared();
         self.inner
             .inflight
             .borrow_mut()
-            .insert(key.clone(), rx.shared());
-        // Removes the entry however this ends, dropped midway included.
-        let _entry = InFlightEntry {
-            inner: &self.inner,
-            key: &key,
-        };
-        let produced = Rc::new(produce(&self.inner, plan).await);
-        self.inner.cache.put(&key, produced.response.clone()).await;
-        let _ = tx.send(Rc::clone(&produced));
-        produced
+            .insert(key.clone(), done.clone());
+        let this = self.clone();
+        let work: Detached = Box::pin(async move {
+            // Removes the entry however this ends, dropped midway included.
+            let _entry = InFlightEntry {
+                inner: &this.inner,
+                key: &key,
+            };
+            let produced = Rc::new(produce(&this.inner, plan).await);
+            this.inner.cache.put(&key, produced.response.clone()).await;
+            let _ = tx.send(produced);
+        });
+        if let Err(work) = self.inner.runtime.detach(work) {
+            work.await;
+        }
+        match done.await {
+            Ok(produced) => produced,
+            // The detached work was lost (a panic): answered, not cached.
+            Err(_) => Rc::new(failure(
+                Error::Internal("the miss was lost".into()),
+                &self.inner.config,
+                false,
+                String::new(),
+            )),
+        }
     }
 }
 
@@ -433,11 +461,13 @@ fn image_response(
             ttl,
         },
         timing,
+        detail: None,
     }
 }
 
 /// An SVG source, served as it is: vector, so no resizing is needed, and
-/// `Content-Security-Policy: script-src 'none'` keeps its scripts inert.
+/// `Content-Security-Policy: script-src 'none'; sandbox` keeps its scripts
+/// and forms inert.
 /// It does not depend on `Accept`, so no `Vary`.
 fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
     let mut headers = HeaderMap::new();
@@ -449,6 +479,13 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
     );
     insert(&mut headers, header::ETAG, &cache::etag(&bytes));
     common_headers(&mut headers, false);
+    // `sandbox` too: an SVG opened as a document is then a unique origin
+    // with no forms, popups or navigation (as camo and svg-hush do).
+    insert(
+        &mut headers,
+        header::CONTENT_SECURITY_POLICY,
+        "script-src 'none'; sandbox",
+    );
     Produced {
         response: CachedResponse {
             status: StatusCode::OK,
@@ -457,6 +494,7 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
             ttl: cfg.ttls.success,
         },
         timing: format!("{timing}, svg;desc=passthrough"),
+        detail: None,
     }
 }
 
@@ -472,6 +510,7 @@ fn failure(e: Error, cfg: &Config, varies: bool, timing: String) -> Produced {
             ttl: ttl.unwrap_or(0),
         },
         timing,
+        detail: e.detail().map(str::to_string),
     }
 }
 
@@ -683,8 +722,9 @@ mod tests {
         assert_eq!(service.inner.inflight.borrow().len(), 1);
     }
 
-    /// An upstream that sends 80 bytes and then nothing more.
-    struct Stalling;
+    /// An upstream that declares a length (if any), sends 80 bytes and
+    /// then nothing more.
+    struct Stalling(Option<u64>);
     struct StallingBody(bool);
 
     impl Body for StallingBody {
@@ -702,7 +742,7 @@ mod tests {
             Ok(UpstreamResponse {
                 status: 200,
                 location: None,
-                content_length: None,
+                content_length: self.0,
                 body: StallingBody(false),
             })
         }
@@ -716,7 +756,7 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        let service = Service::new(config, Stalling, NoCache, Inline::<true>);
+        let service = Service::new(config, Stalling(Some(80)), NoCache, Inline::<true>);
         let get = |src: &str| {
             Request::get(format!(
                 "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
@@ -741,6 +781,36 @@ mod tests {
         drop(holding);
         assert_eq!(service.inner.budget.used(), 0);
         assert!(poll_once(pin!(service.handle(&b))).is_pending());
+    }
+
+    /// The review's slow origins: each declares a large body and sends
+    /// almost nothing. The declared length is claimed before it arrives.
+    #[test]
+    fn a_declared_length_is_claimed_before_its_bytes_arrive() {
+        let config = Config::from_lookup(|name| match name {
+            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
+            "EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT" => Some("15000000".into()),
+            _ => None,
+        })
+        .unwrap();
+        let service = Service::new(config, Stalling(Some(10_000_000)), NoCache, Inline::<true>);
+        let get = |src: &str| {
+            Request::get(format!(
+                "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
+            ))
+            .body(())
+            .unwrap()
+        };
+        let (a, b) = (get("a.jpg"), get("b.jpg"));
+        let mut holding = Box::pin(service.handle(&a));
+        assert!(poll_once(holding.as_mut()).is_pending());
+        assert_eq!(service.inner.budget.used(), 10_000_000);
+        let Poll::Ready(shed) = poll_once(pin!(service.handle(&b))) else {
+            panic!("a second 10 MB reservation must be refused at once");
+        };
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(holding);
+        assert_eq!(service.inner.budget.used(), 0);
     }
 
     #[test]

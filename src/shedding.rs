@@ -53,6 +53,11 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// Bytes this claim holds.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
     /// Takes `bytes` more, or refuses with [`Error::Overloaded`] if that
     /// would take the budget past its limit. A single source is always
     /// admitted when nothing else is held, so a budget smaller than

@@ -133,8 +133,14 @@ fn internal_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return internal_v4(v4);
     }
-    if s[..6] == [0, 0, 0, 0, 0, 0] {
+    // IPv4-translated ::ffff:0:a.b.c.d (SIIT) too.
+    if s[..6] == [0, 0, 0, 0, 0, 0] || s[..6] == [0, 0, 0, 0, 0xffff, 0] {
         return internal_v4(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32));
+    }
+    // Local-use NAT64 64:ff9b:1::/48 (RFC 8215) translates into a network
+    // of the operator's own: never public.
+    if s[..3] == [0x64, 0xff9b, 1] {
+        return true;
     }
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return internal_v4(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32));
@@ -182,6 +188,10 @@ mod tests {
             "http://[::ffff:7f00:1]/x",
             "http://[::127.0.0.1]/x",
             "http://[64:ff9b::a9fe:a9fe]/x",
+            "http://[::ffff:0:7f00:1]/x",
+            "http://[::ffff:0:a9fe:a9fe]/x",
+            "http://[64:ff9b:1::7f00:1]/x",
+            "http://[64:ff9b:1:abcd::5db8:d822]/x",
             "http://[2002:7f00:1::]/x",
             "http://[fe80::1]/x",
             "http://[fd00::1]/x",
@@ -194,6 +204,9 @@ mod tests {
         }
         assert!(check("http://93.184.216.34/x", &c).is_ok());
         assert!(check("http://[2606:2800:220:1::1]/x", &c).is_ok());
+        // Public IPv4 behind the standard and translated prefixes.
+        assert!(check("http://[64:ff9b::5db8:d822]/x", &c).is_ok());
+        assert!(check("http://[::ffff:0:5db8:d822]/x", &c).is_ok());
         assert!(check("http://127.0.0.1/x", &cfg(&[], true)).is_ok());
     }
 

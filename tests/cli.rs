@@ -1,5 +1,6 @@
-//! The `edgethumb` binary's own behaviour: dev mode works out of the box,
-//! bad configuration stops start-up naming the variable, `sign` signs.
+//! The `edgethumb` binary's own behaviour: `--dev` works out of the box
+//! (and only on loopback), a missing key or bad configuration stops
+//! start-up naming the variable, `sign` signs.
 
 mod support;
 
@@ -20,10 +21,11 @@ fn clean(cmd: &mut Command) -> &mut Command {
 }
 
 /// `edgethumb sign` for DESIGN.md's example URL (base64 source, png).
-fn sign_design_vector(env: &[(&str, &str)]) -> String {
+fn sign_design_vector(env: &[(&str, &str)], dev: bool) -> String {
     let out = clean(&mut Command::new(binary()))
+        .arg("sign")
+        .args(dev.then_some("--dev"))
         .args([
-            "sign",
             "--options",
             "rs:fill:300:400:0/g:sm",
             "--ext",
@@ -43,7 +45,7 @@ fn sign_design_vector(env: &[(&str, &str)]) -> String {
 }
 
 #[tokio::test]
-async fn serve_without_configuration_prints_working_sample_urls() {
+async fn serve_dev_prints_working_sample_urls() {
     let mut cmd = tokio::process::Command::new(binary());
     for (k, _) in std::env::vars() {
         if k.starts_with("EDGETHUMB_") || k.starts_with("IMGPROXY_") {
@@ -51,7 +53,7 @@ async fn serve_without_configuration_prints_working_sample_urls() {
         }
     }
     let mut child = cmd
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -74,6 +76,13 @@ async fn serve_without_configuration_prints_working_sample_urls() {
     for url in out.iter().filter_map(|l| l.strip_prefix("try: ")) {
         let resp = client.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{url}");
+        assert!(
+            resp.headers()["x-edgethumb-dev"]
+                .to_str()
+                .unwrap()
+                .contains("published test key"),
+            "{url}"
+        );
         let body = resp.bytes().await.unwrap();
         let img = image::load_from_memory(&body).unwrap();
         assert!(
@@ -101,6 +110,42 @@ async fn serve_without_configuration_prints_working_sample_urls() {
         edgethumb::url_builder::sign_path(&p, Some(&key), 32)
     );
     assert_eq!(client.get(url).send().await.unwrap().status(), 403);
+}
+
+/// The review's finding: a secret that did not mount (unset or empty)
+/// must stop start-up, even with an allowlist, never fall back to the
+/// published key; and `--dev` is refused off loopback.
+#[test]
+fn serve_without_a_key_exits_78_and_dev_stays_on_loopback() {
+    for key in [None, Some("")] {
+        let mut cmd = Command::new(binary());
+        clean(&mut cmd)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("EDGETHUMB_ALLOWED_SOURCES", "https://images.example.com/");
+        if let Some(k) = key {
+            cmd.env("EDGETHUMB_KEY", k).env("EDGETHUMB_SALT", k);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "key {key:?}: {err}");
+        assert!(
+            err.contains("EDGETHUMB_KEY") && err.contains("--dev"),
+            "{err}"
+        );
+    }
+    let out = clean(&mut Command::new(binary()))
+        .args(["serve", "--dev", "--bind", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("loopback"), "{err}");
+    // `sign` does not fall back to the published key either.
+    let out = clean(&mut Command::new(binary()))
+        .args(["sign", "http://example.com/a.jpg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
 }
 
 #[test]
@@ -133,10 +178,13 @@ fn bad_configuration_names_the_variable() {
 
 #[test]
 fn sign_matches_the_published_vector_and_verifies() {
-    let path = sign_design_vector(&[
-        ("IMGPROXY_KEY", "736563726574"),
-        ("IMGPROXY_SALT", "68656C6C6F"),
-    ]);
+    let path = sign_design_vector(
+        &[
+            ("IMGPROXY_KEY", "736563726574"),
+            ("IMGPROXY_SALT", "68656C6C6F"),
+        ],
+        false,
+    );
     let path = path.trim();
     // DESIGN.md's vector, with the base64 source unsplit.
     let (sig, rest) = path[1..].split_once('/').unwrap();
@@ -179,8 +227,8 @@ fn sign_matches_the_published_vector_and_verifies() {
 #[test]
 fn python_and_node_examples_sign_like_the_binary() {
     let root = env!("CARGO_MANIFEST_DIR");
-    // No key configured: the binary signs with the dev key, as the examples do.
-    let rust = sign_design_vector(&[]);
+    // `--dev`: the binary signs with the published key, as the examples do.
+    let rust = sign_design_vector(&[], true);
     for (cmd, file) in [
         ("python3", "examples/sign.py"),
         ("node", "examples/sign.mjs"),

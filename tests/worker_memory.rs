@@ -203,3 +203,71 @@ async fn worker_memory_over_the_corpus() {
     .unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The security review's memory bombs (issue 18) against one isolate with
+/// the production limits: each is refused before it allocates, so the
+/// isolate's linear memory stays near its floor, far inside the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_memory_after_the_bomb_rows() {
+    use support::fixtures as fx;
+    let origin = Origin::start().await;
+    let client = harness::client();
+    let budget = Limits::default().max_transform_bytes;
+    let server = WranglerServer::start(&env(&origin)).await;
+    let floor: u64 = client
+        .get(format!("{}/health?x", server.base))
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .get("x-edgethumb-wasm-memory")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .expect("memory header on /health");
+    let bombs: [(&str, Vec<u8>, &str, u16); 3] = [
+        (
+            "gif-frame-8000x8000-in-1x1",
+            fx::gif_frame_outside_screen(8000, 8000),
+            "image/gif",
+            415,
+        ),
+        (
+            "png-iccp-256-mib",
+            fx::png_iccp_bomb(256 << 20),
+            "image/png",
+            413,
+        ),
+        (
+            "jpeg-421-scans-8192x6096",
+            fx::jpeg_scan_flood(8192, 6096, 421),
+            "image/jpeg",
+            413,
+        ),
+    ];
+    let mut failures = Vec::new();
+    let mut last = floor;
+    for (name, bytes, ct, want) in bombs {
+        let source = origin.route(&format!("/bomb/{name}"), Route::Body(bytes, ct));
+        let m = request(&client, &server.base, &source, "jpg").await;
+        println!(
+            "bomb {name}: {} , linear memory {:.1} MiB (floor {:.1} MiB)",
+            m.status,
+            m.memory as f64 / MIB,
+            floor as f64 / MIB
+        );
+        if m.status != want {
+            failures.push(format!("{name}: status {} (want {want})", m.status));
+        }
+        last = m.memory;
+    }
+    drop(server);
+    // Refused before any decoder allocates: a few MiB at most above the
+    // floor, and never near the budget.
+    if last > floor + 8 * 1024 * 1024 || last > floor + budget {
+        failures.push(format!(
+            "after the bombs: {:.1} MiB over a floor of {:.1} MiB",
+            last as f64 / MIB,
+            floor as f64 / MIB
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,11 +1,14 @@
 //! Source bytes from anyone: sniffing, header and dimension reading, and
 //! decoding under the limits (small ones, so the fuzzer explores refusals
 //! as well as decodes). Invariants: no panic, no abort, and a decoded image
-//! is never larger than the header said.
+//! is never larger than the header said. Run with a 5-second per-input
+//! timeout (`scripts/fuzz`) and no transform deadline, so a source that
+//! costs more CPU than its size allows (a JPEG scan flood) is a finding.
 #![no_main]
 
 use edgethumb::config::Limits;
-use edgethumb::pipeline::{decode, sniff};
+use edgethumb::pipeline::deadline::Deadline;
+use edgethumb::pipeline::{decode, preflight, sniff};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(format) = sniff::sniff(data) else {
         return;
     };
+    if preflight::check(data, format).is_err() {
+        return;
+    }
     let Ok(header) = decode::probe(data, format, &limits) else {
         return;
     };
@@ -24,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     // One scale per input (full size, or a JPEG shrink-on-load), so each
     // run does one decode.
     let scale = [1.0, 0.3, 0.1][data.len() % 3];
-    if let Ok(img) = decode::decode(data, &header, scale, &limits) {
+    if let Ok(img) = decode::decode(data, &header, scale, &limits, &Deadline::none()) {
         assert!(img.width() <= header.width && img.height() <= header.height);
     }
 });

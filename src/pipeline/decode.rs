@@ -12,6 +12,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
+use super::deadline::Deadline;
 use super::sniff::SourceFormat;
 use super::{jpeg, png_shrink};
 use crate::config::Limits;
@@ -101,12 +102,13 @@ pub fn decode(
     header: &Header,
     scale: f64,
     limits: &Limits,
+    deadline: &Deadline,
 ) -> Result<DynamicImage, Error> {
     let png_factor = png_shrink::factor(header, scale);
     match header.format {
-        SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits),
+        SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits, deadline),
         SourceFormat::Png if png_factor > 1 => {
-            png_shrink::decode(bytes, png_factor, decode_budget(limits))
+            png_shrink::decode(bytes, png_factor, decode_budget(limits), deadline)
         }
         format => {
             let img = reader(bytes, format, limits)
@@ -164,11 +166,12 @@ fn decode_jpeg(
     header: &Header,
     scale: f64,
     limits: &Limits,
+    deadline: &Deadline,
 ) -> Result<DynamicImage, Error> {
     // Our own decoder: at reduced scales it keeps only the coefficients
     // they need. The frames it does not take (sequential at full scale,
     // CMYK, 12-bit, arithmetic, lossless) go to jpeg-decoder.
-    if let Some(img) = jpeg::decode(bytes, jpeg_eighths(header, scale))? {
+    if let Some(img) = jpeg::decode(bytes, jpeg_eighths(header, scale), deadline)? {
         return Ok(DynamicImage::ImageRgb8(img));
     }
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
@@ -274,7 +277,7 @@ mod tests {
             let bytes = jpeg(w, h);
             let header = probe(&bytes, SourceFormat::Jpeg, &limits).unwrap();
             for scale in [1.0, 0.6, 0.5, 0.3, 0.2, 0.126, 0.05, 0.001] {
-                let img = decode(&bytes, &header, scale, &limits).unwrap();
+                let img = decode(&bytes, &header, scale, &limits, &Deadline::none()).unwrap();
                 assert_eq!(
                     decoded_size(&header, scale),
                     (img.width(), img.height()),

@@ -1,7 +1,8 @@
 //! The transform: bytes in, encoded thumbnail out. A fixed order of named
 //! stages, each timed for `Server-Timing`:
 //!
-//! 1. `decode`: sniff, read the header, enforce limits, work out the
+//! 1. `decode`: sniff, check the structure ([`preflight`]), read the
+//!    header, enforce limits, work out the
 //!    geometry, decode with shrink-on-load, apply EXIF orientation;
 //! 2. `resize`: crop and resample in one pass (smart crop after);
 //! 3. `effects`: blur, sharpen, extend, flatten;
@@ -9,6 +10,7 @@
 //!
 //! Pure CPU work with no I/O, so an adapter may run it on any thread.
 
+pub mod deadline;
 pub mod decode;
 pub mod effects;
 pub mod encode;
@@ -16,6 +18,7 @@ pub mod geometry;
 pub mod jpeg;
 pub mod memory;
 pub mod png_shrink;
+pub mod preflight;
 pub mod resize;
 pub mod smart_crop;
 pub mod sniff;
@@ -24,6 +27,7 @@ use crate::config::Limits;
 use crate::error::Error;
 use crate::negotiate::Negotiated;
 use crate::options::{Format, GravityType, Options};
+use deadline::Deadline;
 use resize::Region;
 
 /// Everything the transform needs, owned, so it can move to a worker thread.
@@ -88,6 +92,7 @@ impl ShrinkOnLoad {
 fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     let o = &job.options;
     let format = sniff::sniff(bytes)?;
+    preflight::check(bytes, format)?;
     let mut header = decode::probe(bytes, format, &job.limits)?;
     let orientation = if o.auto_rotate { header.orientation } else { 1 };
     let oriented = if orientation >= 5 {
@@ -131,6 +136,7 @@ fn transform(
     shrink: ShrinkOnLoad,
 ) -> Result<Output, Error> {
     let o = &job.options;
+    let deadline = Deadline::after(clock, job.limits.transform_timeout);
     let mut t = Timings::default();
     let mut mark = clock();
     let mut lap = |slot: &mut f64| {
@@ -153,9 +159,11 @@ fn transform(
             limit: job.limits.max_transform_bytes,
         });
     }
-    let mut img = decode::decode(bytes, &header, shrink.decode_scale(geo.scale), &job.limits)?;
+    let scale = shrink.decode_scale(geo.scale);
+    let mut img = decode::decode(bytes, &header, scale, &job.limits, &deadline)?;
     decode::orient(&mut img, orientation);
     lap(&mut t.decode);
+    deadline.check()?;
 
     // resize: source coordinates are in oriented, full-size pixels; the
     // decoded image may be smaller (shrink-on-load) by (rx, ry).
@@ -218,6 +226,7 @@ fn transform(
         None => resize::resample(img, to_decoded(region), geo.scaled)?,
     };
     lap(&mut t.resize);
+    deadline.check()?;
 
     // effects
     if o.blur > 0.0 {
@@ -248,6 +257,7 @@ fn transform(
         img = effects::flatten(img, o.background.unwrap_or([255, 255, 255]));
     }
     lap(&mut t.effects);
+    deadline.check()?;
 
     // encode
     let quality = if o.quality == 0 {

@@ -12,6 +12,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, RgbImage, RgbaImage};
 
+use super::deadline::Deadline;
 use super::decode::Header;
 use super::sniff::SourceFormat;
 use crate::error::Error;
@@ -37,10 +38,17 @@ pub fn shrunk_size(width: u32, height: u32, k: u32) -> (u32, u32) {
 /// Decodes a non-interlaced PNG shrunk by `k` (≥ 2), to 8-bit RGB, or RGBA
 /// if it has an alpha channel or transparency. `max_alloc` bounds what the
 /// PNG decoder itself may allocate.
-pub fn decode(bytes: &[u8], k: u32, max_alloc: usize) -> Result<DynamicImage, Error> {
+pub fn decode(
+    bytes: &[u8],
+    k: u32,
+    max_alloc: usize,
+    deadline: &Deadline,
+) -> Result<DynamicImage, Error> {
     let k = k.clamp(1, MAX_FACTOR);
     let mut decoder =
         png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_alloc });
+    // Colour management is not done yet: the profile is not inflated.
+    decoder.set_ignore_iccp_chunk(true);
     // Palette and low bit depths expand, 16-bit strips, to 8-bit samples.
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(png_error)?;
@@ -71,6 +79,7 @@ pub fn decode(bytes: &[u8], k: u32, max_alloc: usize) -> Result<DynamicImage, Er
             flush(&mut band, row_out, k as usize, band_rows, channels);
             band_rows = 0;
             oy += 1;
+            deadline.check()?;
         }
     }
     if rows != height {
@@ -186,7 +195,9 @@ mod tests {
         // average fewer pixels.
         let grey: Vec<u8> = (0..15).map(|i| i * 10).collect();
         let bytes = encode_png(5, 3, png::ColorType::Grayscale, png::BitDepth::Eight, &grey);
-        let img = decode(&bytes, 2, 1 << 20).unwrap().to_rgb8();
+        let img = decode(&bytes, 2, 1 << 20, &Deadline::none())
+            .unwrap()
+            .to_rgb8();
         assert_eq!(img.dimensions(), (3, 2));
         let at = |x, y| img.get_pixel(x, y).0[0];
         assert_eq!(at(0, 0), ((10 + 50 + 60) as f64 / 4.0).round() as u8);
@@ -203,7 +214,9 @@ mod tests {
             0, 255, 0, 0, 0, 255, 0, 0,
         ];
         let bytes = encode_png(2, 2, png::ColorType::Rgba, png::BitDepth::Eight, &rgba);
-        let img = decode(&bytes, 2, 1 << 20).unwrap().to_rgba8();
+        let img = decode(&bytes, 2, 1 << 20, &Deadline::none())
+            .unwrap()
+            .to_rgba8();
         assert_eq!(img.get_pixel(0, 0).0, [255, 0, 0, 64]);
         // The same in grey with alpha.
         let grey_alpha = [200, 255, 50, 0, 50, 0, 50, 0];
@@ -214,7 +227,9 @@ mod tests {
             png::BitDepth::Eight,
             &grey_alpha,
         );
-        let img = decode(&bytes, 2, 1 << 20).unwrap().to_rgba8();
+        let img = decode(&bytes, 2, 1 << 20, &Deadline::none())
+            .unwrap()
+            .to_rgba8();
         assert_eq!(img.get_pixel(0, 0).0, [200, 200, 200, 64]);
     }
 
@@ -222,7 +237,7 @@ mod tests {
     fn sixteen_bit_and_palette_decode_to_8_bit() {
         let be16: Vec<u8> = (0..4 * 4 * 3).flat_map(|i| [(i * 5) as u8, 0]).collect();
         let bytes = encode_png(4, 4, png::ColorType::Rgb, png::BitDepth::Sixteen, &be16);
-        let img = decode(&bytes, 2, 1 << 20).unwrap();
+        let img = decode(&bytes, 2, 1 << 20, &Deadline::none()).unwrap();
         assert_eq!((img.width(), img.height()), (2, 2));
 
         let mut out = Vec::new();
@@ -233,7 +248,9 @@ mod tests {
         w.write_image_data(&[0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0])
             .unwrap();
         w.finish().unwrap();
-        let img = decode(&out, 2, 1 << 20).unwrap().to_rgb8();
+        let img = decode(&out, 2, 1 << 20, &Deadline::none())
+            .unwrap()
+            .to_rgb8();
         assert_eq!(img.get_pixel(0, 0).0, [128, 128, 128]);
     }
 
@@ -253,7 +270,7 @@ mod tests {
         // IDAT's CRC and the 12-byte IEND close the file.
         let data_end = bytes.len() - 16;
         for cut in 0..bytes.len() {
-            let result = decode(&bytes[..cut], 4, 1 << 20);
+            let result = decode(&bytes[..cut], 4, 1 << 20, &Deadline::none());
             if cut < data_end {
                 assert!(result.is_err(), "cut at {cut} of {}", bytes.len());
             }

@@ -840,6 +840,36 @@ fn bad_inputs() -> Vec<Case> {
                 ..ok(JPEG, (100, 50))
             },
         ),
+        // The security review's findings (issue 18): each answered at
+        // once, never decoded at the cost the file claims.
+        bad(
+            "bad_jpeg_scan_flood",
+            // 421 empty DC scans over 6144x6096 (under the harness's pixel
+            // limit): 8.5 s of CPU before the work bound.
+            Route::Body(fx::jpeg_scan_flood(6144, 6096, 421), JPEG),
+            Expect {
+                within: Some(Duration::from_secs(1)),
+                ..err(413, "scans")
+            },
+        ),
+        bad(
+            "bad_jpeg_scan_flood_under_the_scan_limit",
+            Route::Body(fx::jpeg_scan_flood(6144, 6096, 90), JPEG),
+            Expect {
+                within: Some(Duration::from_secs(1)),
+                ..err(413, "blocks")
+            },
+        ),
+        bad(
+            "bad_gif_frame_outside_its_screen",
+            Route::Body(fx::gif_frame_outside_screen(8000, 8000), "image/gif"),
+            err(415, "outside"),
+        ),
+        bad(
+            "bad_png_iccp_zlib_bomb",
+            Route::Body(fx::png_iccp_bomb(64 << 20), PNG),
+            err(413, "colour profile"),
+        ),
         // Bad upstreams.
         bad(
             "bad_huge_content_length",

@@ -304,3 +304,68 @@ pub fn gif_many_frames(w: u16, h: u16, frames: usize) -> Vec<u8> {
     g.push(0x3B);
     g
 }
+
+/// A progressive greyscale JPEG that declares `w`×`h` and then `scans`
+/// DC scans of one byte each: a few KiB whose scans, decoded as zeros,
+/// would each walk every block of the frame (the security review's scan
+/// flood: 421 scans at 8192×6096 took 8.5 s of CPU).
+pub fn jpeg_scan_flood(w: u16, h: u16, scans: usize) -> Vec<u8> {
+    let segment = |out: &mut Vec<u8>, marker: u8, body: &[u8]| {
+        out.extend_from_slice(&[0xFF, marker]);
+        out.extend_from_slice(&(body.len() as u16 + 2).to_be_bytes());
+        out.extend_from_slice(body);
+    };
+    let mut j = vec![0xFF, 0xD8];
+    let mut dqt = vec![0u8];
+    dqt.extend_from_slice(&[1; 64]);
+    segment(&mut j, 0xDB, &dqt);
+    let mut sof = vec![8];
+    sof.extend_from_slice(&h.to_be_bytes());
+    sof.extend_from_slice(&w.to_be_bytes());
+    sof.extend_from_slice(&[1, 1, 0x11, 0]);
+    segment(&mut j, 0xC2, &sof);
+    // DC table 0: one 1-bit code, for "no difference".
+    let mut dht = vec![0x00, 1];
+    dht.extend_from_slice(&[0; 15]);
+    dht.push(0);
+    segment(&mut j, 0xC4, &dht);
+    for _ in 0..scans {
+        segment(&mut j, 0xDA, &[1, 1, 0x00, 0, 0, 0]);
+        j.push(0x00);
+    }
+    j.extend_from_slice(&[0xFF, 0xD9]);
+    j
+}
+
+/// A GIF whose logical screen is 1×1 and whose one frame is `w`×`h`: the
+/// pixel limit sees the screen, a decoder allocates the frame.
+pub fn gif_frame_outside_screen(w: u16, h: u16) -> Vec<u8> {
+    let mut g = b"GIF89a".to_vec();
+    g.extend_from_slice(&[1, 0, 1, 0, 0x80, 0, 0]); // 1x1, 2-colour table
+    g.extend_from_slice(&[0, 0, 0, 0xFF, 0xFF, 0xFF]);
+    g.extend_from_slice(&[0x2C, 0, 0, 0, 0]);
+    g.extend_from_slice(&w.to_le_bytes());
+    g.extend_from_slice(&h.to_le_bytes());
+    g.push(0);
+    // LZW: clear, then the end code, in one sub-block.
+    g.extend_from_slice(&[2, 2, 0x2C, 0x01, 0]);
+    g.push(0x3B);
+    g
+}
+
+/// A 1×1 PNG whose `iCCP` profile is `inflated` zero bytes, deflated (a
+/// zlib bomb: about a thousandth of that on the wire).
+pub fn png_iccp_bomb(inflated: usize) -> Vec<u8> {
+    let png = png(1, 1);
+    let mut data = b"bomb\0\0".to_vec();
+    data.extend_from_slice(&fdeflate::compress_to_vec(&vec![0u8; inflated]));
+    let mut chunk = b"iCCP".to_vec();
+    chunk.extend_from_slice(&data);
+    // After the signature and IHDR (8 + 25 bytes).
+    let mut out = png[..33].to_vec();
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    out.extend_from_slice(&png[33..]);
+    out
+}

@@ -551,7 +551,10 @@ pub async fn check_media_api(base: &str, origin: &Origin, closed_base: &str) {
     let (status, h, body) = get(url("rs:fit:100:0", &src)).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(hv(&h, "content-type"), "image/svg+xml");
-    assert_eq!(hv(&h, "content-security-policy"), "script-src 'none'");
+    assert_eq!(
+        hv(&h, "content-security-policy"),
+        "script-src 'none'; sandbox"
+    );
     assert!(hv(&h, "cache-control").starts_with("public, max-age="));
     assert_eq!(body, svg);
 

@@ -20,6 +20,9 @@ pub struct TokioRuntime {
     waiting: Arc<AtomicUsize>,
     max_queued: usize,
     queue_timeout: Duration,
+    /// Misses run on as their own tasks (`Runtime::detach`): only inside
+    /// a `LocalSet`, as `serve` runs.
+    detach_misses: bool,
 }
 
 impl TokioRuntime {
@@ -29,7 +32,16 @@ impl TokioRuntime {
             waiting: Arc::new(AtomicUsize::new(0)),
             max_queued,
             queue_timeout,
+            detach_misses: false,
         }
+    }
+
+    /// Lets misses outlive the request that started them (spawned on the
+    /// current `LocalSet`), so a client that hangs up mid-transform does
+    /// not waste the work. Call only where a `LocalSet` runs the service.
+    pub fn detaching_misses(mut self) -> Self {
+        self.detach_misses = true;
+        self
     }
 
     async fn slot(&self) -> Result<OwnedSemaphorePermit, OffloadError> {
@@ -84,6 +96,17 @@ impl Runtime for TokioRuntime {
         .await
         .map_err(|_| OffloadError::Lost)
     }
+
+    fn detach(
+        &self,
+        work: edgethumb::runtime::Detached,
+    ) -> Result<(), edgethumb::runtime::Detached> {
+        if !self.detach_misses {
+            return Err(work);
+        }
+        tokio::task::spawn_local(work);
+        Ok(())
+    }
 }
 
 /// Upstream client. Redirects are not followed here: the core follows
@@ -97,6 +120,9 @@ impl ReqwestFetch {
     /// names that resolve to internal addresses are refused at connect time.
     pub fn new(allow_private: bool) -> Result<Self, String> {
         let client = reqwest::Client::builder()
+            // No HTTP_PROXY/HTTPS_PROXY: a proxy resolves names itself, so
+            // the resolver below would never see them.
+            .no_proxy()
             .dns_resolver(Arc::new(PolicyResolver { allow_private }))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("edgethumb/", env!("CARGO_PKG_VERSION")))

@@ -3,15 +3,28 @@
 //! One I/O thread (tokio current-thread + `LocalSet`, since the core's
 //! futures are `!Send` like a Worker's) serves every connection; transforms
 //! run on the blocking pool, one per CPU. Cache hits never wait for them.
+//!
+//! Connections are bounded three ways: at most `--max-connections` open
+//! (past it, new ones wait in the listen backlog, and a log line says so),
+//! headers within 10 s, and a response write that stalls (a client that
+//! sends requests and never reads) for `--write-timeout-ms` closes the
+//! connection. hyper answers pipelined requests one at a time, so a
+//! connection holds at most one response beyond the socket's buffers.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
+use edgethumb::service::ErrorDetail;
 use edgethumb::url_builder::{self, SourceEncoding};
 use edgethumb::Service;
 use http_body_util::Full;
@@ -20,7 +33,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::native::{MemoryCache, ReqwestFetch, TokioRuntime};
 use crate::{sample, settings};
@@ -44,6 +59,19 @@ pub struct ServeArgs {
         default_value_t = 5000
     )]
     pub transform_queue_timeout_ms: u64,
+    /// Connections open at once; past it, new ones wait to be accepted.
+    #[arg(long, env = "EDGETHUMB_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Longest a response write may stall (the client not reading), in
+    /// ms; past it the connection is closed.
+    #[arg(long, env = "EDGETHUMB_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
+    /// Local development: sign with the published test key (anyone can),
+    /// serve an embedded sample, bind to loopback only, and mark every
+    /// response with an `x-edgethumb-dev` header. Without it a missing
+    /// EDGETHUMB_KEY/SALT stops start-up (exit 78).
+    #[arg(long)]
+    pub dev: bool,
 }
 
 type NativeService = Service<ReqwestFetch, MemoryCache, TokioRuntime>;
@@ -64,6 +92,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    let dev = args.dev;
+    if dev && !args.bind.ip().is_loopback() {
+        eprintln!(
+            "edgethumb: configuration error: --dev binds to loopback only, not {}",
+            args.bind
+        );
+        return ExitCode::from(78);
+    }
     let listener = match TcpListener::bind(args.bind).await {
         Ok(l) => l,
         Err(e) => {
@@ -73,10 +109,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let addr = listener.local_addr().unwrap_or(args.bind);
     let origin = format!("http://{addr}");
-    let dev = settings::dev_mode();
     let sample_prefix = format!("{origin}/_sample/");
 
-    let config = match settings::load(Some(&sample_prefix)) {
+    let config = match settings::load(dev, Some(&sample_prefix)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("edgethumb: configuration error: {e}");
@@ -122,7 +157,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             transforms,
             args.transform_queue.unwrap_or(16 * transforms),
             Duration::from_millis(args.transform_queue_timeout_ms),
-        ),
+        )
+        .detaching_misses(),
     );
 
     println!("edgethumb listening on {origin}");
@@ -130,7 +166,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         println!(
             "DEV MODE: signing with the PUBLISHED TEST KEY (key 736563726574, salt 68656C6C6F)."
         );
-        println!("          Anyone can sign URLs with it. Set EDGETHUMB_KEY and EDGETHUMB_SALT to deploy.");
+        println!("          Anyone can sign URLs with it. Deploy with EDGETHUMB_KEY and EDGETHUMB_SALT, without --dev.");
         println!("          Only the embedded sample at {sample_prefix} may be fetched.");
         let sample_url = format!("{origin}{}", sample::PATH);
         for opts in [
@@ -148,7 +184,30 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let max_connections = args.max_connections.max(1);
+    let connections = Arc::new(Semaphore::new(max_connections));
+    let write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
+    // The limit's log line, at most every 10 s.
+    let mut said_full: Option<tokio::time::Instant> = None;
     loop {
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if said_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    eprintln!(
+                        "edgethumb: {max_connections} connections open (EDGETHUMB_MAX_CONNECTIONS); new ones wait"
+                    );
+                    said_full = Some(tokio::time::Instant::now());
+                }
+                tokio::select! {
+                    p = connections.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    _ = &mut shutdown => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
@@ -166,16 +225,26 @@ async fn serve(args: ServeArgs) -> ExitCode {
         let service = service.clone();
         let sample = sample.clone();
         tokio::task::spawn_local(async move {
+            let _permit = permit;
             let handler = service_fn(move |req: Request<Incoming>| {
                 let service = service.clone();
                 let sample = sample.clone();
-                async move { Ok::<_, Infallible>(respond(&service, sample.as_deref(), req).await) }
+                async move { Ok::<_, Infallible>(respond(&service, sample.as_deref(), dev, req).await) }
             });
-            let _ = http1::Builder::new()
+            let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+            if let Err(e) = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), handler)
-                .await;
+                .serve_connection(io, handler)
+                .await
+            {
+                if stalled_write(&e) {
+                    eprintln!(
+                        "edgethumb: closed a connection whose client stopped reading for {} ms",
+                        write_timeout.as_millis()
+                    );
+                }
+            }
         });
     }
     println!("edgethumb: shutting down");
@@ -185,17 +254,136 @@ async fn serve(args: ServeArgs) -> ExitCode {
 async fn respond(
     service: &NativeService,
     sample: Option<&Bytes>,
+    dev: bool,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    if let Some(bytes) = sample.filter(|_| req.uri().path() == sample::PATH) {
-        let mut r = Response::new(Full::new(bytes.clone()));
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("image/jpeg"),
+    let mut resp = match sample.filter(|_| req.uri().path() == sample::PATH) {
+        Some(bytes) => {
+            let mut r = Response::new(Full::new(bytes.clone()));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("image/jpeg"),
+            );
+            r
+        }
+        None => {
+            let resp = service.handle(&req).await;
+            if let Some(ErrorDetail(d)) = resp.extensions().get::<ErrorDetail>() {
+                eprintln!(
+                    "edgethumb: {} {}: {d}",
+                    resp.status().as_u16(),
+                    req.uri().path()
+                );
+            }
+            resp.map(Full::new)
+        }
+    };
+    if dev {
+        resp.headers_mut().insert(
+            settings::DEV_HEADER.0,
+            http::HeaderValue::from_static(settings::DEV_HEADER.1),
         );
-        return r;
     }
-    service.handle(&req).await.map(Full::new)
+    resp
+}
+
+/// Whether a connection ended because a response write stalled.
+fn stalled_write(e: &hyper::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io.kind() == io::ErrorKind::TimedOut;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A connection whose writes may stall at most `limit`: a client that
+/// sends requests and never reads their responses is cut off, instead of
+/// holding the connection and what it buffered.
+struct WriteTimeout {
+    inner: TcpStream,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(inner: TcpStream, limit: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write returned `Pending`: pending still, until the limit.
+    fn stall<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<T>(&mut self, cx: &mut Context<'_>, p: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match p {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.stall(cx),
+        }
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let p = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(cx, p)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let p = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(cx, p)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let p = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(cx, p)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 async fn shutdown_signal() {

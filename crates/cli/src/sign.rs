@@ -21,13 +21,13 @@ pub struct SignArgs {
     /// Print a full URL with this origin, e.g. `https://thumbs.example.com`.
     #[arg(long)]
     pub base: Option<String>,
+    /// Sign with the published test key (local use only).
+    #[arg(long)]
+    pub dev: bool,
 }
 
 pub fn run(args: &SignArgs) -> Result<String, edgethumb::ConfigError> {
-    if settings::dev_mode() {
-        eprintln!("edgethumb: no EDGETHUMB_KEY/SALT set; signing with the published DEV key");
-    }
-    let cfg = settings::load(None)?;
+    let cfg = settings::load(args.dev, None)?;
     let enc = if args.base64 {
         SourceEncoding::Base64
     } else {

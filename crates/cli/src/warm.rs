@@ -71,6 +71,10 @@ pub struct WarmArgs {
     /// Progress display: a bar on a terminal, JSON lines otherwise.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Sign `options<TAB>source` lines with the published test key (local
+    /// use only); otherwise EDGETHUMB_KEY/SALT sign them.
+    #[arg(long)]
+    pub dev: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -227,7 +231,7 @@ async fn warm(args: WarmArgs) -> ExitCode {
     } else {
         args.accepts.clone()
     };
-    let items = match resolve(&mine, &args.base, &accepts) {
+    let items = match resolve(&mine, &args.base, &accepts, args.dev) {
         Ok(items) => items,
         Err(e) => {
             eprintln!("edgethumb warm: {e}");
@@ -425,16 +429,16 @@ fn read_lines(input: Option<&Path>) -> std::io::Result<Vec<String>> {
 }
 
 /// Turns work lines into requests, signing `options<TAB>source` lines.
-fn resolve(lines: &[String], base: &str, accepts: &[String]) -> Result<Vec<Item>, String> {
+fn resolve(
+    lines: &[String],
+    base: &str,
+    accepts: &[String],
+    dev: bool,
+) -> Result<Vec<Item>, String> {
     let base = base.trim_end_matches('/');
     let needs_key = lines.iter().any(|l| l.contains('\t'));
     let config = if needs_key {
-        if settings::dev_mode() {
-            eprintln!(
-                "edgethumb warm: no EDGETHUMB_KEY/SALT set; signing with the published DEV key"
-            );
-        }
-        Some(settings::load(None).map_err(|e| format!("configuration error: {e}"))?)
+        Some(settings::load(dev, None).map_err(|e| format!("configuration error: {e}"))?)
     } else {
         None
     };
@@ -599,7 +603,7 @@ mod tests {
             "/sig/rs:fit:10:0/plain/http://a/b.jpg".to_string(),
             "https://t.example/x".to_string(),
         ];
-        let items = resolve(&lines, "http://h/", &["a".into(), "b".into()]).unwrap();
+        let items = resolve(&lines, "http://h/", &["a".into(), "b".into()], false).unwrap();
         assert_eq!(items.len(), 4);
         assert_eq!(
             items[0].url,

@@ -30,6 +30,7 @@
 mod bits;
 mod blocks;
 mod color;
+pub mod cost;
 mod idct;
 #[cfg(test)]
 mod tests;
@@ -40,12 +41,14 @@ use self::bits::{BitReader, Huffman};
 use self::blocks::{AcScan, Keep};
 use self::color::{ColorSpace, Plane};
 use self::idct::Idct;
+use super::deadline::Deadline;
 use crate::error::Error;
 
 /// Decodes `bytes` at `eighths`/8 scale (1, 2, 4 or 8): `ceil(w·n/8)` ×
 /// `ceil(h·n/8)`. `Ok(None)` if this file or scale is not one this path
-/// covers.
-pub fn decode(bytes: &[u8], eighths: u32) -> Result<Option<RgbImage>, Error> {
+/// covers. The deadline is checked at every scan and row of blocks;
+/// [`cost::check`] must have passed first, to bound the scans.
+pub fn decode(bytes: &[u8], eighths: u32, deadline: &Deadline) -> Result<Option<RgbImage>, Error> {
     if !matches!(eighths, 1 | 2 | 4 | 8) {
         return Ok(None);
     }
@@ -115,7 +118,10 @@ pub fn decode(bytes: &[u8], eighths: u32) -> Result<Option<RgbImage>, Error> {
             }
             // Lossless, hierarchical or arithmetic-coded frames.
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return Ok(None),
-            0xDA => pos = st.scan(seg, bytes, pos)?,
+            0xDA => {
+                deadline.check()?;
+                pos = st.scan(seg, bytes, pos, deadline)?;
+            }
             _ => {}
         }
     }
@@ -297,7 +303,13 @@ impl State {
     /// Decodes one scan, or skips it if nothing in it is needed. `data` is
     /// where its entropy-coded bytes start; returns where to look for the
     /// next marker.
-    fn scan(&mut self, seg: &[u8], bytes: &[u8], data: usize) -> Result<usize, Error> {
+    fn scan(
+        &mut self,
+        seg: &[u8],
+        bytes: &[u8],
+        data: usize,
+        deadline: &Deadline,
+    ) -> Result<usize, Error> {
         let index = self.scan_index;
         self.scan_index += 1;
         let State {
@@ -383,6 +395,7 @@ impl State {
             let (k, width) = (keep.count, c.blocks_w as usize);
             let mut unit = 0u32;
             for y in 0..c.blocks_h as usize {
+                deadline.check()?;
                 let row = y * c.stride;
                 let (Some(coefs), Some(masks)) = (
                     c.coefs.get_mut(row * k..(row + width) * k),
@@ -412,6 +425,7 @@ impl State {
         let mut unit = 0u32;
         let mut coef = [0i32; 64];
         for uy in 0..units_y {
+            deadline.check()?;
             for ux in 0..units_x {
                 if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
                     reader.restart();

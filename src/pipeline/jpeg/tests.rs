@@ -62,10 +62,13 @@ fn covered(bytes: &[u8], n: u32) -> bool {
 /// the block means of a full decode, and close to jpeg-decoder's output.
 fn assert_matches_full_decoder(bytes: &[u8], n: u32, name: &str) {
     if !covered(bytes, n) {
-        assert!(decode(bytes, n).unwrap().is_none(), "{name}: full scale");
+        assert!(
+            decode(bytes, n, &Deadline::none()).unwrap().is_none(),
+            "{name}: full scale"
+        );
         return;
     }
-    let ours = decode(bytes, n)
+    let ours = decode(bytes, n, &Deadline::none())
         .unwrap()
         .unwrap_or_else(|| panic!("{name}: not covered"));
     let theirs = full_decoder_scaled(bytes, n);
@@ -117,7 +120,7 @@ fn libjpeg_and_mozjpeg_files_match_the_full_decoder_at_every_scale() {
             if !covered(bytes, n) {
                 continue;
             }
-            let img = decode(bytes, n).unwrap().unwrap();
+            let img = decode(bytes, n, &Deadline::none()).unwrap().unwrap();
             assert_eq!(
                 img.dimensions(),
                 ((203 * n).div_ceil(8), (157 * n).div_ceil(8)),
@@ -231,16 +234,16 @@ fn a_skipped_band_that_a_later_refinement_reads_is_not_skipped() {
 fn other_frames_and_scales_go_to_the_full_decoder() {
     let baseline = include_bytes!("../testdata/baseline-420.jpg");
     assert!(
-        decode(baseline, 3).unwrap().is_none(),
+        decode(baseline, 3, &Deadline::none()).unwrap().is_none(),
         "3/8 is no DCT scale"
     );
     assert!(
-        decode(baseline, 8).unwrap().is_none(),
+        decode(baseline, 8, &Deadline::none()).unwrap().is_none(),
         "sequential, full scale"
     );
     let progressive = include_bytes!("../testdata/progressive-444.jpg");
     assert!(
-        decode(progressive, 8).unwrap().is_some(),
+        decode(progressive, 8, &Deadline::none()).unwrap().is_some(),
         "progressive, full scale"
     );
     // A 12-bit frame: SOF1 with precision 12.
@@ -248,7 +251,7 @@ fn other_frames_and_scales_go_to_the_full_decoder() {
     let at = twelve.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     twelve[at + 1] = 0xC1;
     twelve[at + 4] = 12;
-    assert!(decode(&twelve, 2).unwrap().is_none());
+    assert!(decode(&twelve, 2, &Deadline::none()).unwrap().is_none());
 }
 
 #[test]
@@ -256,14 +259,14 @@ fn cut_or_damaged_files_never_panic() {
     for (_, bytes) in LIBJPEG_FILES {
         for n in [1, 2, 4, 8] {
             for cut in (0..bytes.len()).step_by(97) {
-                let _ = decode(&bytes[..cut], n);
+                let _ = decode(&bytes[..cut], n, &Deadline::none());
             }
             // Flip bytes all through the file: any answer but a panic.
             // (Full scale is the slow one in a debug build: fewer flips.)
             for at in (2..bytes.len()).step_by(if n == 8 { 41 } else { 13 }) {
                 let mut damaged = bytes.to_vec();
                 damaged[at] ^= 0x5A;
-                let _ = decode(&damaged, n);
+                let _ = decode(&damaged, n, &Deadline::none());
             }
         }
     }
@@ -273,7 +276,9 @@ fn cut_or_damaged_files_never_panic() {
 fn data_cut_inside_a_scan_still_decodes_what_arrived() {
     for (_, bytes) in LIBJPEG_FILES {
         for n in [1, 2, 4, 8].into_iter().filter(|&n| covered(bytes, n)) {
-            let img = decode(&bytes[..bytes.len() / 2], n).unwrap().unwrap();
+            let img = decode(&bytes[..bytes.len() / 2], n, &Deadline::none())
+                .unwrap()
+                .unwrap();
             assert_eq!(img.width(), (203 * n).div_ceil(8));
         }
     }

@@ -1,0 +1,132 @@
+//! What a JPEG costs to decode, from its markers alone, before any decoder
+//! runs (ours or jpeg-decoder).
+//!
+//! Every scan walks all the blocks it covers, however few bytes it has: a
+//! scan whose data is missing decodes as zeros. So a few KiB can declare
+//! 8192×6096 pixels and hundreds of empty scans, and cost seconds of CPU.
+//! A real scan spends at least one bit on almost every block it visits
+//! (a Huffman code is never shorter), so the blocks all scans visit are
+//! bounded by the file's size: [`VISITS_PER_BYTE`] a byte, plus
+//! [`FREE_PASSES`] over the frame for what end-of-band runs code cheaply,
+//! and never more than [`MAX_PASSES`]. libjpeg's default progressive
+//! script makes about 5 passes; a complete file has at least a byte for
+//! every 8 blocks, so it is allowed at least 34.
+
+use super::{end_of_scan, next_marker};
+use crate::error::Error;
+
+/// Scans a frame may have. libjpeg's default progressive script has 10 and
+/// mozjpeg's stay under 30; libjpeg-turbo leaves the limit to its caller
+/// (`TJPARAM_SCANLIMIT`).
+pub const MAX_SCANS: usize = 100;
+/// Passes over every block of the frame allowed whatever the file's size.
+const FREE_PASSES: u64 = 2;
+/// Block visits allowed for each byte of the file.
+const VISITS_PER_BYTE: u64 = 256;
+/// Passes over the frame allowed at most, however large the file.
+const MAX_PASSES: u64 = 32;
+
+/// Refuses (413) a JPEG whose scans would visit more blocks than its size
+/// allows, or that has more than [`MAX_SCANS`] scans.
+pub fn check(bytes: &[u8]) -> Result<(), Error> {
+    let mut frame: Option<Frame> = None;
+    let (mut scans, mut visits) = (0usize, 0u64);
+    let mut pos = 2;
+    while let Some((marker, at)) = next_marker(bytes, pos) {
+        pos = at;
+        match marker {
+            0xD9 => break,
+            0xD8 | 0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let Some(b) = bytes.get(pos..pos + 2) else {
+            break;
+        };
+        let len = (u16::from_be_bytes([b[0], b[1]]) as usize).max(2);
+        let Some(seg) = bytes.get(pos + 2..pos + len) else {
+            break;
+        };
+        pos += len;
+        match marker {
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => frame = Frame::parse(seg),
+            0xDA => {
+                scans += 1;
+                if scans > MAX_SCANS {
+                    return Err(Error::OverLimit(format!(
+                        "JPEG has more than {MAX_SCANS} scans"
+                    )));
+                }
+                if let Some(f) = &frame {
+                    visits = visits.saturating_add(f.visits(seg));
+                }
+                pos = end_of_scan(bytes, pos);
+            }
+            _ => {}
+        }
+    }
+    let Some(frame) = frame else {
+        return Ok(());
+    };
+    let blocks = frame.blocks();
+    let allowed = FREE_PASSES
+        .saturating_mul(blocks)
+        .saturating_add(VISITS_PER_BYTE.saturating_mul(bytes.len() as u64))
+        .min(MAX_PASSES.saturating_mul(blocks));
+    if visits > allowed {
+        return Err(Error::OverLimit(format!(
+            "JPEG scans would decode {visits} blocks, more than its {} bytes allow",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Block counts of a frame's components.
+struct Frame {
+    /// (id, blocks of data, blocks padded to whole MCUs).
+    components: Vec<(u8, u64, u64)>,
+}
+
+impl Frame {
+    fn parse(seg: &[u8]) -> Option<Frame> {
+        let head = seg.get(..6)?;
+        let height = u16::from_be_bytes([head[1], head[2]]) as u64;
+        let width = u16::from_be_bytes([head[3], head[4]]) as u64;
+        let specs = seg.get(6..6 + 3 * head[5] as usize)?;
+        let sampling: Vec<(u8, u64, u64)> = specs
+            .chunks_exact(3)
+            .map(|s| (s[0], (s[1] >> 4).max(1) as u64, (s[1] & 0x0F).max(1) as u64))
+            .collect();
+        let hmax = sampling.iter().map(|c| c.1).max()?;
+        let vmax = sampling.iter().map(|c| c.2).max()?;
+        let (mcus_x, mcus_y) = (width.div_ceil(8 * hmax), height.div_ceil(8 * vmax));
+        let components = sampling
+            .iter()
+            .map(|&(id, h, v)| {
+                let data_w = (width * h).div_ceil(hmax).div_ceil(8);
+                let data_h = (height * v).div_ceil(vmax).div_ceil(8);
+                (id, data_w * data_h, mcus_x * h * mcus_y * v)
+            })
+            .collect();
+        Some(Frame { components })
+    }
+
+    fn blocks(&self) -> u64 {
+        self.components.iter().map(|c| c.2).sum()
+    }
+
+    /// Blocks one scan visits: a single component's data blocks, or the
+    /// whole MCUs of an interleaved scan.
+    fn visits(&self, sos: &[u8]) -> u64 {
+        let count = sos.first().copied().unwrap_or(0) as usize;
+        let ids = sos.get(1..1 + 2 * count).unwrap_or(&[]);
+        let of = |id: u8| self.components.iter().find(|c| c.0 == id);
+        if count == 1 {
+            return ids.first().and_then(|&id| of(id)).map_or(0, |c| c.1);
+        }
+        ids.chunks_exact(2)
+            .filter_map(|p| of(p[0]))
+            .map(|c| c.2)
+            .sum()
+    }
+}

@@ -1,0 +1,234 @@
+//! Structure checks on the source bytes, before any decoder runs, for what
+//! a decoder would otherwise trust and pay for: each walks the file's
+//! chunks or markers in time proportional to its size, and allocates
+//! nothing that grows with what the file claims.
+//! - JPEG: scans and the blocks they visit ([`super::jpeg::cost`]);
+//! - GIF: every frame inside the logical screen, whose size the pixel
+//!   limit and memory budget already checked;
+//! - PNG: an `iCCP` profile inflates to at most [`MAX_ICC_BYTES`] (the png
+//!   crate inflates it eagerly; `zTXt`/`iTXt` it keeps compressed, and
+//!   `eXIf` is stored raw).
+
+use super::jpeg;
+use super::sniff::SourceFormat;
+use crate::error::Error;
+
+/// Largest inflated PNG `iCCP` profile. Display profiles are a few KiB;
+/// the print profiles that reach 1 MiB belong to CMYK, which PNG is not.
+pub const MAX_ICC_BYTES: usize = 1 << 20;
+
+/// Refuses a source whose structure would cost more than its size allows.
+pub fn check(bytes: &[u8], format: SourceFormat) -> Result<(), Error> {
+    match format {
+        SourceFormat::Jpeg => jpeg::cost::check(bytes),
+        SourceFormat::Gif => gif_frames(bytes),
+        SourceFormat::Png => png_chunks(bytes),
+        _ => Ok(()),
+    }
+}
+
+/// Walks the GIF's blocks: every image descriptor must lie inside the
+/// logical screen. The decoder allocates a frame at its own size, so one
+/// frame of 8000×8000 in a 1×1 screen would pass the pixel limit unseen.
+fn gif_frames(bytes: &[u8]) -> Result<(), Error> {
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let (Some(screen_w), Some(screen_h), Some(&flags)) = (u16_at(6), u16_at(8), bytes.get(10))
+    else {
+        return Ok(()); // Too short: the decoder says so.
+    };
+    let table = |flags: u8| {
+        if flags & 0x80 != 0 {
+            3usize << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let mut pos = 13 + table(flags);
+    // Sub-blocks: a length byte, then that many bytes, until a 0.
+    let skip_blocks = |mut pos: usize| -> usize {
+        while let Some(&n) = bytes.get(pos) {
+            pos += 1 + n as usize;
+            if n == 0 {
+                break;
+            }
+        }
+        pos
+    };
+    while let Some(&kind) = bytes.get(pos) {
+        match kind {
+            0x21 => pos = skip_blocks(pos + 2),
+            0x2C => {
+                let (Some(x), Some(y), Some(w), Some(h), Some(&f)) = (
+                    u16_at(pos + 1),
+                    u16_at(pos + 3),
+                    u16_at(pos + 5),
+                    u16_at(pos + 7),
+                    bytes.get(pos + 9),
+                ) else {
+                    break;
+                };
+                if x as u32 + w as u32 > screen_w as u32 || y as u32 + h as u32 > screen_h as u32 {
+                    return Err(Error::Decode(format!(
+                        "GIF frame {w}x{h} at {x},{y} lies outside its {screen_w}x{screen_h} screen"
+                    )));
+                }
+                // Local colour table, then the LZW code size, then data.
+                pos = skip_blocks(pos + 10 + table(f) + 1);
+            }
+            _ => break, // The trailer, or garbage the decoder reports.
+        }
+    }
+    Ok(())
+}
+
+/// Walks the PNG's chunks; each `iCCP` profile is inflated up to
+/// [`MAX_ICC_BYTES`], and one that inflates past it is refused.
+fn png_chunks(bytes: &[u8]) -> Result<(), Error> {
+    let mut pos = 8;
+    while let Some(head) = bytes.get(pos..pos + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        let Some(data) = bytes.get(pos + 8..(pos + 8).saturating_add(len)) else {
+            break; // Truncated: the decoder reports it.
+        };
+        if kind == b"IEND" {
+            break;
+        }
+        if kind == b"iCCP" {
+            // Name (1-79 bytes), NUL, compression method, zlib stream.
+            if let Some(nul) = data.iter().take(80).position(|&b| b == 0) {
+                let stream = data.get(nul + 2..).unwrap_or(&[]);
+                if let Err(fdeflate::BoundedDecompressionError::OutputTooLarge { .. }) =
+                    fdeflate::decompress_to_vec_bounded(stream, MAX_ICC_BYTES)
+                {
+                    return Err(Error::OverLimit(format!(
+                        "PNG colour profile inflates past {} KiB",
+                        MAX_ICC_BYTES >> 10
+                    )));
+                }
+            }
+        }
+        pos += 12 + len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SOI, a progressive greyscale `w`×`h` frame, then `scans` empty DC
+    /// scans (the review's scan flood).
+    fn scan_flood(w: u16, h: u16, scans: usize) -> Vec<u8> {
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xC2, 0, 11, 8];
+        j.extend_from_slice(&h.to_be_bytes());
+        j.extend_from_slice(&w.to_be_bytes());
+        j.extend_from_slice(&[1, 1, 0x11, 0]);
+        for _ in 0..scans {
+            j.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0, 0, 0]);
+        }
+        j.extend_from_slice(&[0xFF, 0xD9]);
+        j
+    }
+
+    #[test]
+    fn a_jpeg_scan_flood_is_refused_in_well_under_100_ms() {
+        for (scans, why) in [(421, "more than 100 scans"), (90, "blocks")] {
+            let flood = scan_flood(8192, 6096, scans);
+            let started = std::time::Instant::now();
+            let e = check(&flood, SourceFormat::Jpeg).unwrap_err();
+            let spent = started.elapsed();
+            assert_eq!(e.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+            assert!(e.to_string().contains(why), "{e}");
+            assert!(spent.as_millis() < 100, "{spent:?}");
+        }
+        // Two passes over the frame cost nothing extra, whatever the size.
+        assert!(check(&scan_flood(8192, 6096, 2), SourceFormat::Jpeg).is_ok());
+    }
+
+    #[test]
+    fn real_scan_scripts_pass() {
+        // libjpeg's and mozjpeg's progressive scripts, with restarts, grey.
+        for f in [
+            &include_bytes!("testdata/progressive-420-restart.jpg")[..],
+            include_bytes!("testdata/progressive-444.jpg"),
+            include_bytes!("testdata/progressive-grey.jpg"),
+            include_bytes!("testdata/progressive-mozjpeg.jpg"),
+            include_bytes!("testdata/baseline-420.jpg"),
+        ] {
+            check(f, SourceFormat::Jpeg).unwrap();
+        }
+        // A flat grey progressive JPEG is the least data a frame can
+        // have: still well inside the bound.
+        let mut flat = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut flat, 80);
+        enc.set_progressive(true);
+        enc.encode(
+            &vec![128u8; 2048 * 1536 * 3],
+            2048,
+            1536,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .unwrap();
+        check(&flat, SourceFormat::Jpeg).unwrap();
+    }
+
+    fn gif(screen: (u16, u16), frame: (u16, u16, u16, u16)) -> Vec<u8> {
+        let mut g = b"GIF89a".to_vec();
+        for v in [screen.0, screen.1] {
+            g.extend_from_slice(&v.to_le_bytes());
+        }
+        g.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
+        g.extend_from_slice(&[0x21, 0xF9, 4, 0, 1, 0, 0, 0]);
+        g.push(0x2C);
+        for v in [frame.0, frame.1, frame.2, frame.3] {
+            g.extend_from_slice(&v.to_le_bytes());
+        }
+        g.extend_from_slice(&[0, 2, 2, 0x2C, 0x01, 0, 0x3B]);
+        g
+    }
+
+    #[test]
+    fn gif_frames_must_lie_inside_the_screen() {
+        assert!(check(&gif((10, 10), (0, 0, 10, 10)), SourceFormat::Gif).is_ok());
+        assert!(check(&gif((10, 10), (5, 5, 5, 5)), SourceFormat::Gif).is_ok());
+        for frame in [(0, 0, 8000, 8000), (9, 0, 2, 1), (0, 0, 1, 11)] {
+            let e = check(&gif((10, 10), frame), SourceFormat::Gif).unwrap_err();
+            assert_eq!(e.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        }
+        // Cut anywhere: never a panic.
+        let g = gif((10, 10), (0, 0, 10, 10));
+        for cut in 0..g.len() {
+            let _ = check(&g[..cut], SourceFormat::Gif);
+        }
+    }
+
+    fn png_with_iccp(inflated: usize) -> Vec<u8> {
+        let mut png = Vec::new();
+        image::DynamicImage::new_rgb8(1, 1)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let mut data = b"p\0\0".to_vec();
+        data.extend_from_slice(&fdeflate::compress_to_vec(&vec![0u8; inflated]));
+        let mut out = png[..33].to_vec();
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(b"iCCP");
+        out.extend_from_slice(&data);
+        out.extend_from_slice(&[0; 4]); // CRC: not checked here
+        out.extend_from_slice(&png[33..]);
+        out
+    }
+
+    #[test]
+    fn png_profiles_are_bounded_before_they_are_inflated() {
+        assert!(check(&png_with_iccp(3 << 10), SourceFormat::Png).is_ok());
+        let bomb = png_with_iccp(64 << 20);
+        assert!(bomb.len() < 1 << 20, "{} bytes on the wire", bomb.len());
+        let e = check(&bomb, SourceFormat::Png).unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

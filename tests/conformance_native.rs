@@ -317,3 +317,45 @@ async fn slow_readers_are_cut_off_and_connections_are_capped() {
         String::from_utf8_lossy(&buf[..n])
     );
 }
+
+/// A client that hangs up mid-miss does not waste the work: the miss runs
+/// on, its result is cached, and the next request is a hit with no second
+/// fetch (the review saw abandoned transforms thrown away and redone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_whose_client_hung_up_is_still_cached() {
+    use std::time::Duration;
+
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let server = NativeServer::start(&target_env(&origin, &closed)).await;
+    let path = "/hung-up.jpg";
+    let source = origin.route(
+        path,
+        support::origin::Route::Slow(
+            Duration::from_millis(800),
+            support::fixtures::jpeg(400, 200),
+        ),
+    );
+    let case = support::cases::Case {
+        options: "rs:fit:100:0",
+        ..support::cases::template()
+    };
+    let url = format!(
+        "{}{}",
+        server.base,
+        support::harness::case_path(&case, &source)
+    );
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(
+        impatient.get(&url).send().await.is_err(),
+        "the client gave up"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resp = support::harness::client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-edgethumb-cache"], "hit");
+    assert_eq!(origin.hits(path), 1);
+}

@@ -48,7 +48,18 @@ async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
             return r;
         }
     };
-    service.handle(&req).await.map(|b| b.to_vec())
+    let resp = service.handle(&req).await;
+    // What the public line leaves out (a transport error's words): stderr
+    // is the host's log.
+    if let Some(d) = resp.extensions().get::<edgethumb::service::ErrorDetail>() {
+        eprintln!(
+            "edgethumb: {} {}: {}",
+            resp.status().as_u16(),
+            req.uri().path(),
+            d.0
+        );
+    }
+    resp.map(|b| b.to_vec())
 }
 
 /// Outgoing HTTP through `wasi:http/outgoing-handler`. Hosts do not follow

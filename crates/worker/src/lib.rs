@@ -69,6 +69,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     };
     let core_req = to_core_request(&req);
     let resp = service.handle(&core_req).await;
+    // What the public line leaves out (a transport error's words).
+    if let Some(d) = resp.extensions().get::<edgethumb::service::ErrorDetail>() {
+        worker::console_warn!(
+            "{} {}: {}",
+            resp.status().as_u16(),
+            core_req.uri().path(),
+            d.0
+        );
+    }
     // Cache writes started by this (or a coalesced) request finish after
     // the response is sent.
     for put in service.cache().take_pending() {

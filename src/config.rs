@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::breaker::BreakerConfig;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Error, TtlClass};
 use crate::options::{Format, Presets};
 use crate::signature::KeyPair;
 
@@ -130,6 +130,18 @@ impl Default for Ttls {
             not_found: 300,
             upstream_error: 10,
         }
+    }
+}
+
+impl Ttls {
+    /// Seconds a failure may be cached; `None` means never.
+    pub fn for_failure(&self, e: &Error) -> Option<u32> {
+        e.ttl_class().map(|class| match class {
+            TtlClass::NotFound => self.not_found,
+            TtlClass::UpstreamError { cap } => {
+                cap.map_or(self.upstream_error, |c| self.upstream_error.min(c))
+            }
+        })
     }
 }
 
@@ -401,6 +413,23 @@ mod tests {
     fn a_key_is_required_unless_unsigned_is_allowed() {
         assert_eq!(load(&[]).unwrap_err().var, "EDGETHUMB_KEY");
         assert!(load(&[("EDGETHUMB_ALLOW_UNSIGNED", "true")]).is_ok());
+    }
+
+    #[test]
+    fn failures_are_cached_for_their_class_only() {
+        let t = Ttls::default();
+        assert_eq!(t.for_failure(&Error::UpstreamNotFound(404)), Some(300));
+        assert_eq!(t.for_failure(&Error::UpstreamStatus(503)), Some(10));
+        assert_eq!(t.for_failure(&Error::NotAnImage), Some(300));
+        // Load-dependent, so short; and never past a breaker's retry.
+        assert_eq!(t.for_failure(&Error::TransformTimeout(10)), Some(10));
+        let open = Error::CircuitOpen {
+            host: "h".into(),
+            retry_in: 3,
+        };
+        assert_eq!(t.for_failure(&open), Some(3));
+        assert_eq!(t.for_failure(&Error::BadSignature), None);
+        assert_eq!(t.for_failure(&Error::Internal("x".into())), None);
     }
 
     #[test]

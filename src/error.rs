@@ -1,12 +1,22 @@
 //! One error type for the whole request path, split by who is at fault.
 //!
 //! [`Error::status`] is the only place that maps an error to an HTTP status,
-//! and [`Error::negative_ttl`] the only place that decides how long a failure
-//! may be cached (as a failure, never as a success).
+//! and [`Error::ttl_class`] the only place that decides how long a failure
+//! may be cached (as a failure, never as a success). Depends on nothing
+//! else in the crate.
 
 use http::StatusCode;
 
-use crate::config::Ttls;
+/// Which configured lifetime a cached failure gets (`config::Ttls` turns
+/// it into seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlClass {
+    /// The same URL or bytes fail the same way: `EDGETHUMB_NOT_FOUND_TTL`.
+    NotFound,
+    /// Transient trouble: `EDGETHUMB_UPSTREAM_ERROR_TTL`, and never more
+    /// than `cap` seconds when given.
+    UpstreamError { cap: Option<u32> },
+}
 
 /// Who caused a failure. Decides the status family, the cache policy and the
 /// CLI exit code.
@@ -166,24 +176,26 @@ impl Error {
         }
     }
 
-    /// How long this failure may be cached, in seconds; `None` means never.
-    /// Request errors are not cached: they cost nothing to recompute and
-    /// depend on the clock (expiry) or configuration (keys).
-    pub fn negative_ttl(&self, ttls: &Ttls) -> Option<u32> {
+    /// Which configured lifetime this failure may be cached for; `None`
+    /// means never. Request errors are not cached: they cost nothing to
+    /// recompute and depend on the clock (expiry) or configuration (keys).
+    pub fn ttl_class(&self) -> Option<TtlClass> {
         match self.fault() {
             Fault::Request | Fault::Server => None,
             Fault::Upstream => match self {
-                Error::UpstreamNotFound(_) => Some(ttls.not_found),
+                Error::UpstreamNotFound(_) => Some(TtlClass::NotFound),
                 // Not past the moment the host may be asked again.
-                Error::CircuitOpen { retry_in, .. } => Some(ttls.upstream_error.min(*retry_in)),
-                _ => Some(ttls.upstream_error),
+                Error::CircuitOpen { retry_in, .. } => Some(TtlClass::UpstreamError {
+                    cap: Some(*retry_in),
+                }),
+                _ => Some(TtlClass::UpstreamError { cap: None }),
             },
             // Time depends on the machine's load too: cached briefly.
             Fault::Source if matches!(self, Error::TransformTimeout(_)) => {
-                Some(ttls.upstream_error)
+                Some(TtlClass::UpstreamError { cap: None })
             }
             // The same bytes fail the same way: cache as long as a 404.
-            Fault::Source => Some(ttls.not_found),
+            Fault::Source => Some(TtlClass::NotFound),
         }
     }
 

@@ -30,7 +30,7 @@ mod wasm_libc;
 
 pub use cache::{Cache, CachedResponse, NoCache};
 pub use config::Config;
-pub use error::{ConfigError, Error, Fault};
+pub use error::{ConfigError, Error, Fault, TtlClass};
 pub use fetch::{Body, Fetch, FetchError, UpstreamResponse};
 pub use runtime::{OffloadError, Runtime};
 pub use service::Service;

@@ -370,7 +370,7 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
         if matches!(e.fault(), crate::Fault::Upstream | crate::Fault::Source) {
             let ttl = fb
                 .ttl
-                .unwrap_or_else(|| e.negative_ttl(&cfg.ttls).unwrap_or(0));
+                .unwrap_or_else(|| cfg.ttls.for_failure(&e).unwrap_or(0));
             let image = match &fb.image {
                 FallbackImage::Data(bytes) => Some(bytes.clone()),
                 FallbackImage::Url(url) => fallback_from_url(inner, url).await,
@@ -499,7 +499,7 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
 }
 
 fn failure(e: Error, cfg: &Config, varies: bool, timing: String) -> Produced {
-    let ttl = e.negative_ttl(&cfg.ttls);
+    let ttl = cfg.ttls.for_failure(&e);
     let resp = error_response_with(&e, ttl, varies, cfg.upstream_failure_status);
     let (parts, body) = resp.into_parts();
     Produced {

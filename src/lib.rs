@@ -8,7 +8,8 @@
 //! - signature check: [`signature`]; allowed upstreams: [`source_policy`];
 //! - format negotiation: [`negotiate`]; cache keys and seam: [`cache`];
 //! - fetch limits and redirects: [`fetch`]; failing upstream hosts:
-//!   [`breaker`]; the transform: [`pipeline`];
+//!   [`breaker`]; the transform: [`pipeline`] (hostile-input checks before
+//!   any decoder: `pipeline::preflight`);
 //! - the request path: [`service`]; errors and statuses: [`error`].
 
 pub mod breaker;

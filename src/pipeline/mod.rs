@@ -2,13 +2,14 @@
 //! stages, each timed for `Server-Timing`:
 //!
 //! 1. `decode`: sniff, check the structure ([`preflight`]), read the
-//!    header, enforce limits, work out the
-//!    geometry, decode with shrink-on-load, apply EXIF orientation;
+//!    header, enforce limits, work out the geometry, decode with
+//!    shrink-on-load, apply EXIF orientation;
 //! 2. `resize`: crop and resample in one pass (smart crop after);
 //! 3. `effects`: blur, sharpen, extend, flatten;
 //! 4. `encode`.
 //!
-//! Pure CPU work with no I/O, so an adapter may run it on any thread.
+//! The [`deadline`] is checked after each stage and inside the decoders we
+//! own. Pure CPU work with no I/O, so an adapter may run it on any thread.
 
 pub mod deadline;
 pub mod decode;

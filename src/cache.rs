@@ -21,7 +21,8 @@ pub struct CachedResponse {
 }
 
 /// A result cache. `put` may return before the write lands (a Worker hands
-/// it to `waitUntil`).
+/// it to `waitUntil`). It is only given entries with a TTL over 0: the
+/// service keeps "do not store" responses out.
 pub trait Cache: 'static {
     fn get(&self, key: &str) -> impl Future<Output = Option<CachedResponse>>;
     fn put(&self, key: &str, response: CachedResponse) -> impl Future<Output = ()>;
@@ -48,8 +49,28 @@ pub fn key(options_identity: &str, source: &str, negotiated: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// The `Cache-Control` of a response cached for `ttl` seconds: the one
+/// place it is written, so a TTL of 0 always means "do not store".
+pub fn cache_control(ttl: u32) -> String {
+    if ttl == 0 {
+        return "no-store".to_string();
+    }
+    format!("public, max-age={ttl}")
+}
+
 /// A strong ETag from the body bytes.
 pub fn etag(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_zero_is_never_stored() {
+        assert_eq!(cache_control(0), "no-store");
+        assert_eq!(cache_control(300), "public, max-age=300");
+    }
 }

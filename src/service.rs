@@ -263,7 +263,10 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 key: &key,
             };
             let produced = Rc::new(produce(&this.inner, plan).await);
-            this.inner.cache.put(&key, produced.response.clone()).await;
+            // TTL 0 means "do not store", for every cache: decided here once.
+            if produced.response.ttl > 0 {
+                this.inner.cache.put(&key, produced.response.clone()).await;
+            }
             let _ = tx.send(produced);
         });
         if let Err(work) = self.inner.runtime.detach(work) {
@@ -434,12 +437,11 @@ fn image_response(
     );
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::CONTENT_TYPE, out.format.mime());
-    let cc = if ttl > 0 {
-        format!("public, max-age={ttl}")
-    } else {
-        "no-store".to_string()
-    };
-    insert(&mut headers, header::CACHE_CONTROL, &cc);
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        &cache::cache_control(ttl),
+    );
     insert(&mut headers, header::ETAG, &cache::etag(&out.body));
     if let Some(name) = &job.options.filename {
         let safe: String = name
@@ -475,7 +477,7 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
     insert(
         &mut headers,
         header::CACHE_CONTROL,
-        &format!("public, max-age={}", cfg.ttls.success),
+        &cache::cache_control(cfg.ttls.success),
     );
     insert(&mut headers, header::ETAG, &cache::etag(&bytes));
     common_headers(&mut headers, false);
@@ -580,11 +582,11 @@ fn error_response_with(
 ) -> Response<Bytes> {
     let mut resp = text_response(e.status_with(upstream_failure), &e.public_line());
     let h = resp.headers_mut();
-    let cc = match ttl {
-        Some(t) if t > 0 => format!("public, max-age={t}"),
-        _ => "no-store".to_string(),
-    };
-    insert(h, header::CACHE_CONTROL, &cc);
+    insert(
+        h,
+        header::CACHE_CONTROL,
+        &cache::cache_control(ttl.unwrap_or(0)),
+    );
     if let Some(secs) = e.retry_after() {
         insert(h, header::RETRY_AFTER, &secs.to_string());
     }
@@ -845,6 +847,56 @@ mod tests {
         // The same thumbnail waits for the miss already in flight.
         assert!(poll_once(pin!(service.handle(&a))).is_pending());
         assert_eq!(calls.get(), 1);
+    }
+
+    /// An upstream that answers every request with 500.
+    struct Failing;
+
+    impl Fetch for Failing {
+        type Body = NoBody;
+        async fn get(&self, _url: &url::Url) -> Result<UpstreamResponse<NoBody>, FetchError> {
+            Ok(UpstreamResponse {
+                status: 500,
+                location: None,
+                content_length: None,
+                body: NoBody,
+            })
+        }
+    }
+
+    /// Counts what is stored.
+    #[derive(Default)]
+    struct Recording(RefCell<Vec<u32>>);
+
+    impl Cache for Rc<Recording> {
+        async fn get(&self, _key: &str) -> Option<CachedResponse> {
+            None
+        }
+        async fn put(&self, _key: &str, response: CachedResponse) {
+            self.0.borrow_mut().push(response.ttl);
+        }
+    }
+
+    #[test]
+    fn a_zero_ttl_is_never_handed_to_the_cache() {
+        for (ttl, stored) in [("0", vec![]), ("7", vec![7])] {
+            let config = Config::from_lookup(|name| match name {
+                "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
+                "EDGETHUMB_UPSTREAM_ERROR_TTL" => Some(ttl.into()),
+                _ => None,
+            })
+            .unwrap();
+            let cache = Rc::new(Recording::default());
+            let service = Service::new(config, Failing, Rc::clone(&cache), Inline::<true>);
+            let req = Request::get("/insecure/rs:fit:10:0/plain/http://example.com/a.jpg")
+                .body(())
+                .unwrap();
+            let Poll::Ready(resp) = poll_once(pin!(service.handle(&req))) else {
+                panic!("a failing upstream is answered at once");
+            };
+            assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+            assert_eq!(*cache.0.borrow(), stored, "upstream error TTL {ttl}");
+        }
     }
 
     #[test]

@@ -280,9 +280,6 @@ impl Cache for MemoryCache {
     }
 
     async fn put(&self, key: &str, response: CachedResponse) {
-        if response.ttl == 0 {
-            return;
-        }
         let expires = Instant::now() + Duration::from_secs(response.ttl as u64);
         self.inner
             .borrow_mut()

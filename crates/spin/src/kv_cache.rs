@@ -27,9 +27,6 @@ impl Cache for KvCache {
     }
 
     async fn put(&self, key: &str, response: CachedResponse) {
-        if response.ttl == 0 {
-            return;
-        }
         let expires = WasiRuntime.unix_time() + response.ttl as u64;
         if let Ok(store) = Store::open_default() {
             // A failed write only costs a later miss.

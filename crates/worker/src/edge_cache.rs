@@ -69,11 +69,8 @@ impl Cache for EdgeCache {
     }
 
     async fn put(&self, key: &str, response: CachedResponse) {
-        // `no-store` failures are not stored; everything else carries its
-        // own max-age (set by the core), which the Cache API honours.
-        if response.ttl == 0 {
-            return;
-        }
+        // Every entry carries its own max-age (set by the core), which the
+        // Cache API honours; the core never hands over a TTL of 0.
         let url = key_url(key);
         // The JS response is built inside the write, in the I/O context of
         // the request whose `waitUntil` runs it (a body stream belongs to

@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -31,6 +30,9 @@ use crate::shedding::SourceBudget;
 use crate::signature;
 use crate::source_policy;
 
+mod timing;
+pub use timing::ServerTiming;
+
 /// `hit`, `miss` or `coalesced` (joined another request's miss).
 pub const CACHE_STATUS_HEADER: &str = "x-edgethumb-cache";
 /// Signature placeholders imgproxy accepts for unsigned URLs.
@@ -40,7 +42,7 @@ const UNSIGNED_MARKERS: [&str; 3] = ["insecure", "unsafe", "_"];
 struct Produced {
     response: CachedResponse,
     /// `Server-Timing` entries for the work done.
-    timing: String,
+    timing: ServerTiming,
     /// For the operator's log ([`ErrorDetail`]).
     detail: Option<String>,
 }
@@ -161,7 +163,8 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let clock = inner.runtime.clock();
         let started = clock();
         if let Some(hit) = inner.cache.get(&plan.key).await {
-            let timing = format!("cache;desc=hit;dur={:.1}", clock() - started);
+            let mut timing = ServerTiming::default();
+            timing.desc_dur("cache", "hit", clock() - started);
             return finish(&hit, "hit", &timing, if_none_match.as_ref());
         }
 
@@ -171,7 +174,8 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 break;
             };
             if let Ok(produced) = self.wait_for(waiting).await {
-                let timing = format!("{}, cache;desc=coalesced", produced.timing);
+                let mut timing = produced.timing.clone();
+                timing.desc("cache", "coalesced");
                 return finish(
                     &produced.response,
                     "coalesced",
@@ -191,7 +195,8 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             return error_response(&e, None, plan.negotiated.varies());
         }
         let produced = self.lead(plan).await;
-        let timing = format!("{}, cache;desc=miss", produced.timing);
+        let mut timing = produced.timing.clone();
+        timing.desc("cache", "miss");
         let mut resp = finish(&produced.response, "miss", &timing, if_none_match.as_ref());
         if let Some(d) = &produced.detail {
             resp.extensions_mut().insert(ErrorDetail(d.clone()));
@@ -279,7 +284,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 Error::Internal("the miss was lost".into()),
                 &self.inner.config,
                 false,
-                String::new(),
+                ServerTiming::default(),
             )),
         }
     }
@@ -311,7 +316,8 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
     let ticket = match inner.breaker.admit(&breaker::host_key(&plan.source), t0) {
         Ok(t) => t,
         Err(e) => {
-            let timing = "fetch;desc=circuit-open".to_string();
+            let mut timing = ServerTiming::default();
+            timing.desc("fetch", "circuit-open");
             return fail_or_fallback(inner, e, &job, varies, timing).await;
         }
     };
@@ -321,7 +327,8 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
         fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg, &mut claim).await;
     ticket.record(breaker::counts_as_failure(&fetched), clock());
     let fetch_ms = clock() - t0;
-    let timing = format!("fetch;dur={fetch_ms:.1}");
+    let mut timing = ServerTiming::default();
+    timing.dur("fetch", fetch_ms);
     let bytes = match fetched {
         Ok(b) => b,
         Err(e) => return fail_or_fallback(inner, e, &job, varies, timing).await,
@@ -366,7 +373,7 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
     e: Error,
     job: &Job,
     varies: bool,
-    timing: String,
+    timing: ServerTiming,
 ) -> Produced {
     let cfg = &inner.config;
     if let Some(fb) = &cfg.fallback {
@@ -384,7 +391,8 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
             };
             if let Some(out) = made {
                 let status = e.status_with(cfg.upstream_failure_status);
-                let timing = format!("{timing}, fallback;desc={}", status.as_u16());
+                let mut timing = timing;
+                timing.desc("fallback", status.as_u16().to_string());
                 let mut p = image_response(out, job, fb.status, ttl, varies, timing);
                 insert(
                     &mut p.response.headers,
@@ -427,14 +435,14 @@ fn image_response(
     status: StatusCode,
     ttl: u32,
     varies: bool,
-    mut timing: String,
+    mut timing: ServerTiming,
 ) -> Produced {
     let t = out.timings;
-    let _ = write!(
-        timing,
-        ", decode;dur={:.1}, resize;dur={:.1}, effects;dur={:.1}, encode;dur={:.1}",
-        t.decode, t.resize, t.effects, t.encode
-    );
+    timing
+        .dur("decode", t.decode)
+        .dur("resize", t.resize)
+        .dur("effects", t.effects)
+        .dur("encode", t.encode);
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::CONTENT_TYPE, out.format.mime());
     insert(
@@ -471,7 +479,7 @@ fn image_response(
 /// `Content-Security-Policy: script-src 'none'; sandbox` keeps its scripts
 /// and forms inert.
 /// It does not depend on `Accept`, so no `Vary`.
-fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
+fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
     let mut headers = HeaderMap::new();
     insert(&mut headers, header::CONTENT_TYPE, "image/svg+xml");
     insert(
@@ -495,12 +503,15 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, timing: String) -> Produced {
             body: bytes,
             ttl: cfg.ttls.success,
         },
-        timing: format!("{timing}, svg;desc=passthrough"),
+        timing: {
+            timing.desc("svg", "passthrough");
+            timing
+        },
         detail: None,
     }
 }
 
-fn failure(e: Error, cfg: &Config, varies: bool, timing: String) -> Produced {
+fn failure(e: Error, cfg: &Config, varies: bool, timing: ServerTiming) -> Produced {
     let ttl = cfg.ttls.for_failure(&e);
     let resp = error_response_with(&e, ttl, varies, cfg.upstream_failure_status);
     let (parts, body) = resp.into_parts();
@@ -521,7 +532,7 @@ fn failure(e: Error, cfg: &Config, varies: bool, timing: String) -> Produced {
 fn finish(
     stored: &CachedResponse,
     cache_status: &str,
-    timing: &str,
+    timing: &ServerTiming,
     if_none_match: Option<&HeaderValue>,
 ) -> Response<Bytes> {
     // Copy the stored headers; they are shared (and immutable on Workers).
@@ -529,7 +540,7 @@ fn finish(
     insert(
         &mut headers,
         HeaderName::from_static("server-timing"),
-        timing,
+        &timing.header_value(),
     );
     insert(
         &mut headers,

@@ -106,6 +106,19 @@ async fn request(
     Measured { status, memory }
 }
 
+/// Linear memory of a fresh isolate that has served only `/health`.
+async fn floor(client: &reqwest::Client, base: &str) -> u64 {
+    client
+        .get(format!("{base}/health?x"))
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .get("x-edgethumb-wasm-memory")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .expect("memory header on /health")
+}
+
 fn env(origin: &Origin) -> Vec<(String, String)> {
     let mut env = target_env(origin, &closed_port_base());
     // The production limits, not the conformance table's small ones.
@@ -126,15 +139,7 @@ async fn worker_memory_over_the_corpus() {
 
     // A fresh isolate that has served only /health: the floor.
     let server = WranglerServer::start(&env(&origin)).await;
-    let floor: u64 = client
-        .get(format!("{}/health?x", server.base))
-        .send()
-        .await
-        .unwrap()
-        .headers()
-        .get("x-edgethumb-wasm-memory")
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .expect("memory header on /health");
+    let floor = floor(&client, &server.base).await;
     drop(server);
 
     let mut rows = vec![
@@ -214,15 +219,7 @@ async fn worker_memory_after_the_bomb_rows() {
     let client = harness::client();
     let budget = Limits::default().max_transform_bytes;
     let server = WranglerServer::start(&env(&origin)).await;
-    let floor: u64 = client
-        .get(format!("{}/health?x", server.base))
-        .send()
-        .await
-        .unwrap()
-        .headers()
-        .get("x-edgethumb-wasm-memory")
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .expect("memory header on /health");
+    let floor = floor(&client, &server.base).await;
     let bombs: [(&str, Vec<u8>, &str, u16); 3] = [
         (
             "gif-frame-8000x8000-in-1x1",
@@ -249,7 +246,7 @@ async fn worker_memory_after_the_bomb_rows() {
         let source = origin.route(&format!("/bomb/{name}"), Route::Body(bytes, ct));
         let m = request(&client, &server.base, &source, "jpg").await;
         println!(
-            "bomb {name}: {} , linear memory {:.1} MiB (floor {:.1} MiB)",
+            "bomb {name}: {}, linear memory {:.1} MiB (floor {:.1} MiB)",
             m.status,
             m.memory as f64 / MIB,
             floor as f64 / MIB

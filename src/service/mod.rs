@@ -696,6 +696,25 @@ mod tests {
         }
     }
 
+    /// Unsigned URLs allowed, and one more setting.
+    fn unsigned_config(var: &str, value: &str) -> Config {
+        Config::from_lookup(|name| match name {
+            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
+            n if n == var => Some(value.into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    /// A thumbnail request for `src` on a public host.
+    fn get(src: &str) -> Request<()> {
+        Request::get(format!(
+            "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
+        ))
+        .body(())
+        .unwrap()
+    }
+
     fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
         f.poll(&mut Context::from_waker(Waker::noop()))
     }
@@ -763,20 +782,8 @@ mod tests {
 
     #[test]
     fn misses_past_the_source_byte_budget_are_shed_with_retry_after() {
-        let config = Config::from_lookup(|name| match name {
-            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
-            "EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT" => Some("100".into()),
-            _ => None,
-        })
-        .unwrap();
+        let config = unsigned_config("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", "100");
         let service = Service::new(config, Stalling(Some(80)), NoCache, Inline::<true>);
-        let get = |src: &str| {
-            Request::get(format!(
-                "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
-            ))
-            .body(())
-            .unwrap()
-        };
         let (a, b) = (get("a.jpg"), get("b.jpg"));
         let mut holding = Box::pin(service.handle(&a));
         assert!(poll_once(holding.as_mut()).is_pending());
@@ -800,20 +807,8 @@ mod tests {
     /// almost nothing. The declared length is claimed before it arrives.
     #[test]
     fn a_declared_length_is_claimed_before_its_bytes_arrive() {
-        let config = Config::from_lookup(|name| match name {
-            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
-            "EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT" => Some("15000000".into()),
-            _ => None,
-        })
-        .unwrap();
+        let config = unsigned_config("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", "15000000");
         let service = Service::new(config, Stalling(Some(10_000_000)), NoCache, Inline::<true>);
-        let get = |src: &str| {
-            Request::get(format!(
-                "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
-            ))
-            .body(())
-            .unwrap()
-        };
         let (a, b) = (get("a.jpg"), get("b.jpg"));
         let mut holding = Box::pin(service.handle(&a));
         assert!(poll_once(holding.as_mut()).is_pending());
@@ -828,21 +823,9 @@ mod tests {
 
     #[test]
     fn misses_past_the_in_flight_bound_are_shed_but_identical_ones_join() {
-        let config = Config::from_lookup(|name| match name {
-            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
-            "EDGETHUMB_MAX_MISSES_IN_FLIGHT" => Some("1".into()),
-            _ => None,
-        })
-        .unwrap();
+        let config = unsigned_config("EDGETHUMB_MAX_MISSES_IN_FLIGHT", "1");
         let calls = Rc::new(Cell::new(0));
         let service = Service::new(config, Hanging(Rc::clone(&calls)), NoCache, Inline::<true>);
-        let get = |src: &str| {
-            Request::get(format!(
-                "/insecure/rs:fit:10:0/plain/http://example.com/{src}"
-            ))
-            .body(())
-            .unwrap()
-        };
         let (a, b) = (get("a.jpg"), get("b.jpg"));
         let mut first = Box::pin(service.handle(&a));
         assert!(poll_once(first.as_mut()).is_pending());
@@ -891,12 +874,7 @@ mod tests {
     #[test]
     fn a_zero_ttl_is_never_handed_to_the_cache() {
         for (ttl, stored) in [("0", vec![]), ("7", vec![7])] {
-            let config = Config::from_lookup(|name| match name {
-                "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
-                "EDGETHUMB_UPSTREAM_ERROR_TTL" => Some(ttl.into()),
-                _ => None,
-            })
-            .unwrap();
+            let config = unsigned_config("EDGETHUMB_UPSTREAM_ERROR_TTL", ttl);
             let cache = Rc::new(Recording::default());
             let service = Service::new(config, Failing, Rc::clone(&cache), Inline::<true>);
             let req = Request::get("/insecure/rs:fit:10:0/plain/http://example.com/a.jpg")

@@ -12,7 +12,7 @@
 //! script makes about 5 passes; a complete file has at least a byte for
 //! every 8 blocks, so it is allowed at least 34.
 
-use super::{end_of_scan, next_marker};
+use super::segments;
 use crate::error::Error;
 
 /// Scans a frame may have. libjpeg's default progressive script has 10 and
@@ -31,22 +31,7 @@ const MAX_PASSES: u64 = 32;
 pub fn check(bytes: &[u8]) -> Result<(), Error> {
     let mut frame: Option<Frame> = None;
     let (mut scans, mut visits) = (0usize, 0u64);
-    let mut pos = 2;
-    while let Some((marker, at)) = next_marker(bytes, pos) {
-        pos = at;
-        match marker {
-            0xD9 => break,
-            0xD8 | 0xD0..=0xD7 | 0x01 => continue,
-            _ => {}
-        }
-        let Some(b) = bytes.get(pos..pos + 2) else {
-            break;
-        };
-        let len = (u16::from_be_bytes([b[0], b[1]]) as usize).max(2);
-        let Some(seg) = bytes.get(pos + 2..pos + len) else {
-            break;
-        };
-        pos += len;
+    for (marker, seg) in segments(bytes, 2) {
         match marker {
             0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => frame = Frame::parse(seg),
             0xDA => {
@@ -59,7 +44,6 @@ pub fn check(bytes: &[u8]) -> Result<(), Error> {
                 if let Some(f) = &frame {
                     visits = visits.saturating_add(f.visits(seg));
                 }
-                pos = end_of_scan(bytes, pos);
             }
             _ => {}
         }

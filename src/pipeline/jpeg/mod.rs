@@ -162,6 +162,29 @@ fn end_of_scan(bytes: &[u8], mut pos: usize) -> usize {
     bytes.len()
 }
 
+/// The marker segments from `pos` on, as (marker, body), stepping over
+/// each scan's entropy-coded data. Stops at EOI or where the file is cut
+/// short (the decoders report that); for looking ahead, not decoding.
+fn segments(bytes: &[u8], mut pos: usize) -> impl Iterator<Item = (u8, &[u8])> + '_ {
+    std::iter::from_fn(move || loop {
+        let (marker, at) = next_marker(bytes, pos)?;
+        pos = at;
+        match marker {
+            0xD9 => return None,
+            0xD0..=0xD8 | 0x01 => continue,
+            _ => {}
+        }
+        let b = bytes.get(pos..pos + 2)?;
+        let len = (u16::from_be_bytes([b[0], b[1]]) as usize).max(2);
+        let seg = bytes.get(pos + 2..pos + len)?;
+        pos += len;
+        if marker == 0xDA {
+            pos = end_of_scan(bytes, pos);
+        }
+        return Some((marker, seg));
+    })
+}
+
 /// One scan's header fields that decide whether it is needed.
 struct ScanBand {
     components: Vec<u8>,
@@ -188,30 +211,14 @@ fn parse_sos(seg: &[u8]) -> Option<(ScanBand, &[u8], u8)> {
 /// later refinement scan that is read overlaps (it needs to know which of
 /// their coefficients are nonzero). DC scans are always read. A first AC
 /// scan reads nothing earlier, so it needs nothing before it.
-fn plan_scans(bytes: &[u8], mut pos: usize, keep: &Keep) -> Vec<bool> {
+fn plan_scans(bytes: &[u8], pos: usize, keep: &Keep) -> Vec<bool> {
     let mut bands = Vec::new();
-    while let Some((marker, at)) = next_marker(bytes, pos) {
-        pos = at;
-        if marker == 0xD9 {
-            break;
-        }
-        if matches!(marker, 0xD0..=0xD8 | 0x01) {
-            continue;
-        }
-        let Some(b) = bytes.get(pos..pos + 2) else {
-            break;
-        };
-        let len = u16::from_be_bytes([b[0], b[1]]) as usize;
-        let Some(seg) = bytes.get(pos + 2..pos + len.max(2)) else {
-            break;
-        };
-        pos += len.max(2);
+    for (marker, seg) in segments(bytes, pos) {
         if marker == 0xDA {
             match parse_sos(seg) {
                 Some((band, _, _)) => bands.push(band),
                 None => break,
             }
-            pos = end_of_scan(bytes, pos);
         }
     }
     let mut needed = vec![false; bands.len()];

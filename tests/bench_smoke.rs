@@ -13,7 +13,7 @@ use support::native::{bench_runner_wasm, binary};
 use support::wasmtime::wasmtime;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    support::harness::repo_root()
 }
 
 /// Node 22 from the npm devDependencies when installed, else `node`.

@@ -72,7 +72,7 @@ async fn serve_dev_prints_working_sample_urls() {
     .expect("dev server printed its URLs");
     let text = out.join("\n");
     assert!(text.contains("PUBLISHED TEST KEY"), "{text}");
-    let client = support::harness::client();
+    let client = support::over_http::client();
     for url in out.iter().filter_map(|l| l.strip_prefix("try: ")) {
         let resp = client.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{url}");
@@ -226,17 +226,14 @@ fn sign_matches_the_published_vector_and_verifies() {
 /// The README's Python and Node snippets sign exactly as the binary does.
 #[test]
 fn python_and_node_examples_sign_like_the_binary() {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = support::harness::repo_root();
     // `--dev`: the binary signs with the published key, as the examples do.
     let rust = sign_design_vector(&[], true);
     for (cmd, file) in [
         ("python3", "examples/sign.py"),
         ("node", "examples/sign.mjs"),
     ] {
-        let out = Command::new(cmd)
-            .arg(format!("{root}/{file}"))
-            .output()
-            .unwrap();
+        let out = Command::new(cmd).arg(root.join(file)).output().unwrap();
         assert!(out.status.success(), "{cmd} {file}");
         assert_eq!(String::from_utf8(out.stdout).unwrap(), rust, "{file}");
     }

@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::over_http::Http;
+
 use support::harness::{assert_conformance, closed_port_base, target_env, Target};
 use support::native::NativeServer;
 use support::origin::Origin;
@@ -14,7 +16,7 @@ async fn conformance_native() {
     let server = NativeServer::start(&target_env(&origin, &closed)).await;
     let target = Target {
         name: "native",
-        base: server.base.clone(),
+        transport: Box::new(Http::new(&server.base)),
         skips: Vec::new(),
         shared_cache: true,
     };
@@ -55,7 +57,7 @@ async fn names_resolving_to_private_addresses_are_refused() {
         options: "rs:fit:20:0",
         ..support::cases::template()
     };
-    let client = support::harness::client();
+    let client = support::over_http::client();
     // With HTTP_PROXY set (to the origin itself, which answers proxied
     // requests by path), the proxy must not be used: it would resolve the
     // name where the address check never sees it.
@@ -109,7 +111,7 @@ async fn media_api_switches_native() {
     let origin = Origin::start().await;
     let closed = closed_port_base();
     let server = NativeServer::start(&support::harness::media_api_env(&origin, &closed)).await;
-    support::harness::check_media_api(&server.base, &origin, &closed).await;
+    support::harness::check_media_api(&Http::new(&server.base), &origin, &closed).await;
 }
 
 /// A fallback image instead of upstream and source failures, embedded or
@@ -120,7 +122,7 @@ async fn fallback_image_native() {
     for from in [FallbackFrom::Data, FallbackFrom::Url] {
         let origin = Origin::start().await;
         let server = NativeServer::start(&fallback_env(&origin, &closed_port_base(), from)).await;
-        check_fallback(&server.base, &origin).await;
+        check_fallback(&Http::new(&server.base), &origin).await;
         if from == FallbackFrom::Url {
             assert_eq!(origin.hits(FALLBACK_PATH), 1, "fetched once, then kept");
         }
@@ -133,7 +135,7 @@ async fn breaker_and_negative_cache_native() {
     let (origin, other) = (Origin::start().await, Origin::start().await);
     let env = support::harness::breaker_env(&origin, &other, &closed_port_base());
     let server = NativeServer::start(&env).await;
-    support::harness::check_breaker(&server.base, &origin, &other).await;
+    support::harness::check_breaker(&Http::new(&server.base), &origin, &other).await;
 }
 
 /// URLs signed by imgproxy's Node client and a PyPI client, served as meant.
@@ -181,7 +183,7 @@ async fn transforms_past_the_queue_are_shed_native() {
         let p = unsigned_path(opts, src, None, SourceEncoding::Plain);
         format!("{}{}", server.base, sign_path(&p, Some(&key), 32))
     };
-    let client = support::harness::client();
+    let client = support::over_http::client();
 
     let hit_url = url("rs:fit:32:0", &format!("{}/small.jpg", origin.base()));
     assert_eq!(client.get(&hit_url).send().await.unwrap().status(), 200);
@@ -354,7 +356,7 @@ async fn a_miss_whose_client_hung_up_is_still_cached() {
         "the client gave up"
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let resp = support::harness::client().get(&url).send().await.unwrap();
+    let resp = support::over_http::client().get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-edgethumb-cache"], "hit");
     assert_eq!(origin.hits(path), 1);

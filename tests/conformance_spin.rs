@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::over_http::Http;
+
 use support::fixtures;
 use support::harness::{self, assert_conformance, closed_port_base, target_env, Target};
 use support::origin::{Origin, Route};
@@ -16,7 +18,7 @@ async fn conformance_spin_under_wasmtime_serve() {
     let server = WasmtimeServer::start(&target_env(&origin, &closed)).await;
     let target = Target {
         name: "wasmtime",
-        base: server.base.clone(),
+        transport: Box::new(Http::new(&server.base)),
         skips: Vec::new(),
         // `wasmtime serve` instantiates the component per request: no
         // result cache, no in-flight map. The harness then asserts that
@@ -46,7 +48,7 @@ async fn large_originals_arrive_whole() {
         ..support::cases::template()
     };
     let url = format!("{}{}", server.base, harness::case_path(&case, &source));
-    let client = harness::client();
+    let client = support::over_http::client();
     let mut etags = Vec::new();
     for i in 0..20 {
         let resp = client.get(&url).send().await.unwrap();
@@ -113,7 +115,7 @@ async fn media_api_switches_spin() {
     let origin = Origin::start().await;
     let closed = closed_port_base();
     let server = WasmtimeServer::start(&harness::media_api_env(&origin, &closed)).await;
-    harness::check_media_api(&server.base, &origin, &closed).await;
+    harness::check_media_api(&Http::new(&server.base), &origin, &closed).await;
 }
 
 /// A fallback image instead of upstream and source failures, embedded or
@@ -125,7 +127,7 @@ async fn fallback_image_spin() {
     for from in [FallbackFrom::Data, FallbackFrom::Url] {
         let origin = Origin::start().await;
         let server = WasmtimeServer::start(&fallback_env(&origin, &closed_port_base(), from)).await;
-        check_fallback(&server.base, &origin).await;
+        check_fallback(&Http::new(&server.base), &origin).await;
         if from == FallbackFrom::Url {
             assert!(origin.hits(FALLBACK_PATH) >= 1);
         }

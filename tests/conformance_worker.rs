@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::over_http::Http;
+
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -20,7 +22,7 @@ async fn conformance_worker_under_wrangler_dev() {
     let server = WranglerServer::start(&target_env(&origin, &closed)).await;
     let target = Target {
         name: "worker",
-        base: server.base.clone(),
+        transport: Box::new(Http::new(&server.base)),
         skips: Vec::new(),
         // One isolate: the Cache API and the in-flight map are shared.
         shared_cache: true,
@@ -56,7 +58,7 @@ async fn write_through_coalescing_and_expiry() {
     env.push(("EDGETHUMB_TTL".into(), "4".into()));
     env.push(("EDGETHUMB_UPSTREAM_ERROR_TTL".into(), "4".into()));
     let server = WranglerServer::start(&env).await;
-    let client = harness::client();
+    let client = support::over_http::client();
 
     // Two sequential requests: one upstream fetch, then a Cache API hit.
     let src = origin.route(
@@ -204,7 +206,7 @@ window.addEventListener('load', () => {{
         .last_accept("/b/accept-probe.png")
         .expect("chromium's image Accept header");
     println!("chromium's image Accept: {accept}");
-    let client = harness::client();
+    let client = support::over_http::client();
     for (id, url, width, path) in &expected {
         let line = result
             .lines()
@@ -255,7 +257,7 @@ async fn scripts_dev_prints_working_urls() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = support::harness::repo_root();
     let mut child = tokio::process::Command::new(root.join("scripts/dev"))
         .env("EDGETHUMB_DEV_PORT", port.to_string())
         .stdout(std::process::Stdio::piped())
@@ -281,7 +283,7 @@ async fn scripts_dev_prints_working_urls() {
     })
     .await
     .expect("scripts/dev printed no URLs in 10 minutes");
-    let client = harness::client();
+    let client = support::over_http::client();
     let mut results = Vec::new();
     for url in &urls {
         let r = client.get(url).send().await.unwrap();
@@ -347,7 +349,7 @@ async fn warm_fills_the_workers_edge_cache() {
             "15 lines x 2 variants: {stdout}"
         );
     }
-    let client = harness::client();
+    let client = support::over_http::client();
     for (path, url) in &urls {
         for accept in ["image/webp", "image/jpeg"] {
             let r = client
@@ -372,7 +374,7 @@ async fn media_api_switches_worker() {
     let origin = Origin::start().await;
     let closed = closed_port_base();
     let server = WranglerServer::start(&harness::media_api_env(&origin, &closed)).await;
-    harness::check_media_api(&server.base, &origin, &closed).await;
+    harness::check_media_api(&Http::new(&server.base), &origin, &closed).await;
 }
 
 /// A fallback image instead of upstream and source failures, embedded or
@@ -383,7 +385,7 @@ async fn fallback_image_worker() {
     for from in [FallbackFrom::Data, FallbackFrom::Url] {
         let origin = Origin::start().await;
         let server = WranglerServer::start(&fallback_env(&origin, &closed_port_base(), from)).await;
-        check_fallback(&server.base, &origin).await;
+        check_fallback(&Http::new(&server.base), &origin).await;
         if from == FallbackFrom::Url {
             assert_eq!(origin.hits(FALLBACK_PATH), 1, "fetched once, then kept");
         }
@@ -397,7 +399,7 @@ async fn breaker_and_negative_cache_worker() {
     let (origin, other) = (Origin::start().await, Origin::start().await);
     let env = harness::breaker_env(&origin, &other, &closed_port_base());
     let server = WranglerServer::start(&env).await;
-    harness::check_breaker(&server.base, &origin, &other).await;
+    harness::check_breaker(&Http::new(&server.base), &origin, &other).await;
 }
 
 /// URLs signed by imgproxy's Node client and a PyPI client, served as meant.

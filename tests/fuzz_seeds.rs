@@ -2,7 +2,13 @@
 //! images (decode, transform) and its request paths (url). Run by
 //! `scripts/fuzz`, which sets `EDGETHUMB_FUZZ_SEEDS`; a no-op otherwise.
 
-mod support;
+mod support {
+    #![allow(dead_code)]
+    pub mod cases;
+    pub mod fixtures;
+    pub mod harness;
+    pub mod origin;
+}
 
 use std::path::PathBuf;
 

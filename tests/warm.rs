@@ -11,7 +11,7 @@ use std::time::Duration;
 use edgethumb::signature::KeyPair;
 use edgethumb::url_builder::{self, SourceEncoding};
 use support::fixtures;
-use support::harness::{self, closed_port_base, target_env, TEST_KEY, TEST_SALT};
+use support::harness::{closed_port_base, target_env, TEST_KEY, TEST_SALT};
 use support::native::{binary, NativeServer};
 use support::origin::{Origin, Route};
 
@@ -121,7 +121,7 @@ async fn three_shards_warm_each_entry_exactly_once() {
     }
 
     // Warmed: every thumbnail is now a cache hit, and the origin stays flat.
-    let client = harness::client();
+    let client = support::over_http::client();
     for (path, src) in &sources {
         let r = client
             .get(signed(&server.base, src))

@@ -40,7 +40,7 @@ fn assert_uses_simd(name: &str, path: PathBuf) {
 
 #[test]
 fn the_worker_uses_wasm_simd() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = support::harness::repo_root();
     assert_uses_simd("Worker", root.join("build/worker/index_bg.wasm"));
 }
 

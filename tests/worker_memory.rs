@@ -23,7 +23,7 @@ const ISOLATE_LIMIT: u64 = 128 * 1024 * 1024;
 const OPTIONS: &str = "rs:fit:400:0/q:80";
 
 fn corpus() -> Option<(PathBuf, Vec<(String, String)>)> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/fetch.sh");
+    let script = support::harness::repo_root().join("../shared/corpus/fetch.sh");
     if !script.exists() {
         return None;
     }
@@ -134,7 +134,7 @@ async fn worker_memory_over_the_corpus() {
         return;
     };
     let origin = Origin::start().await;
-    let client = harness::client();
+    let client = support::over_http::client();
     let limit = Limits::default().max_transform_bytes;
 
     // A fresh isolate that has served only /health: the floor.
@@ -216,7 +216,7 @@ async fn worker_memory_over_the_corpus() {
 async fn worker_memory_after_the_bomb_rows() {
     use support::fixtures as fx;
     let origin = Origin::start().await;
-    let client = harness::client();
+    let client = support::over_http::client();
     let budget = Limits::default().max_transform_bytes;
     let server = WranglerServer::start(&env(&origin)).await;
     let floor = floor(&client, &server.base).await;

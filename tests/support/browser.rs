@@ -15,7 +15,7 @@ pub fn chromium() -> Option<PathBuf> {
 
 /// Where tests leave files worth looking at (git-ignored).
 pub fn artifacts_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    let d = super::harness::repo_root().join("tests/artifacts");
     std::fs::create_dir_all(&d).unwrap();
     d
 }

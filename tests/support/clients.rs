@@ -3,11 +3,12 @@
 //! and the `imgproxy` PyPI client (installed by scripts/setup into
 //! `.tools/pyclients`). The signers are `tests/clients/sign_*`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use super::harness::{client, TEST_KEY, TEST_SALT};
+use super::harness::{TEST_KEY, TEST_SALT};
 use super::origin::{Origin, Route};
+use super::over_http::client;
 
 /// What one signed URL must give for a 400×300 JPEG source.
 pub struct Expect {
@@ -47,7 +48,7 @@ pub enum Library {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+    super::harness::repo_root()
 }
 
 /// Runs the library's signer; panics with how to install it if missing.

@@ -1,11 +1,13 @@
 //! Runs the conformance table against one target over HTTP and reports
 //! every row, so one run shows all that differs, not just the first.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use edgethumb::signature::KeyPair;
 use edgethumb::url_builder::{self, SourceEncoding};
-use futures_util::future::join_all;
+use futures_util::future::{join_all, LocalBoxFuture};
+use http::HeaderMap;
 
 use super::cases::{Case, Sign, Source};
 use super::origin::{Origin, Route};
@@ -14,10 +16,36 @@ use super::origin::{Origin, Route};
 pub const TEST_KEY: &str = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881";
 pub const TEST_SALT: &str = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5";
 
+/// One response, as the harness checks it.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub took: Duration,
+}
+
+/// How the harness reaches a service: over HTTP (`over_http::Http`, the
+/// runtime tier) or by calling `Service::handle` (`in_process`, the fast
+/// tier). Requests carry a path and query only.
+pub trait Transport {
+    fn send(&self, req: http::Request<()>) -> LocalBoxFuture<'_, Result<Reply, String>>;
+}
+
+/// The repository's root (test files are shared by the root package and
+/// `crates/e2e`).
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|d| d.join("wrangler.toml").exists())
+        .unwrap_or(&manifest)
+        .to_path_buf()
+}
+
 /// A running service under test.
 pub struct Target {
     pub name: &'static str,
-    pub base: String,
+    pub transport: Box<dyn Transport>,
     /// Rows this runtime cannot run, each with the reason.
     pub skips: Vec<(&'static str, &'static str)>,
     /// Whether requests share a result cache and in-flight map. Without
@@ -61,15 +89,6 @@ pub fn closed_port_base() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap()
-}
-
 /// The request path for a case.
 pub fn case_path(c: &Case, source: &str) -> String {
     let key = KeyPair::from_hex(TEST_KEY, TEST_SALT).unwrap();
@@ -101,53 +120,42 @@ pub fn case_path(c: &Case, source: &str) -> String {
     }
 }
 
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-    took: Duration,
-}
-
-async fn send(
-    client: &reqwest::Client,
+/// Sends one request: `path` with its query, and the optional headers.
+pub async fn send(
+    t: &dyn Transport,
     method: &str,
-    url: &str,
+    path: &str,
     accept: Option<&str>,
     inm: Option<&str>,
 ) -> Result<Reply, String> {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut req = client.request(method, url);
+    let mut req = http::Request::builder().method(method).uri(path);
     if let Some(a) = accept {
         req = req.header("accept", a);
     }
     if let Some(e) = inm {
         req = req.header("if-none-match", e);
     }
-    let t = Instant::now();
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("body failed: {e}"))?
-        .to_vec();
-    Ok(Reply {
-        status,
-        headers,
-        body,
-        took: t.elapsed(),
-    })
+    let req = req.body(()).map_err(|e| format!("bad request: {e}"))?;
+    t.send(req).await
 }
 
-fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
+/// A GET of `path`, panicking if it is not answered at all.
+pub async fn get(t: &dyn Transport, path: &str) -> Reply {
+    send(t, "GET", path, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// A response header as text ("" if absent).
+pub fn header_of<'a>(r: &'a Reply, name: &str) -> &'a str {
     r.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
+}
+
+fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
+    header_of(r, name)
 }
 
 fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
@@ -253,13 +261,8 @@ fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_case(
-    t: &Target,
-    origin: &Origin,
-    closed: &str,
-    client: &reqwest::Client,
-    c: &Case,
-) -> Result<(), String> {
+async fn run_case(t: &Target, origin: &Origin, closed: &str, c: &Case) -> Result<(), String> {
+    let tr = t.transport.as_ref();
     let route_path = format!("/c/{}", c.name);
     let source = match &c.source {
         Source::Route(r) => origin.route(&route_path, r.clone()),
@@ -267,11 +270,11 @@ async fn run_case(
             .replace("{origin}", &origin.base())
             .replace("{closed}", closed),
     };
-    let url = format!("{}{}", t.base, case_path(c, &source));
+    let url = case_path(c, &source);
 
     let first = if c.concurrent > 1 {
         let replies =
-            join_all((0..c.concurrent).map(|_| send(client, c.method, &url, c.accept, None))).await;
+            join_all((0..c.concurrent).map(|_| send(tr, c.method, &url, c.accept, None))).await;
         let mut first = None;
         let mut transforms = 0;
         for r in replies {
@@ -291,12 +294,12 @@ async fn run_case(
         }
         first.ok_or("no reply")?
     } else {
-        let r = send(client, c.method, &url, c.accept, None).await?;
+        let r = send(tr, c.method, &url, c.accept, None).await?;
         check_reply(c, &r)?;
         r
     };
     for i in 0..c.repeat {
-        let r = send(client, c.method, &url, c.accept, None).await?;
+        let r = send(tr, c.method, &url, c.accept, None).await?;
         check_reply(c, &r).map_err(|e| format!("repeat {}: {e}", i + 1))?;
         if t.shared_cache && r.status == 200 && header(&r, "x-edgethumb-cache") != "hit" {
             return Err(format!(
@@ -308,7 +311,7 @@ async fn run_case(
     }
     if c.revalidate {
         let etag = header(&first, "etag").to_string();
-        let r = send(client, c.method, &url, c.accept, Some(&etag)).await?;
+        let r = send(tr, c.method, &url, c.accept, Some(&etag)).await?;
         if r.status != 304 || !r.body.is_empty() || header(&r, "etag") != etag {
             return Err(format!(
                 "If-None-Match gave {} with etag `{}`",
@@ -330,14 +333,14 @@ async fn run_case(
 }
 
 /// After every row: the server still answers, promptly.
-async fn still_answers(t: &Target, client: &reqwest::Client) -> Result<(), String> {
-    let health = format!("{}/health", t.base);
-    let r = tokio::time::timeout(Duration::from_secs(5), client.get(&health).send())
+async fn still_answers(t: &Target) -> Result<(), String> {
+    let health = send(t.transport.as_ref(), "GET", "/health", None, None);
+    let r = tokio::time::timeout(Duration::from_secs(5), health)
         .await
         .map_err(|_| "the server did not answer /health within 5 s afterwards".to_string())?
         .map_err(|e| format!("the server stopped answering afterwards: {e}"))?;
-    if r.status() != 200 {
-        return Err(format!("/health gave {} afterwards", r.status()));
+    if r.status != 200 {
+        return Err(format!("/health gave {} afterwards", r.status));
     }
     Ok(())
 }
@@ -347,7 +350,6 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
     for (path, route) in super::cases::support_routes() {
         origin.route(path, route);
     }
-    let client = client();
     let mut failures = Vec::new();
     let (mut passed, mut skipped) = (0, 0);
     for c in cases {
@@ -357,8 +359,8 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
             continue;
         }
         let started = Instant::now();
-        let outcome = match run_case(t, origin, closed, &client, c).await {
-            Ok(()) => still_answers(t, &client).await,
+        let outcome = match run_case(t, origin, closed, c).await {
+            Ok(()) => still_answers(t).await,
             Err(e) => Err(e),
         };
         match outcome {
@@ -377,15 +379,15 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
         t.name,
         failures.len()
     );
-    failures.extend(run_bad_corpus(t, origin, &client).await);
+    failures.extend(run_bad_corpus(t, origin).await);
     failures
 }
 
 /// The must-fail corpus, `tests/bad/`: inputs that once crashed a fuzz
 /// target. Each must be answered, twice the same way, without a 5xx,
 /// within 5 s, and the server must answer afterwards.
-async fn run_bad_corpus(t: &Target, origin: &Origin, client: &reqwest::Client) -> Vec<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
+async fn run_bad_corpus(t: &Target, origin: &Origin) -> Vec<String> {
+    let dir = repo_root().join("tests/bad");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -398,15 +400,11 @@ async fn run_bad_corpus(t: &Target, origin: &Origin, client: &reqwest::Client) -
         let bytes = std::fs::read(&file).unwrap();
         let source = origin.route(&format!("/bad/{name}"), Route::Body(bytes, "image/jpeg"));
         let path = url_builder::unsigned_path("rs:fit:64:64", &source, None, SourceEncoding::Plain);
-        let url = format!(
-            "{}{}",
-            t.base,
-            url_builder::sign_path(&path, Some(&key), 32)
-        );
+        let url = url_builder::sign_path(&path, Some(&key), 32);
         let mut statuses = Vec::new();
         let mut outcome = Ok(());
         for _ in 0..2 {
-            match send(client, "GET", &url, None, None).await {
+            match send(t.transport.as_ref(), "GET", &url, None, None).await {
                 Ok(r) if r.status >= 500 => {
                     outcome = Err(format!(
                         "{}: {}",
@@ -425,7 +423,7 @@ async fn run_bad_corpus(t: &Target, origin: &Origin, client: &reqwest::Client) -
             outcome = Err(format!("answered {statuses:?}"));
         }
         let outcome = match outcome {
-            Ok(()) => still_answers(t, client).await,
+            Ok(()) => still_answers(t).await,
             Err(e) => Err(e),
         };
         match outcome {
@@ -436,7 +434,7 @@ async fn run_bad_corpus(t: &Target, origin: &Origin, client: &reqwest::Client) -
             }
         }
     }
-    failures.extend(run_bad_urls(t, client, &key).await);
+    failures.extend(run_bad_urls(t, &key).await);
     failures
 }
 
@@ -456,8 +454,8 @@ pub async fn assert_conformance(t: &Target, origin: &Origin, closed: &str) {
 /// `tests/bad/urls/`: request paths that once crashed the `url` fuzz
 /// target, re-signed with the test key (as the server will see them,
 /// percent-encoded by the client) so they get past the signature.
-async fn run_bad_urls(t: &Target, client: &reqwest::Client, key: &KeyPair) -> Vec<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad/urls");
+async fn run_bad_urls(t: &Target, key: &KeyPair) -> Vec<String> {
+    let dir = repo_root().join("tests/bad/urls");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -467,14 +465,16 @@ async fn run_bad_urls(t: &Target, client: &reqwest::Client, key: &KeyPair) -> Ve
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         let raw = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
         let outcome = async {
-            let parsed = reqwest::Url::parse(&format!("{}{raw}", t.base))
+            // Parsed as a client would before sending (the host is a stand-in).
+            let parsed = url::Url::parse(&format!("http://edgethumb.test{raw}"))
                 .map_err(|e| format!("not a URL here: {e}"))?;
             let path = parsed.path().to_string();
             let rest = path[1..].split_once('/').map_or("", |(_, r)| r);
             let signed = url_builder::sign_path(&format!("/{rest}"), Some(key), 32);
             let mut url = parsed.clone();
             url.set_path(&signed);
-            let r = send(client, "GET", url.as_str(), None, None).await?;
+            let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+            let r = send(t.transport.as_ref(), "GET", path, None, None).await?;
             if r.status >= 500 {
                 return Err(format!(
                     "{}: {}",
@@ -486,7 +486,7 @@ async fn run_bad_urls(t: &Target, client: &reqwest::Client, key: &KeyPair) -> Ve
         }
         .await;
         let outcome = match outcome {
-            Ok(status) => still_answers(t, client).await.map(|()| status),
+            Ok(status) => still_answers(t).await.map(|()| status),
             Err(e) => Err(e),
         };
         match outcome {
@@ -517,28 +517,22 @@ pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)
 }
 
 /// Checks a target started with [`media_api_env`].
-pub async fn check_media_api(base: &str, origin: &Origin, closed_base: &str) {
+pub async fn check_media_api(t: &dyn Transport, origin: &Origin, closed_base: &str) {
     use super::fixtures;
     use super::origin::Route;
 
-    let client = client();
     let url = |options: &'static str, source: &str| {
         let case = Case {
             options,
             ..super::cases::template()
         };
-        format!("{base}{}", case_path(&case, source))
+        case_path(&case, source)
     };
-    let get = |u: String| {
-        let client = client.clone();
-        async move {
-            let r = client.get(&u).send().await.unwrap();
-            let status = r.status().as_u16();
-            let h = r.headers().clone();
-            (status, h, r.bytes().await.unwrap().to_vec())
-        }
+    let get = |u: String| async move {
+        let r = get(t, &u).await;
+        (r.status, r.headers, r.body)
     };
-    let hv = |h: &reqwest::header::HeaderMap, n: &str| {
+    let hv = |h: &HeaderMap, n: &str| {
         h.get(n)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
@@ -622,17 +616,16 @@ pub fn fallback_env(
 /// Checks a target started with [`fallback_env`]: upstream and source
 /// failures answer with the fallback image, made with the request's
 /// options, status 200 and the failure's short TTL; request errors do not.
-pub async fn check_fallback(base: &str, origin: &Origin) {
+pub async fn check_fallback(t: &dyn Transport, origin: &Origin) {
     use super::origin::Route;
 
-    let client = client();
     let url = |options: &'static str, source: &str, sign: super::cases::Sign| {
         let case = Case {
             options,
             sign,
             ..super::cases::template()
         };
-        format!("{base}{}", case_path(&case, source))
+        case_path(&case, source)
     };
     origin.route("/fb/down.jpg", Route::Status(500));
     origin.route("/fb/missing.jpg", Route::Status(404));
@@ -646,19 +639,9 @@ pub async fn check_fallback(base: &str, origin: &Origin) {
         ("/fb/junk.jpg", "415", "max-age=300"),
     ] {
         let src = format!("{}{path}", origin.base());
-        let r = client
-            .get(url("rs:fill:20:20", &src, super::cases::Sign::Valid))
-            .send()
-            .await
-            .unwrap();
-        let h = r.headers().clone();
-        let hv = |n: &str| {
-            h.get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
-        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let r = get(t, &url("rs:fill:20:20", &src, super::cases::Sign::Valid)).await;
+        let hv = |n: &str| header_of(&r, n).to_string();
+        assert_eq!(r.status, 200, "{path}");
         assert!(
             hv("x-edgethumb-fallback").starts_with(failed),
             "{path}: {}",
@@ -669,17 +652,13 @@ pub async fn check_fallback(base: &str, origin: &Origin) {
             "{path}: {}",
             hv("cache-control")
         );
-        let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+        let img = image::load_from_memory(&r.body).unwrap();
         assert_eq!((img.width(), img.height()), (20, 20), "{path}");
     }
     // A bad signature is the client's error: no placeholder for it.
     let src = format!("{}/fb/down.jpg", origin.base());
-    let r = client
-        .get(url("rs:fill:20:20", &src, super::cases::Sign::WrongKey))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    let r = get(t, &url("rs:fill:20:20", &src, super::cases::Sign::WrongKey)).await;
+    assert_eq!(r.status, 403);
 }
 
 /// A media API's failure counter, rebuilt from the negative cache and the
@@ -706,34 +685,22 @@ pub fn breaker_env(origin: &Origin, other: &Origin, closed_base: &str) -> Vec<(S
 /// - after 2 failures in a row, its host is not asked at all (fail fast,
 ///   424 here) while other hosts are served;
 /// - after the cool-down one probe goes through, and a success closes it.
-pub async fn check_breaker(base: &str, origin: &Origin, other: &Origin) {
+pub async fn check_breaker(t: &dyn Transport, origin: &Origin, other: &Origin) {
     use super::fixtures;
     use super::origin::Route;
 
-    let client = client();
     let url = |source: &str| {
         let case = Case {
             options: "pr:thumb",
             ..super::cases::template()
         };
-        format!("{base}{}", case_path(&case, source))
+        case_path(&case, source)
     };
-    let get = |source: String| {
-        let client = client.clone();
-        let u = url(&source);
-        async move {
-            let started = Instant::now();
-            let r = client.get(&u).send().await.unwrap();
-            let status = r.status().as_u16();
-            let cache = r
-                .headers()
-                .get("x-edgethumb-cache")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let body = String::from_utf8_lossy(&r.bytes().await.unwrap()).to_string();
-            (status, cache, body, started.elapsed())
-        }
+    let get = |source: String| async move {
+        let r = get(t, &url(&source)).await;
+        let cache = header_of(&r, "x-edgethumb-cache").to_string();
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        (r.status, cache, body, r.took)
     };
     let jpeg = fixtures::jpeg(800, 600);
 

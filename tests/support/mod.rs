@@ -1,6 +1,8 @@
-//! Shared test support: the conformance table, its harness, a counting
-//! local origin, generated fixtures and target launchers. Each test binary
-//! uses a different part, hence `dead_code`.
+//! Shared test support for the runtime tier (`crates/e2e`): the conformance
+//! table, its harness, the test origin over HTTP, generated fixtures and
+//! the launchers of each runtime. The fast tier (`tests/conformance.rs`)
+//! declares the part it needs itself. Each test binary uses a different
+//! part, hence `dead_code`.
 #![allow(dead_code)]
 
 pub mod browser;
@@ -10,5 +12,6 @@ pub mod fixtures;
 pub mod harness;
 pub mod native;
 pub mod origin;
+pub mod over_http;
 pub mod wasmtime;
 pub mod wrangler;

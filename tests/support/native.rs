@@ -66,13 +66,13 @@ pub fn built(env: &str, args: &[&str], artifact: &[&str]) -> PathBuf {
 pub fn target_dir() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .unwrap_or_else(|_| super::harness::repo_root().join("target"))
 }
 
 /// Runs `cargo args` if the artifact (under the target dir) is missing or
 /// older than any source, and returns the artifact's path.
 fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = super::harness::repo_root();
     let path = artifact.iter().fold(target_dir(), |p, part| p.join(part));
     if is_stale(&path, &["src", "crates", "Cargo.toml", "Cargo.lock"]) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -89,7 +89,7 @@ fn build_if_stale(args: &[&str], artifact: &[&str]) -> PathBuf {
 /// Whether `artifact` is missing or older than any file under `sources`
 /// (paths relative to the repository root).
 pub fn is_stale(artifact: &Path, sources: &[&str]) -> bool {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = super::harness::repo_root();
     let built = std::fs::metadata(artifact).and_then(|m| m.modified()).ok();
     let newest = sources
         .iter()

@@ -1,22 +1,22 @@
-//! A local upstream for tests, on 127.0.0.1: serves per-path behaviours
-//! (images, statuses, slow drips, redirects, oversize bodies) and counts
-//! every request it receives, so tests can prove what reached the origin.
+//! A test upstream: per-path behaviours (images, statuses, slow drips,
+//! redirects, oversize bodies) that count every request they receive, so
+//! tests can prove what reached the origin.
+//!
+//! The table is played two ways, from the same [`Origin::answer`]: over
+//! HTTP on 127.0.0.1 (`Origin::start`, in `over_http.rs`, for the runtime
+//! tier) and as the core's `Fetch` seam in process ([`MemoryFetch`], for the
+//! fast tier).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt as _;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse, UPSTREAM_ACCEPT};
+use futures_util::{Stream, StreamExt as _};
 
 /// What the origin does for one path.
 #[derive(Clone, Debug)]
@@ -47,47 +47,48 @@ pub enum Route {
     CutOff { body: Vec<u8>, sent: usize },
 }
 
-type Routes = Arc<Mutex<HashMap<String, Route>>>;
-type Hits = Arc<Mutex<HashMap<String, u32>>>;
-type Accepts = Arc<Mutex<HashMap<String, String>>>;
+/// A body as a stream of chunks; an error drops the connection.
+pub type Chunks = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// One response of the origin, transport-neutral.
+pub struct Answer {
+    /// Waited before the headers are sent.
+    pub delay: Option<Duration>,
+    pub status: u16,
+    pub content_type: &'static str,
+    pub location: Option<String>,
+    pub content_length: Option<u64>,
+    pub body: Chunks,
+}
+
+#[derive(Default)]
+struct Table {
+    routes: HashMap<String, Route>,
+    hits: HashMap<String, u32>,
+    accepts: HashMap<String, String>,
+}
+
+/// The origin's routes and counters. Clones share them.
+#[derive(Clone)]
 pub struct Origin {
     pub addr: SocketAddr,
-    routes: Routes,
-    hits: Hits,
-    accepts: Accepts,
+    table: Arc<Mutex<Table>>,
 }
 
 impl Origin {
-    pub async fn start() -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let routes: Routes = Arc::default();
-        let hits: Hits = Arc::default();
-        let accepts: Accepts = Arc::default();
-        let (r, h, a) = (routes.clone(), hits.clone(), accepts.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (r, h, a) = (r.clone(), h.clone(), a.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let (r, h, a) = (r.clone(), h.clone(), a.clone());
-                        async move { Ok::<_, Infallible>(serve(req, &r, &h, &a).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+    /// An origin for `addr`, not listening anywhere: the in-process tier
+    /// reaches it through [`MemoryFetch`]. Each gets its own port number
+    /// below 1024, which no test binds, so origins are distinct hosts.
+    pub fn in_memory() -> Origin {
+        static NEXT_PORT: AtomicU16 = AtomicU16::new(100);
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        Origin::at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
+
+    pub(crate) fn at(addr: SocketAddr) -> Origin {
         Origin {
             addr,
-            routes,
-            hits,
-            accepts,
+            table: Arc::default(),
         }
     }
 
@@ -95,129 +96,172 @@ impl Origin {
         format!("http://{}", self.addr)
     }
 
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Registers `route` at `path` and returns the full source URL.
     pub fn route(&self, path: &str, route: Route) -> String {
-        self.routes.lock().unwrap().insert(path.to_string(), route);
+        self.table().routes.insert(path.to_string(), route);
         format!("{}{path}", self.base())
     }
 
     pub fn hits(&self, path: &str) -> u32 {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.table().hits.get(path).copied().unwrap_or(0)
     }
 
     /// The `Accept` header of the last request for `path`.
     pub fn last_accept(&self, path: &str) -> Option<String> {
-        self.accepts.lock().unwrap().get(path).cloned()
+        self.table().accepts.get(path).cloned()
+    }
+
+    /// Counts a request for `path` and plays its route.
+    pub fn answer(&self, path: &str, accept: Option<&str>) -> Answer {
+        let (hit, route) = {
+            let mut t = self.table();
+            let n = t.hits.entry(path.to_string()).or_default();
+            *n += 1;
+            let hit = *n;
+            if let Some(a) = accept {
+                t.accepts.insert(path.to_string(), a.to_string());
+            }
+            (hit, t.routes.get(path).cloned())
+        };
+        play(route, hit)
     }
 }
 
-type Body = BoxBody<Bytes, std::io::Error>;
-
-fn full(status: u16, ct: &str, body: Vec<u8>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", ct)
-        .body(boxed_full(body))
-        .unwrap()
-}
-
-fn boxed_full(body: Vec<u8>) -> Body {
-    Full::new(Bytes::from(body))
-        .map_err(|never: Infallible| match never {})
-        .boxed()
-}
-
-fn streamed(
-    content_length: Option<u64>,
-    stream: impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>>
-        + Send
-        + Sync
-        + 'static,
-) -> Response<Body> {
-    let mut b = Response::builder()
-        .status(200)
-        .header("content-type", "image/jpeg");
-    if let Some(n) = content_length {
-        b = b.header("content-length", n.to_string());
+fn whole(status: u16, content_type: &'static str, body: Vec<u8>) -> Answer {
+    Answer {
+        delay: None,
+        status,
+        content_type,
+        location: None,
+        content_length: Some(body.len() as u64),
+        body: Box::pin(futures_util::stream::iter([Ok(Bytes::from(body))])),
     }
-    b.body(BodyExt::boxed(StreamBody::new(stream))).unwrap()
 }
 
-async fn serve(
-    req: Request<Incoming>,
-    routes: &Routes,
-    hits: &Hits,
-    accepts: &Accepts,
-) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    let hit = {
-        let mut h = hits.lock().unwrap();
-        let n = h.entry(path.clone()).or_default();
-        *n += 1;
-        *n
-    };
-    if let Some(a) = req.headers().get("accept").and_then(|v| v.to_str().ok()) {
-        accepts.lock().unwrap().insert(path.clone(), a.to_string());
+fn streamed(content_length: Option<u64>, body: Chunks) -> Answer {
+    Answer {
+        delay: None,
+        status: 200,
+        content_type: "image/jpeg",
+        location: None,
+        content_length,
+        body,
     }
-    let route = routes.lock().unwrap().get(&path).cloned();
+}
+
+fn play(route: Option<Route>, hit: u32) -> Answer {
+    use futures_util::stream;
+    let text = |s: u16| whole(s, "text/plain", format!("status {s}").into_bytes());
     match route {
-        None => full(404, "text/plain", b"no such route".to_vec()),
-        Some(Route::Body(b, ct)) => full(200, ct, b),
-        Some(Route::Status(s)) => full(s, "text/plain", format!("status {s}").into_bytes()),
-        Some(Route::Flaky { fail, status, .. }) if hit <= fail => full(
-            status,
-            "text/plain",
-            format!("status {status}").into_bytes(),
-        ),
-        Some(Route::Flaky { body, .. }) => full(200, "image/jpeg", body),
-        Some(Route::Slow(d, b)) => {
-            tokio::time::sleep(d).await;
-            full(200, "image/jpeg", b)
-        }
-        Some(Route::Redirect(to)) => Response::builder()
-            .status(302)
-            .header("location", to)
-            .body(boxed_full(Vec::new()))
-            .unwrap(),
+        None => whole(404, "text/plain", b"no such route".to_vec()),
+        Some(Route::Body(b, ct)) => whole(200, ct, b),
+        Some(Route::Status(s)) => text(s),
+        Some(Route::Flaky { fail, status, .. }) if hit <= fail => text(status),
+        Some(Route::Flaky { body, .. }) => whole(200, "image/jpeg", body),
+        Some(Route::Slow(d, b)) => Answer {
+            delay: Some(d),
+            ..whole(200, "image/jpeg", b)
+        },
+        Some(Route::Redirect(to)) => Answer {
+            location: Some(to),
+            ..whole(302, "text/plain", Vec::new())
+        },
         Some(Route::Large {
             len,
             content_length,
         }) => {
             let chunk = Bytes::from(vec![0xAB; 64 * 1024]);
             let n = len.div_ceil(chunk.len());
-            let stream = futures_util::stream::iter(
-                (0..n).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))),
-            );
-            streamed(content_length.then_some((n * 64 * 1024) as u64), stream)
+            let chunks = stream::iter((0..n).map(move |_| Ok(chunk.clone())));
+            streamed(
+                content_length.then_some((n * 64 * 1024) as u64),
+                Box::pin(chunks),
+            )
         }
         Some(Route::LyingLength { claimed }) => {
             let chunk = Bytes::from_static(b"\xff\xd8\xff\xe0 not the promised body");
             // Then nothing: the connection stays open, as a hostile server's would.
-            let stream = futures_util::stream::iter([Ok(Frame::data(chunk))])
-                .chain(futures_util::stream::pending());
-            streamed(Some(claimed), stream)
+            let chunks = stream::iter([Ok(chunk)]).chain(stream::pending());
+            streamed(Some(claimed), Box::pin(chunks))
         }
         Some(Route::Drip { every, bytes }) => {
-            let stream = futures_util::stream::unfold(0, move |i| async move {
+            let chunks = stream::unfold(0, move |i| async move {
                 if i == bytes {
                     return None;
                 }
                 tokio::time::sleep(every).await;
-                Some((Ok(Frame::data(Bytes::from_static(b"\xff"))), i + 1))
+                Some((Ok(Bytes::from_static(b"\xff")), i + 1))
             });
-            streamed(None, stream)
+            streamed(None, Box::pin(chunks))
         }
         Some(Route::CutOff { body, sent }) => {
             let total = body.len() as u64;
             let head = Bytes::from(body[..sent.min(body.len())].to_vec());
-            let stream = futures_util::stream::iter([
-                Ok(Frame::data(head)),
+            let chunks = stream::iter([
+                Ok(head),
                 Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,
                     "cut off",
                 )),
             ]);
-            streamed(Some(total), stream)
+            streamed(Some(total), Box::pin(chunks))
         }
+    }
+}
+
+/// The core's `Fetch` seam played by in-memory origins: what an adapter's
+/// HTTP client would return, without sockets. Any other host is refused,
+/// as a closed port would be.
+#[derive(Clone)]
+pub struct MemoryFetch {
+    origins: Vec<Origin>,
+}
+
+impl MemoryFetch {
+    pub fn new(origins: &[&Origin]) -> Self {
+        MemoryFetch {
+            origins: origins.iter().map(|&o| o.clone()).collect(),
+        }
+    }
+}
+
+pub struct MemoryBody(Chunks);
+
+impl Body for MemoryBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, FetchError> {
+        match self.0.next().await {
+            None => Ok(None),
+            Some(Ok(chunk)) => Ok(Some(chunk)),
+            Some(Err(e)) => Err(FetchError::Failed(e.to_string())),
+        }
+    }
+}
+
+impl Fetch for MemoryFetch {
+    type Body = MemoryBody;
+
+    async fn get(&self, url: &url::Url) -> Result<UpstreamResponse<MemoryBody>, FetchError> {
+        let origin = self
+            .origins
+            .iter()
+            .find(|o| {
+                url.host_str() == Some(&o.addr.ip().to_string())
+                    && url.port_or_known_default() == Some(o.addr.port())
+            })
+            .ok_or_else(|| FetchError::Failed("connection refused".into()))?;
+        let answer = origin.answer(url.path(), Some(UPSTREAM_ACCEPT));
+        if let Some(d) = answer.delay {
+            tokio::time::sleep(d).await;
+        }
+        Ok(UpstreamResponse {
+            status: answer.status,
+            location: answer.location,
+            content_length: answer.content_length,
+            body: MemoryBody(answer.body),
+        })
     }
 }

@@ -39,8 +39,7 @@ pub fn wasmtime() -> PathBuf {
     if let Ok(p) = std::env::var("WASMTIME") {
         return PathBuf::from(p);
     }
-    let local =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/wasmtime/wasmtime_cli/wasmtime");
+    let local = super::harness::repo_root().join(".tools/wasmtime/wasmtime_cli/wasmtime");
     if local.exists() {
         return local;
     }

@@ -35,7 +35,7 @@ impl Drop for ProcessGroup {
 }
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    super::harness::repo_root()
 }
 
 /// The built Worker, rebuilt with `scripts/build-worker` if it is missing

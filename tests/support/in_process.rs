@@ -1,0 +1,97 @@
+//! The fast tier's wire: the core's `Service` called directly, with the
+//! test origins as its `Fetch`, a map as its result cache and tokio's
+//! timers. No sockets, no child processes; the same rows, checks and
+//! configuration as the runtime tier.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use edgethumb::runtime::{std_monotonic_ms, std_unix_time};
+use edgethumb::{Cache, CachedResponse, Config, OffloadError, Runtime, Service};
+use futures_util::future::LocalBoxFuture;
+
+use super::harness::{Reply, Target, Transport};
+use super::origin::{MemoryFetch, Origin};
+
+/// Transforms run inline, as in an edge isolate.
+struct Inline;
+
+impl Runtime for Inline {
+    fn unix_time(&self) -> u64 {
+        std_unix_time()
+    }
+    fn clock(&self) -> fn() -> f64 {
+        std_monotonic_ms
+    }
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+    async fn offload<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, OffloadError> {
+        Ok(work())
+    }
+}
+
+/// An unbounded result cache that honours each entry's TTL.
+#[derive(Default)]
+struct MapCache(RefCell<HashMap<String, (CachedResponse, Instant)>>);
+
+impl Cache for MapCache {
+    async fn get(&self, key: &str) -> Option<CachedResponse> {
+        let map = self.0.borrow();
+        let (response, expires) = map.get(key)?;
+        (*expires > Instant::now()).then(|| response.clone())
+    }
+    async fn put(&self, key: &str, response: CachedResponse) {
+        let expires = Instant::now() + Duration::from_secs(response.ttl.into());
+        self.0
+            .borrow_mut()
+            .insert(key.to_string(), (response, expires));
+    }
+}
+
+/// A service configured by `env` (the same variables the runtimes read),
+/// fetching from `origins`.
+pub struct InProcess(Service<MemoryFetch, MapCache, Inline>);
+
+impl InProcess {
+    pub fn new(env: &[(String, String)], origins: &[&Origin]) -> Self {
+        let config =
+            Config::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+                .unwrap_or_else(|e| panic!("test configuration: {e}"));
+        InProcess(Service::new(
+            config,
+            MemoryFetch::new(origins),
+            MapCache::default(),
+            Inline,
+        ))
+    }
+
+    /// The conformance target for this service.
+    pub fn target(self) -> Target {
+        Target {
+            name: "in-process",
+            transport: Box::new(self),
+            skips: Vec::new(),
+            shared_cache: true,
+        }
+    }
+}
+
+impl Transport for InProcess {
+    fn send(&self, req: http::Request<()>) -> LocalBoxFuture<'_, Result<Reply, String>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let resp = self.0.handle(&req).await;
+            Ok(Reply {
+                status: resp.status().as_u16(),
+                headers: resp.headers().clone(),
+                body: resp.body().to_vec(),
+                took: started.elapsed(),
+            })
+        })
+    }
+}

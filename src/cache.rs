@@ -8,6 +8,40 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
 
+use crate::error::{Error, TtlClass};
+
+/// Cache lifetimes in seconds.
+#[derive(Debug, Clone)]
+pub struct Ttls {
+    pub success: u32,
+    /// Upstream 404/410 and bad source bytes.
+    pub not_found: u32,
+    /// Upstream 5xx, timeouts, resets.
+    pub upstream_error: u32,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Ttls {
+            success: 31_536_000,
+            not_found: 300,
+            upstream_error: 10,
+        }
+    }
+}
+
+impl Ttls {
+    /// Seconds a failure may be cached; `None` means never.
+    pub fn for_failure(&self, e: &Error) -> Option<u32> {
+        e.ttl_class().map(|class| match class {
+            TtlClass::NotFound => self.not_found,
+            TtlClass::UpstreamError { cap } => {
+                cap.map_or(self.upstream_error, |c| self.upstream_error.min(c))
+            }
+        })
+    }
+}
+
 /// A complete response as stored: successes and (negative-cached) failures
 /// alike, each with its own status, so a failure is never read back as a
 /// success.
@@ -67,6 +101,23 @@ pub fn etag(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_cached_for_their_class_only() {
+        let t = Ttls::default();
+        assert_eq!(t.for_failure(&Error::UpstreamNotFound(404)), Some(300));
+        assert_eq!(t.for_failure(&Error::UpstreamStatus(503)), Some(10));
+        assert_eq!(t.for_failure(&Error::NotAnImage), Some(300));
+        // Load-dependent, so short; and never past a breaker's retry.
+        assert_eq!(t.for_failure(&Error::TransformTimeout(10)), Some(10));
+        let open = Error::CircuitOpen {
+            host: "h".into(),
+            retry_in: 3,
+        };
+        assert_eq!(t.for_failure(&open), Some(3));
+        assert_eq!(t.for_failure(&Error::BadSignature), None);
+        assert_eq!(t.for_failure(&Error::Internal("x".into())), None);
+    }
 
     #[test]
     fn ttl_zero_is_never_stored() {

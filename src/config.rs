@@ -6,9 +6,14 @@
 use std::time::Duration;
 
 use crate::breaker::BreakerConfig;
-use crate::error::{ConfigError, Error, TtlClass};
+use crate::cache::Ttls;
+use crate::error::ConfigError;
+use crate::fetch::FetchLimits;
 use crate::options::{Format, Presets};
+use crate::pipeline::Limits;
+use crate::shedding::SheddingLimits;
 use crate::signature::KeyPair;
+use crate::source_policy::SourcePolicy;
 
 /// The published imgproxy documentation test key ("secret"). For local
 /// development only: anyone can sign URLs with it.
@@ -23,8 +28,13 @@ pub struct Config {
     /// Bytes of the HMAC kept in the URL (imgproxy `SIGNATURE_SIZE`), 1..=32.
     pub signature_size: usize,
     pub allow_unsigned: bool,
-    pub sources: SourceConfig,
+    pub sources: SourcePolicy,
+    /// Upstream fetch: time and size.
+    pub fetch: FetchLimits,
+    /// The transform's limits (pixels, memory, time, result size).
     pub limits: Limits,
+    /// Misses and source bytes in flight at once.
+    pub shedding: SheddingLimits,
     pub ttls: Ttls,
     /// Formats chosen by `Accept`, in order of preference. JPEG (or PNG for
     /// alpha) is always the fallback.
@@ -65,86 +75,6 @@ pub enum FallbackImage {
     Url(url::Url),
 }
 
-/// Which upstreams may be fetched (imgproxy `ALLOWED_SOURCES` semantics).
-#[derive(Debug, Clone, Default)]
-pub struct SourceConfig {
-    /// URL prefixes. Empty means any public http(s) URL.
-    pub allowed_prefixes: Vec<String>,
-    /// Allow loopback, private and link-local addresses (tests, dev).
-    pub allow_private: bool,
-    pub max_redirects: u8,
-}
-
-/// Resource limits, handed to the fetcher and every decoder.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_src_bytes: u64,
-    pub max_src_pixels: u64,
-    pub upstream_timeout: Duration,
-    /// Largest width or height of a result, so `enlarge` cannot allocate
-    /// unbounded memory.
-    pub max_result_dimension: u32,
-    /// Largest estimated peak memory of one transform, source included
-    /// (`pipeline::memory`). Sized for a Worker isolate's 128 MB.
-    pub max_transform_bytes: u64,
-    /// Source bytes all misses may hold at once (`shedding::SourceBudget`);
-    /// past it, 503 instead of buffering more under a flood.
-    pub max_source_bytes_in_flight: u64,
-    /// Distinct misses being fetched or transformed at once; past it, 503.
-    pub max_misses_in_flight: u64,
-    /// Longest one transform may run (`pipeline::deadline`); past it, 413.
-    pub transform_timeout: Duration,
-}
-
-/// Cache lifetimes in seconds.
-#[derive(Debug, Clone)]
-pub struct Ttls {
-    pub success: u32,
-    /// Upstream 404/410 and bad source bytes.
-    pub not_found: u32,
-    /// Upstream 5xx, timeouts, resets.
-    pub upstream_error: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_src_bytes: 20 * 1024 * 1024,
-            max_src_pixels: 50_000_000,
-            upstream_timeout: Duration::from_millis(4000),
-            max_result_dimension: 8192,
-            max_transform_bytes: 96 * 1024 * 1024,
-            max_source_bytes_in_flight: 256 * 1024 * 1024,
-            max_misses_in_flight: 10_000,
-            // Far above real images (a 100 MP JPEG takes about 0.2 s
-            // here), so only hostile sources meet it.
-            transform_timeout: Duration::from_millis(10_000),
-        }
-    }
-}
-
-impl Default for Ttls {
-    fn default() -> Self {
-        Ttls {
-            success: 31_536_000,
-            not_found: 300,
-            upstream_error: 10,
-        }
-    }
-}
-
-impl Ttls {
-    /// Seconds a failure may be cached; `None` means never.
-    pub fn for_failure(&self, e: &Error) -> Option<u32> {
-        e.ttl_class().map(|class| match class {
-            TtlClass::NotFound => self.not_found,
-            TtlClass::UpstreamError { cap } => {
-                cap.map_or(self.upstream_error, |c| self.upstream_error.min(c))
-            }
-        })
-    }
-}
-
 impl Config {
     /// A configuration with the given keys and every default.
     pub fn with_keys(keys: Vec<KeyPair>) -> Self {
@@ -152,11 +82,10 @@ impl Config {
             keys,
             signature_size: 32,
             allow_unsigned: false,
-            sources: SourceConfig {
-                max_redirects: 5,
-                ..SourceConfig::default()
-            },
+            sources: SourcePolicy::default(),
+            fetch: FetchLimits::default(),
             limits: Limits::default(),
+            shedding: SheddingLimits::default(),
             ttls: Ttls::default(),
             auto_formats: vec![Format::Webp, Format::Jpeg],
             presets: Presets::default(),
@@ -225,16 +154,16 @@ impl Config {
             cfg.sources.max_redirects = parse_num("EDGETHUMB_MAX_REDIRECTS", &v)?;
         }
 
-        let l = &mut cfg.limits;
         if let Some(v) = get("EDGETHUMB_MAX_SRC_BYTES") {
-            l.max_src_bytes = parse_positive("EDGETHUMB_MAX_SRC_BYTES", &v)?;
-        }
-        if let Some(v) = get("EDGETHUMB_MAX_SRC_PIXELS") {
-            l.max_src_pixels = parse_positive("EDGETHUMB_MAX_SRC_PIXELS", &v)?;
+            cfg.fetch.max_bytes = parse_positive("EDGETHUMB_MAX_SRC_BYTES", &v)?;
         }
         if let Some(v) = get("EDGETHUMB_UPSTREAM_TIMEOUT_MS") {
-            l.upstream_timeout =
+            cfg.fetch.timeout =
                 Duration::from_millis(parse_positive("EDGETHUMB_UPSTREAM_TIMEOUT_MS", &v)?);
+        }
+        let l = &mut cfg.limits;
+        if let Some(v) = get("EDGETHUMB_MAX_SRC_PIXELS") {
+            l.max_src_pixels = parse_positive("EDGETHUMB_MAX_SRC_PIXELS", &v)?;
         }
         if let Some(v) = get("EDGETHUMB_MAX_RESULT_DIMENSION") {
             l.max_result_dimension = parse_positive("EDGETHUMB_MAX_RESULT_DIMENSION", &v)?;
@@ -243,16 +172,17 @@ impl Config {
         if let Some(v) = get("EDGETHUMB_MAX_TRANSFORM_BYTES") {
             l.max_transform_bytes = parse_positive("EDGETHUMB_MAX_TRANSFORM_BYTES", &v)?;
         }
-        if let Some(v) = get("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT") {
-            l.max_source_bytes_in_flight =
-                parse_positive("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", &v)?;
-        }
-        if let Some(v) = get("EDGETHUMB_MAX_MISSES_IN_FLIGHT") {
-            l.max_misses_in_flight = parse_positive("EDGETHUMB_MAX_MISSES_IN_FLIGHT", &v)?;
-        }
         if let Some(v) = get("EDGETHUMB_TRANSFORM_TIMEOUT_MS") {
             l.transform_timeout =
                 Duration::from_millis(parse_positive("EDGETHUMB_TRANSFORM_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT") {
+            cfg.shedding.max_source_bytes_in_flight =
+                parse_positive("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = get("EDGETHUMB_MAX_MISSES_IN_FLIGHT") {
+            cfg.shedding.max_misses_in_flight =
+                parse_positive("EDGETHUMB_MAX_MISSES_IN_FLIGHT", &v)?;
         }
         if let Some(v) = get("EDGETHUMB_TTL") {
             cfg.ttls.success = parse_num("EDGETHUMB_TTL", &v)?;
@@ -413,23 +343,6 @@ mod tests {
     fn a_key_is_required_unless_unsigned_is_allowed() {
         assert_eq!(load(&[]).unwrap_err().var, "EDGETHUMB_KEY");
         assert!(load(&[("EDGETHUMB_ALLOW_UNSIGNED", "true")]).is_ok());
-    }
-
-    #[test]
-    fn failures_are_cached_for_their_class_only() {
-        let t = Ttls::default();
-        assert_eq!(t.for_failure(&Error::UpstreamNotFound(404)), Some(300));
-        assert_eq!(t.for_failure(&Error::UpstreamStatus(503)), Some(10));
-        assert_eq!(t.for_failure(&Error::NotAnImage), Some(300));
-        // Load-dependent, so short; and never past a breaker's retry.
-        assert_eq!(t.for_failure(&Error::TransformTimeout(10)), Some(10));
-        let open = Error::CircuitOpen {
-            host: "h".into(),
-            retry_in: 3,
-        };
-        assert_eq!(t.for_failure(&open), Some(3));
-        assert_eq!(t.for_failure(&Error::BadSignature), None);
-        assert_eq!(t.for_failure(&Error::Internal("x".into())), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use http::StatusCode;
 
-/// Which configured lifetime a cached failure gets (`config::Ttls` turns
+/// Which configured lifetime a cached failure gets (`cache::Ttls` turns
 /// it into seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TtlClass {

@@ -12,14 +12,33 @@ use bytes::Bytes;
 use futures_util::future::{select, Either};
 use url::Url;
 
-use crate::config::Config;
+use std::time::Duration;
+
 use crate::error::Error;
 use crate::runtime::Runtime;
 use crate::shedding::Claim;
-use crate::source_policy;
+use crate::source_policy::{self, SourcePolicy};
 
 /// The `Accept` header every adapter sends upstream.
 pub const UPSTREAM_ACCEPT: &str = "image/*,*/*;q=0.8";
+
+/// What one fetch of a source may take.
+#[derive(Debug, Clone)]
+pub struct FetchLimits {
+    /// Body bytes, counted as they arrive.
+    pub max_bytes: u64,
+    /// The whole fetch, redirects and body included.
+    pub timeout: Duration,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        FetchLimits {
+            max_bytes: 20 * 1024 * 1024,
+            timeout: Duration::from_millis(4000),
+        }
+    }
+}
 
 /// A transport failure, as the adapter saw it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,11 +78,12 @@ pub async fn fetch_source<F: Fetch, R: Runtime>(
     fetch: &F,
     runtime: &R,
     url: Url,
-    config: &Config,
+    limits: &FetchLimits,
+    policy: &SourcePolicy,
     claim: &mut Claim,
 ) -> Result<Bytes, Error> {
-    let timeout = config.limits.upstream_timeout;
-    let work = pin!(fetch_following(fetch, url, config, claim));
+    let timeout = limits.timeout;
+    let work = pin!(fetch_following(fetch, url, limits, policy, claim));
     let timer = pin!(runtime.sleep(timeout));
     match select(work, timer).await {
         Either::Left((result, _)) => result,
@@ -74,11 +94,12 @@ pub async fn fetch_source<F: Fetch, R: Runtime>(
 async fn fetch_following<F: Fetch>(
     fetch: &F,
     mut url: Url,
-    config: &Config,
+    limits: &FetchLimits,
+    policy: &SourcePolicy,
     claim: &mut Claim,
 ) -> Result<Bytes, Error> {
-    let max_bytes = config.limits.max_src_bytes;
-    let timeout_ms = config.limits.upstream_timeout.as_millis() as u64;
+    let max_bytes = limits.max_bytes;
+    let timeout_ms = limits.timeout.as_millis() as u64;
     let transport_error = |e: FetchError| match e {
         FetchError::Timeout => Error::UpstreamTimeout(timeout_ms),
         FetchError::Failed(m) => Error::UpstreamUnreachable(m),
@@ -89,8 +110,8 @@ async fn fetch_following<F: Fetch>(
         match resp.status {
             200..=299 => {}
             301 | 302 | 303 | 307 | 308 => {
-                if redirects >= config.sources.max_redirects {
-                    return Err(Error::TooManyRedirects(config.sources.max_redirects));
+                if redirects >= policy.max_redirects {
+                    return Err(Error::TooManyRedirects(policy.max_redirects));
                 }
                 redirects += 1;
                 let location = resp
@@ -99,7 +120,7 @@ async fn fetch_following<F: Fetch>(
                 let next = url
                     .join(&location)
                     .map_err(|_| Error::UpstreamFailed("redirect to an invalid URL".into()))?;
-                source_policy::check_url(&next, &config.sources)?;
+                source_policy::check_url(&next, policy)?;
                 url = next;
                 continue;
             }

@@ -16,6 +16,25 @@ use crate::error::Error;
 /// Seconds a refused request is asked to wait before trying again.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
+/// How much the misses in flight may hold at once; past either, 503.
+#[derive(Debug, Clone)]
+pub struct SheddingLimits {
+    /// Source bytes all misses may hold at once ([`SourceBudget`]), so a
+    /// flood is refused instead of buffered.
+    pub max_source_bytes_in_flight: u64,
+    /// Distinct misses being fetched or transformed at once.
+    pub max_misses_in_flight: u64,
+}
+
+impl Default for SheddingLimits {
+    fn default() -> Self {
+        SheddingLimits {
+            max_source_bytes_in_flight: 256 * 1024 * 1024,
+            max_misses_in_flight: 10_000,
+        }
+    }
+}
+
 /// Bytes of source images held by all misses at once.
 #[derive(Debug, Clone)]
 pub struct SourceBudget {

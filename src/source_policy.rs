@@ -9,8 +9,28 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
-use crate::config::SourceConfig;
 use crate::error::{ConfigError, Error};
+
+/// Which upstreams may be fetched (imgproxy `ALLOWED_SOURCES` semantics).
+#[derive(Debug, Clone)]
+pub struct SourcePolicy {
+    /// URL prefixes. Empty means any public http(s) URL.
+    pub allowed_prefixes: Vec<String>,
+    /// Allow loopback, private and link-local addresses (tests, dev).
+    pub allow_private: bool,
+    /// Redirects followed, each target checked again.
+    pub max_redirects: u8,
+}
+
+impl Default for SourcePolicy {
+    fn default() -> Self {
+        SourcePolicy {
+            allowed_prefixes: Vec::new(),
+            allow_private: false,
+            max_redirects: 5,
+        }
+    }
+}
 
 /// Parses the comma-separated allowlist. A prefix must name its host with a
 /// trailing `/`, or `https://example.com` would also allow
@@ -40,7 +60,7 @@ pub fn parse_allowed_sources(var: &str, value: &str) -> Result<Vec<String>, Conf
 }
 
 /// Checks one URL against the policy and returns it parsed.
-pub fn check(source: &str, cfg: &SourceConfig) -> Result<Url, Error> {
+pub fn check(source: &str, cfg: &SourcePolicy) -> Result<Url, Error> {
     let url = Url::parse(source)
         .map_err(|e| Error::BadUrl(format!("source is not a valid URL ({e})")))?;
     check_url(&url, cfg)?;
@@ -48,7 +68,7 @@ pub fn check(source: &str, cfg: &SourceConfig) -> Result<Url, Error> {
 }
 
 /// Checks an already parsed URL (a redirect target).
-pub fn check_url(url: &Url, cfg: &SourceConfig) -> Result<(), Error> {
+pub fn check_url(url: &Url, cfg: &SourcePolicy) -> Result<(), Error> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::SourceForbidden(format!(
             "scheme `{}` (only http and https)",
@@ -157,8 +177,8 @@ fn internal_v6(ip: Ipv6Addr) -> bool {
 mod tests {
     use super::*;
 
-    fn cfg(prefixes: &[&str], allow_private: bool) -> SourceConfig {
-        SourceConfig {
+    fn cfg(prefixes: &[&str], allow_private: bool) -> SourcePolicy {
+        SourcePolicy {
             allowed_prefixes: parse_allowed_sources("V", &prefixes.join(",")).unwrap(),
             allow_private,
             max_redirects: 5,

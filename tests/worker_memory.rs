@@ -12,7 +12,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use edgethumb::config::Limits;
+use edgethumb::pipeline::Limits;
 use edgethumb::pipeline::{self, Job};
 use support::harness::{self, closed_port_base, target_env};
 use support::origin::{Origin, Route};

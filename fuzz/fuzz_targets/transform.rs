@@ -3,7 +3,7 @@
 //! no internal error, and the output has the size it reports.
 #![no_main]
 
-use edgethumb::config::Limits;
+use edgethumb::pipeline::Limits;
 use edgethumb::negotiate::negotiate;
 use edgethumb::options::{build, Format, Presets, RawOption};
 use edgethumb::pipeline::{run, Job};

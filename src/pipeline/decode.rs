@@ -14,8 +14,8 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::deadline::Deadline;
 use super::sniff::SourceFormat;
+use super::Limits;
 use super::{jpeg, png_shrink};
-use crate::config::Limits;
 use crate::error::Error;
 
 /// What the header says, before decoding.

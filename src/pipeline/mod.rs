@@ -17,6 +17,7 @@ pub mod effects;
 pub mod encode;
 pub mod geometry;
 pub mod jpeg;
+pub mod limits;
 pub mod memory;
 pub mod png_shrink;
 pub mod preflight;
@@ -24,11 +25,11 @@ pub mod resize;
 pub mod smart_crop;
 pub mod sniff;
 
-use crate::config::Limits;
 use crate::error::Error;
 use crate::negotiate::Negotiated;
 use crate::options::{Format, GravityType, Options};
 use deadline::Deadline;
+pub use limits::Limits;
 use resize::Region;
 
 /// Everything the transform needs, owned, so it can move to a worker thread.

@@ -29,6 +29,7 @@ use crate::runtime::{Detached, OffloadError, Runtime};
 use crate::shedding::SourceBudget;
 use crate::signature;
 use crate::source_policy;
+use crate::source_policy::SourcePolicy;
 
 mod timing;
 pub use timing::ServerTiming;
@@ -102,7 +103,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         Service {
             inner: Rc::new(Inner {
                 breaker: Breaker::new(config.breaker),
-                budget: SourceBudget::new(config.limits.max_source_bytes_in_flight),
+                budget: SourceBudget::new(config.shedding.max_source_bytes_in_flight),
                 fallback_image: RefCell::new(None),
                 config,
                 fetch,
@@ -187,7 +188,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         }
         // Each miss holds a client connection, an upstream one and its state:
         // bounded, so a flood of misses cannot take memory without limit.
-        if self.inner.inflight.borrow().len() as u64 >= inner.config.limits.max_misses_in_flight {
+        if self.inner.inflight.borrow().len() as u64 >= inner.config.shedding.max_misses_in_flight {
             let e = Error::Overloaded {
                 what: "too many misses in flight".into(),
                 retry_after: crate::shedding::RETRY_AFTER_SECS,
@@ -323,8 +324,15 @@ async fn produce<F: Fetch, C: Cache, R: Runtime>(inner: &Inner<F, C, R>, plan: P
     };
     // Held until the transform is done: the source bytes live that long.
     let mut claim = inner.budget.claim();
-    let fetched =
-        fetch::fetch_source(&inner.fetch, &inner.runtime, plan.source, cfg, &mut claim).await;
+    let fetched = fetch::fetch_source(
+        &inner.fetch,
+        &inner.runtime,
+        plan.source,
+        &cfg.fetch,
+        &cfg.sources,
+        &mut claim,
+    )
+    .await;
     ticket.record(breaker::counts_as_failure(&fetched), clock());
     let fetch_ms = clock() - t0;
     let mut timing = ServerTiming::default();
@@ -417,12 +425,22 @@ async fn fallback_from_url<F: Fetch, C, R: Runtime>(
     if let Some(b) = inner.fallback_image.borrow().as_ref() {
         return Some(b.clone());
     }
-    let mut cfg = inner.config.clone();
-    cfg.sources.allowed_prefixes.clear();
+    let cfg = &inner.config;
+    let any_public_host = SourcePolicy {
+        allowed_prefixes: Vec::new(),
+        ..cfg.sources.clone()
+    };
     let mut claim = inner.budget.claim();
-    let bytes = fetch::fetch_source(&inner.fetch, &inner.runtime, url.clone(), &cfg, &mut claim)
-        .await
-        .ok()?;
+    let bytes = fetch::fetch_source(
+        &inner.fetch,
+        &inner.runtime,
+        url.clone(),
+        &cfg.fetch,
+        &any_public_host,
+        &mut claim,
+    )
+    .await
+    .ok()?;
     pipeline::sniff::sniff(&bytes).ok()?;
     *inner.fallback_image.borrow_mut() = Some(bytes.clone());
     Some(bytes)

@@ -10,9 +10,9 @@
 
 use std::time::Instant;
 
-use edgethumb::config::Limits;
 use edgethumb::negotiate::negotiate;
 use edgethumb::options::{build, Format, Presets, RawOption};
+use edgethumb::pipeline::Limits;
 use edgethumb::pipeline::{run, Job};
 
 /// Which implementation makes the thumbnail.

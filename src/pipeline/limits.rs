@@ -1,0 +1,31 @@
+//! The transform's limits, handed to every decoder: what one source may
+//! cost in pixels, memory and time, and how large a result may be.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_src_pixels: u64,
+    /// Largest width or height of a result, so `enlarge` cannot allocate
+    /// unbounded memory.
+    pub max_result_dimension: u32,
+    /// Largest estimated peak memory of one transform, source included
+    /// ([`memory`](super::memory)). Sized for a Worker isolate's 128 MB.
+    pub max_transform_bytes: u64,
+    /// Longest one transform may run ([`deadline`](super::deadline)); past
+    /// it, 413.
+    pub transform_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_src_pixels: 50_000_000,
+            max_result_dimension: 8192,
+            max_transform_bytes: 96 * 1024 * 1024,
+            // Far above real images (a 100 MP JPEG takes about 0.2 s
+            // here), so only hostile sources meet it.
+            transform_timeout: Duration::from_millis(10_000),
+        }
+    }
+}

@@ -11,6 +11,10 @@
 //!   [`breaker`]; the transform: [`pipeline`] (hostile-input checks before
 //!   any decoder: `pipeline::preflight`);
 //! - the request path: [`service`]; errors and statuses: [`error`].
+//!
+//! No `unsafe` here: the codecs that need it (libwebp and its wasm libc)
+//! are in `edgethumb-codecs` (`crates/codecs`).
+#![forbid(unsafe_code)]
 
 pub mod breaker;
 pub mod cache;
@@ -27,7 +31,6 @@ pub mod shedding;
 pub mod signature;
 pub mod source_policy;
 pub mod url_builder;
-mod wasm_libc;
 
 pub use cache::{Cache, CachedResponse, NoCache};
 pub use config::Config;

@@ -2,15 +2,27 @@
 //! - JPEG: `jpeg-encoder` (pure Rust), progressive (two scans) with
 //!   optimised Huffman tables and averaged 4:2:0 chroma;
 //! - PNG: `image`'s encoder (pure Rust);
-//! - WebP: libwebp's lossy encoder, with lossless alpha ([`webp`]: the one
-//!   C library, built for wasm32 by `scripts/wasm-cc`).
+//! - WebP: libwebp's lossy encoder, with lossless alpha (`edgethumb_codecs::
+//!   webp`: the one C library, built for wasm32 by `scripts/wasm-cc`).
 
-mod webp;
-
+use edgethumb_codecs::webp::{self, WebpError};
 use image::{DynamicImage, ImageEncoder};
 
 use crate::error::Error;
 use crate::options::Format;
+
+impl From<WebpError> for Error {
+    fn from(e: WebpError) -> Self {
+        match e {
+            // Only reachable when EDGETHUMB_MAX_RESULT_DIMENSION is raised past it.
+            WebpError::TooLarge => Error::BadOption {
+                option: "format".into(),
+                reason: e.to_string(),
+            },
+            WebpError::Failed(_) => Error::Internal(e.to_string()),
+        }
+    }
+}
 
 pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>, Error> {
     let (w, h) = (img.width(), img.height());
@@ -57,14 +69,14 @@ pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>
                 .map_err(|e| Error::Internal(format!("PNG encode: {e}")))?;
             Ok(out)
         }
-        Format::Webp => match img {
+        Format::Webp => Ok(match img {
             DynamicImage::ImageRgb8(i) => webp::encode_lossy(i.as_raw(), w, h, 3, quality),
             DynamicImage::ImageRgba8(i) => webp::encode_lossy(i.as_raw(), w, h, 4, quality),
             other if other.color().has_alpha() => {
                 webp::encode_lossy(other.to_rgba8().as_raw(), w, h, 4, quality)
             }
             other => webp::encode_lossy(other.to_rgb8().as_raw(), w, h, 3, quality),
-        },
+        }?),
     }
 }
 

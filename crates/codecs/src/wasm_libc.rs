@@ -125,6 +125,7 @@ mod exports {
     /// C's `free`: `ptr` is null or came from `malloc`/`calloc` above.
     #[unsafe(no_mangle)]
     pub unsafe extern "C" fn free(ptr: *mut c_void) {
+        // SAFETY: C's contract for `free`, stated above, is `release`'s.
         unsafe { release(ptr) }
     }
 
@@ -137,6 +138,8 @@ mod exports {
         size: usize,
         compare: Option<Compare>,
     ) {
+        // SAFETY: C's contract for `qsort` (`count` records of `size` bytes
+        // at `base`, and a comparator over them) is `sort`'s.
         unsafe { sort(base, count, size, compare) }
     }
 }

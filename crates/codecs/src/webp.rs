@@ -1,6 +1,6 @@
 //! Lossy WebP through libwebp, the encoder sharp and every browser vendor
 //! use (`libwebp-sys` builds its C source statically; for the wasm targets
-//! with zig's clang, see `scripts/wasm-cc`). This is the crate's only FFI:
+//! with zig's clang, see `scripts/wasm-cc`). The project's only FFI:
 //! pixels and dimensions go in, owned bytes come out, and every libwebp
 //! allocation is freed before returning, on success or failure.
 
@@ -8,7 +8,16 @@ use std::ffi::c_void;
 
 use libwebp_sys as sys;
 
-use crate::error::Error;
+/// Why an encode did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebpError {
+    /// A side over [`MAX_DIMENSION`]: the caller asked for it.
+    #[error("WebP is limited to {MAX_DIMENSION} pixels a side")]
+    TooLarge,
+    /// Bad input from the caller, or libwebp failed (out of memory).
+    #[error("WebP encode: {0}")]
+    Failed(String),
+}
 
 /// libwebp's limit on either side (`WEBP_MAX_DIMENSION`).
 pub const MAX_DIMENSION: u32 = 16383;
@@ -30,14 +39,10 @@ pub fn encode_lossy(
     height: u32,
     channels: u8,
     quality: u8,
-) -> Result<Vec<u8>, Error> {
-    let fail = |what: &str| Error::Internal(format!("WebP encode: {what}"));
+) -> Result<Vec<u8>, WebpError> {
+    let fail = |what: &str| WebpError::Failed(what.to_string());
     if width > MAX_DIMENSION || height > MAX_DIMENSION {
-        // Only reachable when EDGETHUMB_MAX_RESULT_DIMENSION is raised past it.
-        return Err(Error::BadOption {
-            option: "format".into(),
-            reason: format!("WebP is limited to {MAX_DIMENSION} pixels a side"),
-        });
+        return Err(WebpError::TooLarge);
     }
     if width == 0 || height == 0 {
         return Err(fail("empty image"));
@@ -144,6 +149,6 @@ mod tests {
         assert!(encode_lossy(&[0; 11], 2, 2, 3, 80).is_err());
         assert!(encode_lossy(&[0; 8], 2, 2, 2, 80).is_err());
         let err = encode_lossy(&[0; 3 * 16384], 16384, 1, 3, 80).unwrap_err();
-        assert!(matches!(err, Error::BadOption { .. }), "{err}");
+        assert_eq!(err, WebpError::TooLarge);
     }
 }

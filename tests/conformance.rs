@@ -5,7 +5,7 @@
 //! edgethumb-e2e`); here they need no server, tool or socket.
 
 mod support {
-    #![allow(dead_code)]
+    #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
     pub mod cases;
     pub mod fixtures;
     pub mod harness;

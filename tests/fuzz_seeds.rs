@@ -3,7 +3,7 @@
 //! `scripts/fuzz`, which sets `EDGETHUMB_FUZZ_SEEDS`; a no-op otherwise.
 
 mod support {
-    #![allow(dead_code)]
+    #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
     pub mod cases;
     pub mod fixtures;
     pub mod harness;

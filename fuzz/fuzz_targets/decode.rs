@@ -6,8 +6,8 @@
 //! costs more CPU than its size allows (a JPEG scan flood) is a finding.
 #![no_main]
 
-use edgethumb::pipeline::Limits;
 use edgethumb::pipeline::deadline::Deadline;
+use edgethumb::pipeline::Limits;
 use edgethumb::pipeline::{decode, preflight, sniff};
 use libfuzzer_sys::fuzz_target;
 

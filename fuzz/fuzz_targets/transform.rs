@@ -3,9 +3,9 @@
 //! no internal error, and the output has the size it reports.
 #![no_main]
 
-use edgethumb::pipeline::Limits;
 use edgethumb::negotiate::negotiate;
 use edgethumb::options::{build, Format, Presets, RawOption};
+use edgethumb::pipeline::Limits;
 use edgethumb::pipeline::{run, Job};
 use edgethumb::Error;
 use libfuzzer_sys::fuzz_target;

@@ -39,13 +39,24 @@ impl Deadline {
         }
     }
 
+    /// Whether the deadline has passed.
+    #[inline]
+    pub fn passed(&self) -> bool {
+        (self.clock)() > self.at
+    }
+
     /// `Err` once the deadline has passed.
     #[inline]
     pub fn check(&self) -> Result<(), Error> {
-        if (self.clock)() > self.at {
-            return Err(Error::TransformTimeout(self.limit_ms));
+        if self.passed() {
+            return Err(self.error());
         }
         Ok(())
+    }
+
+    /// The error a stage stopped by this deadline answers with.
+    pub fn error(&self) -> Error {
+        Error::TransformTimeout(self.limit_ms)
     }
 }
 

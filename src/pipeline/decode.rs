@@ -3,7 +3,7 @@
 //! The header is read first, so the pixel limit is enforced before any
 //! pixel buffer exists. JPEG decodes with DCT scaling (1/2, 1/4, 1/8) down
 //! to the size the output needs (shrink-on-load) with our own reduced-scale
-//! decoder ([`super::jpeg`]), so peak memory follows the output, not the
+//! decoder (`edgethumb_codecs::jpeg`), so peak memory follows the output, not the
 //! source. The same decoder takes progressive JPEGs at full scale;
 //! jpeg-decoder covers sequential ones there, and rarer frames. Large PNGs
 //! shrink row by row as they decode ([`super::png_shrink`]).
@@ -13,10 +13,22 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::deadline::Deadline;
+use super::png_shrink;
 use super::sniff::SourceFormat;
 use super::Limits;
-use super::{jpeg, png_shrink};
 use crate::error::Error;
+use edgethumb_codecs::jpeg::{self, JpegError};
+
+impl From<JpegError> for Error {
+    fn from(e: JpegError) -> Self {
+        match e {
+            JpegError::Decode(m) => Error::Decode(m),
+            JpegError::OverLimit(m) => Error::OverLimit(m),
+            // Mapped by the caller, which knows its deadline.
+            JpegError::Stopped => Error::Internal("JPEG decode stopped".into()),
+        }
+    }
+}
 
 /// What the header says, before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +183,12 @@ fn decode_jpeg(
     // Our own decoder: at reduced scales it keeps only the coefficients
     // they need. The frames it does not take (sequential at full scale,
     // CMYK, 12-bit, arithmetic, lossless) go to jpeg-decoder.
-    if let Some(img) = jpeg::decode(bytes, jpeg_eighths(header, scale), deadline)? {
+    let stop = || deadline.passed();
+    let ours = jpeg::decode(bytes, jpeg_eighths(header, scale), &stop).map_err(|e| match e {
+        JpegError::Stopped => deadline.error(),
+        other => Error::from(other),
+    })?;
+    if let Some(img) = ours {
         return Ok(DynamicImage::ImageRgb8(img));
     }
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));

@@ -16,7 +16,6 @@ pub mod decode;
 pub mod effects;
 pub mod encode;
 pub mod geometry;
-pub mod jpeg;
 pub mod limits;
 pub mod memory;
 pub mod png_shrink;

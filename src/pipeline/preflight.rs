@@ -2,16 +2,16 @@
 //! a decoder would otherwise trust and pay for: each walks the file's
 //! chunks or markers in time proportional to its size, and allocates
 //! nothing that grows with what the file claims.
-//! - JPEG: scans and the blocks they visit ([`super::jpeg::cost`]);
+//! - JPEG: scans and the blocks they visit (`edgethumb_codecs::jpeg::cost`);
 //! - GIF: every frame inside the logical screen, whose size the pixel
 //!   limit and memory budget already checked;
 //! - PNG: an `iCCP` profile inflates to at most [`MAX_ICC_BYTES`] (the png
 //!   crate inflates it eagerly; `zTXt`/`iTXt` it keeps compressed, and
 //!   `eXIf` is stored raw).
 
-use super::jpeg;
 use super::sniff::SourceFormat;
 use crate::error::Error;
+use edgethumb_codecs::jpeg;
 
 /// Largest inflated PNG `iCCP` profile. Display profiles are a few KiB;
 /// the print profiles that reach 1 MiB belong to CMYK, which PNG is not.
@@ -20,7 +20,7 @@ pub const MAX_ICC_BYTES: usize = 1 << 20;
 /// Refuses a source whose structure would cost more than its size allows.
 pub fn check(bytes: &[u8], format: SourceFormat) -> Result<(), Error> {
     match format {
-        SourceFormat::Jpeg => jpeg::cost::check(bytes),
+        SourceFormat::Jpeg => jpeg::cost::check(bytes).map_err(Error::from),
         SourceFormat::Gif => gif_frames(bytes),
         SourceFormat::Png => png_chunks(bytes),
         _ => Ok(()),
@@ -154,11 +154,11 @@ mod tests {
     fn real_scan_scripts_pass() {
         // libjpeg's and mozjpeg's progressive scripts, with restarts, grey.
         for f in [
-            &include_bytes!("testdata/progressive-420-restart.jpg")[..],
-            include_bytes!("testdata/progressive-444.jpg"),
-            include_bytes!("testdata/progressive-grey.jpg"),
-            include_bytes!("testdata/progressive-mozjpeg.jpg"),
-            include_bytes!("testdata/baseline-420.jpg"),
+            &include_bytes!("../../crates/codecs/testdata/progressive-420-restart.jpg")[..],
+            include_bytes!("../../crates/codecs/testdata/progressive-444.jpg"),
+            include_bytes!("../../crates/codecs/testdata/progressive-grey.jpg"),
+            include_bytes!("../../crates/codecs/testdata/progressive-mozjpeg.jpg"),
+            include_bytes!("../../crates/codecs/testdata/baseline-420.jpg"),
         ] {
             check(f, SourceFormat::Jpeg).unwrap();
         }

@@ -1,13 +1,16 @@
 //! The codecs edgethumb owns rather than takes from a crate, and with them
 //! all of the project's `unsafe`, so the core can `forbid` it:
+//! - [`jpeg`]: a JPEG decoder at 1/8, 1/4, 1/2 and full scale that keeps
+//!   only the coefficients a scale needs (shrink-on-load), and the cost
+//!   check every JPEG passes before any decoder runs;
 //! - [`webp`]: lossy WebP through libwebp (C, FFI);
 //! - `wasm_libc`: `malloc`, `calloc`, `free` and `qsort` for libwebp on
 //!   wasm32-unknown-unknown (the Worker), which has no libc.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` note (`clippy::
-//! undocumented_unsafe_blocks` is denied). See README.md for what each
-//! codec covers and its limits.
-#![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+//! undocumented_unsafe_blocks` is denied in Cargo.toml). See README.md for
+//! what each codec covers and its limits.
 
+pub mod jpeg;
 mod wasm_libc;
 pub mod webp;

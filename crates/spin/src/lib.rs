@@ -4,6 +4,9 @@
 //! timer, and hands everything else to the core. Configuration comes from
 //! the environment (`spin up --env`, `wasmtime serve --env`), so the default
 //! build imports only `wasi:*` interfaces.
+// spin-sdk's `http_component` macro exports the wasi:http handler through
+// generated `unsafe` code (the component ABI); none is written here.
+#![allow(unsafe_code)]
 
 use std::future::Future;
 use std::pin::Pin;

@@ -41,14 +41,42 @@ use self::bits::{BitReader, Huffman};
 use self::blocks::{AcScan, Keep};
 use self::color::{ColorSpace, Plane};
 use self::idct::Idct;
-use super::deadline::Deadline;
-use crate::error::Error;
+
+/// Why a JPEG was not decoded (or not allowed to be).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JpegError {
+    /// Not a JPEG this decoder can read to the end.
+    #[error("{0}")]
+    Decode(String),
+    /// It would cost more than its size allows ([`cost::check`]).
+    #[error("{0}")]
+    OverLimit(String),
+    /// The caller's `stop` said so.
+    #[error("stopped")]
+    Stopped,
+}
+
+/// Asked at every scan and row of blocks; `true` stops the decode with
+/// [`JpegError::Stopped`] (the caller's deadline).
+pub type Stop<'a> = &'a dyn Fn() -> bool;
+
+/// A `stop` that never stops.
+pub fn never() -> bool {
+    false
+}
+
+fn check(stop: Stop) -> Result<(), JpegError> {
+    if stop() {
+        return Err(JpegError::Stopped);
+    }
+    Ok(())
+}
 
 /// Decodes `bytes` at `eighths`/8 scale (1, 2, 4 or 8): `ceil(w·n/8)` ×
 /// `ceil(h·n/8)`. `Ok(None)` if this file or scale is not one this path
-/// covers. The deadline is checked at every scan and row of blocks;
+/// covers. `stop` is asked at every scan and row of blocks;
 /// [`cost::check`] must have passed first, to bound the scans.
-pub fn decode(bytes: &[u8], eighths: u32, deadline: &Deadline) -> Result<Option<RgbImage>, Error> {
+pub fn decode(bytes: &[u8], eighths: u32, stop: Stop) -> Result<Option<RgbImage>, JpegError> {
     if !matches!(eighths, 1 | 2 | 4 | 8) {
         return Ok(None);
     }
@@ -119,8 +147,8 @@ pub fn decode(bytes: &[u8], eighths: u32, deadline: &Deadline) -> Result<Option<
             // Lossless, hierarchical or arithmetic-coded frames.
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return Ok(None),
             0xDA => {
-                deadline.check()?;
-                pos = st.scan(seg, bytes, pos, deadline)?;
+                check(stop)?;
+                pos = st.scan(seg, bytes, pos, stop)?;
             }
             _ => {}
         }
@@ -128,8 +156,8 @@ pub fn decode(bytes: &[u8], eighths: u32, deadline: &Deadline) -> Result<Option<
     st.finish().map(Some)
 }
 
-fn corrupt(what: &str) -> Error {
-    Error::Decode(format!("JPEG: {what}"))
+fn corrupt(what: &str) -> JpegError {
+    JpegError::Decode(format!("JPEG: {what}"))
 }
 
 /// Finds the next marker at or after `pos`: its code and the index just
@@ -260,7 +288,7 @@ struct State {
 }
 
 impl State {
-    fn quant_tables(&mut self, mut seg: &[u8]) -> Result<(), Error> {
+    fn quant_tables(&mut self, mut seg: &[u8]) -> Result<(), JpegError> {
         while let Some((&pq_tq, rest)) = seg.split_first() {
             let (precision, id) = (pq_tq >> 4, (pq_tq & 0x0F) as usize);
             let size = if precision == 0 { 64 } else { 128 };
@@ -282,7 +310,7 @@ impl State {
         Ok(())
     }
 
-    fn huffman_tables(&mut self, mut seg: &[u8]) -> Result<(), Error> {
+    fn huffman_tables(&mut self, mut seg: &[u8]) -> Result<(), JpegError> {
         while let Some((&tc_th, rest)) = seg.split_first() {
             let (class, id) = (tc_th >> 4, (tc_th & 0x0F) as usize);
             let counts: [u8; 16] = rest
@@ -315,8 +343,8 @@ impl State {
         seg: &[u8],
         bytes: &[u8],
         data: usize,
-        deadline: &Deadline,
-    ) -> Result<usize, Error> {
+        stop: Stop,
+    ) -> Result<usize, JpegError> {
         let index = self.scan_index;
         self.scan_index += 1;
         let State {
@@ -402,7 +430,7 @@ impl State {
             let (k, width) = (keep.count, c.blocks_w as usize);
             let mut unit = 0u32;
             for y in 0..c.blocks_h as usize {
-                deadline.check()?;
+                check(stop)?;
                 let row = y * c.stride;
                 let (Some(coefs), Some(masks)) = (
                     c.coefs.get_mut(row * k..(row + width) * k),
@@ -432,7 +460,7 @@ impl State {
         let mut unit = 0u32;
         let mut coef = [0i32; 64];
         for uy in 0..units_y {
-            deadline.check()?;
+            check(stop)?;
             for ux in 0..units_x {
                 if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
                     reader.restart();
@@ -489,7 +517,7 @@ impl State {
         Ok(data + reader.position())
     }
 
-    fn finish(self) -> Result<RgbImage, Error> {
+    fn finish(self) -> Result<RgbImage, JpegError> {
         let mut frame = self.frame.ok_or_else(|| corrupt("no frame header"))?;
         let n = self.n;
         if frame.progressive {
@@ -552,7 +580,7 @@ fn dequantise(q: i32, v: i32) -> i32 {
     (v.clamp(-(1 << 15), 1 << 15) * q).clamp(-(1 << 20), 1 << 20)
 }
 
-fn table<'t>(t: Option<&'t Huffman>, class: &str) -> Result<&'t Huffman, Error> {
+fn table<'t>(t: Option<&'t Huffman>, class: &str) -> Result<&'t Huffman, JpegError> {
     t.ok_or_else(|| corrupt(&format!("scan uses an undefined {class} table")))
 }
 
@@ -640,7 +668,11 @@ impl Component {
     }
 
     /// The quantiser of each kept coefficient, in the IDCT's order.
-    fn dequantiser(&self, quant: &[Option<[u16; 64]>; 4], keep: &Keep) -> Result<[i32; 64], Error> {
+    fn dequantiser(
+        &self,
+        quant: &[Option<[u16; 64]>; 4],
+        keep: &Keep,
+    ) -> Result<[i32; 64], JpegError> {
         let table = quant[self.quant]
             .as_ref()
             .ok_or_else(|| corrupt("component uses an undefined quantisation table"))?;
@@ -656,7 +688,7 @@ impl Component {
 
 impl Frame {
     /// `Ok(None)` for frames this path does not cover.
-    fn parse(seg: &[u8], progressive: bool, n: usize) -> Result<Option<Frame>, Error> {
+    fn parse(seg: &[u8], progressive: bool, n: usize) -> Result<Option<Frame>, JpegError> {
         let head = seg.get(..6).ok_or_else(|| corrupt("short frame header"))?;
         let precision = head[0];
         let height = u16::from_be_bytes([head[1], head[2]]) as u32;

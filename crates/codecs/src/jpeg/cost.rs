@@ -12,8 +12,7 @@
 //! script makes about 5 passes; a complete file has at least a byte for
 //! every 8 blocks, so it is allowed at least 34.
 
-use super::segments;
-use crate::error::Error;
+use super::{segments, JpegError};
 
 /// Scans a frame may have. libjpeg's default progressive script has 10 and
 /// mozjpeg's stay under 30; libjpeg-turbo leaves the limit to its caller
@@ -28,7 +27,7 @@ const MAX_PASSES: u64 = 32;
 
 /// Refuses (413) a JPEG whose scans would visit more blocks than its size
 /// allows, or that has more than [`MAX_SCANS`] scans.
-pub fn check(bytes: &[u8]) -> Result<(), Error> {
+pub fn check(bytes: &[u8]) -> Result<(), JpegError> {
     let mut frame: Option<Frame> = None;
     let (mut scans, mut visits) = (0usize, 0u64);
     for (marker, seg) in segments(bytes, 2) {
@@ -37,7 +36,7 @@ pub fn check(bytes: &[u8]) -> Result<(), Error> {
             0xDA => {
                 scans += 1;
                 if scans > MAX_SCANS {
-                    return Err(Error::OverLimit(format!(
+                    return Err(JpegError::OverLimit(format!(
                         "JPEG has more than {MAX_SCANS} scans"
                     )));
                 }
@@ -57,7 +56,7 @@ pub fn check(bytes: &[u8]) -> Result<(), Error> {
         .saturating_add(VISITS_PER_BYTE.saturating_mul(bytes.len() as u64))
         .min(MAX_PASSES.saturating_mul(blocks));
     if visits > allowed {
-        return Err(Error::OverLimit(format!(
+        return Err(JpegError::OverLimit(format!(
             "JPEG scans would decode {visits} blocks, more than its {} bytes allow",
             bytes.len()
         )));

@@ -147,15 +147,11 @@ pub async fn get(t: &dyn Transport, path: &str) -> Reply {
 }
 
 /// A response header as text ("" if absent).
-pub fn header_of<'a>(r: &'a Reply, name: &str) -> &'a str {
+pub fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
     r.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-}
-
-fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
-    header_of(r, name)
 }
 
 fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
@@ -640,7 +636,7 @@ pub async fn check_fallback(t: &dyn Transport, origin: &Origin) {
     ] {
         let src = format!("{}{path}", origin.base());
         let r = get(t, &url("rs:fill:20:20", &src, super::cases::Sign::Valid)).await;
-        let hv = |n: &str| header_of(&r, n).to_string();
+        let hv = |n: &str| header(&r, n).to_string();
         assert_eq!(r.status, 200, "{path}");
         assert!(
             hv("x-edgethumb-fallback").starts_with(failed),
@@ -698,7 +694,7 @@ pub async fn check_breaker(t: &dyn Transport, origin: &Origin, other: &Origin) {
     };
     let get = |source: String| async move {
         let r = get(t, &url(&source)).await;
-        let cache = header_of(&r, "x-edgethumb-cache").to_string();
+        let cache = header(&r, "x-edgethumb-cache").to_string();
         let body = String::from_utf8_lossy(&r.body).to_string();
         (r.status, cache, body, r.took)
     };

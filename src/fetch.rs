@@ -10,6 +10,8 @@ use std::pin::pin;
 
 use bytes::Bytes;
 use futures_util::future::{select, Either};
+use http::header::{CONTENT_LENGTH, LOCATION};
+use http::{HeaderMap, Response};
 use url::Url;
 
 use std::time::Duration;
@@ -49,27 +51,28 @@ pub enum FetchError {
     Failed(String),
 }
 
-/// Status line and the headers the core uses.
-#[derive(Debug)]
-pub struct UpstreamResponse<B> {
-    pub status: u16,
-    pub location: Option<String>,
-    pub content_length: Option<u64>,
-    pub body: B,
-}
-
 /// A response body read chunk by chunk; `None` at the end.
 pub trait Body {
     fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, FetchError>>;
 }
 
-/// One GET of one URL, without following redirects.
+/// One GET of one URL, without following redirects. The adapter only
+/// converts its platform's response; the core reads every header it needs
+/// (`Location`, `Content-Length`) itself.
 pub trait Fetch: 'static {
     type Body: Body;
-    fn get(
-        &self,
-        url: &Url,
-    ) -> impl Future<Output = Result<UpstreamResponse<Self::Body>, FetchError>>;
+    fn get(&self, url: &Url) -> impl Future<Output = Result<Response<Self::Body>, FetchError>>;
+}
+
+/// The declared body length, if there is exactly one well-formed one.
+/// Only a hint: the body is counted as it arrives either way.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()?.trim().parse().ok()
 }
 
 /// Fetches the source bytes within the configured limits, counting them
@@ -107,7 +110,8 @@ async fn fetch_following<F: Fetch>(
     let mut redirects = 0u8;
     loop {
         let resp = fetch.get(&url).await.map_err(transport_error)?;
-        match resp.status {
+        let status = resp.status().as_u16();
+        match status {
             200..=299 => {}
             301 | 302 | 303 | 307 | 308 => {
                 if redirects >= policy.max_redirects {
@@ -115,29 +119,32 @@ async fn fetch_following<F: Fetch>(
                 }
                 redirects += 1;
                 let location = resp
-                    .location
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| Error::UpstreamFailed("redirect without Location".into()))?;
                 let next = url
-                    .join(&location)
+                    .join(location)
                     .map_err(|_| Error::UpstreamFailed("redirect to an invalid URL".into()))?;
                 source_policy::check_url(&next, policy)?;
                 url = next;
                 continue;
             }
-            404 | 410 => return Err(Error::UpstreamNotFound(resp.status)),
+            404 | 410 => return Err(Error::UpstreamNotFound(status)),
             s => return Err(Error::UpstreamStatus(s)),
         }
-        if resp.content_length.is_some_and(|n| n > max_bytes) {
+        let declared = content_length(resp.headers());
+        if declared.is_some_and(|n| n > max_bytes) {
             return Err(Error::SourceTooLarge(max_bytes));
         }
         // The declared length is reserved at once (one allocation, no
         // copies as it grows), so the reservation is claimed before any
         // byte arrives: slow origins that each declare 20 MB cannot hold
         // more than the budget (in wasm, memory once grown stays).
-        let cap = resp.content_length.unwrap_or(64 * 1024).min(max_bytes);
+        let cap = declared.unwrap_or(64 * 1024).min(max_bytes);
         claim.grow(cap.saturating_sub(claim.held()))?;
         let mut buf = Vec::with_capacity(cap as usize);
-        let mut body = resp.body;
+        let mut body = resp.into_body();
         while let Some(chunk) = body.next_chunk().await.map_err(transport_error)? {
             let len = (buf.len() + chunk.len()) as u64;
             if len > max_bytes {
@@ -146,7 +153,7 @@ async fn fetch_following<F: Fetch>(
             claim.grow(len.saturating_sub(claim.held()))?;
             buf.extend_from_slice(&chunk);
         }
-        if let Some(n) = resp.content_length {
+        if let Some(n) = declared {
             if n != buf.len() as u64 {
                 return Err(Error::UpstreamFailed(format!(
                     "body ended after {} of {n} bytes",
@@ -155,5 +162,27 @@ async fn fetch_following<F: Fetch>(
             }
         }
         return Ok(Bytes::from(buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CONTENT_LENGTH, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_declared_length_is_one_well_formed_number() {
+        assert_eq!(content_length(&headers(&["1234"])), Some(1234));
+        assert_eq!(content_length(&headers(&[" 7 "])), Some(7));
+        for bad in [&[][..], &["-1"], &["12x"], &[""], &["1", "2"]] {
+            assert_eq!(content_length(&headers(bad)), None, "{bad:?}");
+        }
     }
 }

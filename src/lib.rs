@@ -35,6 +35,6 @@ pub mod url_builder;
 pub use cache::{Cache, CachedResponse, NoCache};
 pub use config::Config;
 pub use error::{ConfigError, Error, Fault, TtlClass};
-pub use fetch::{Body, Fetch, FetchError, UpstreamResponse};
+pub use fetch::{Body, Fetch, FetchError};
 pub use runtime::{OffloadError, Runtime};
 pub use service::Service;

@@ -1,5 +1,6 @@
 //! The transform: bytes in, encoded thumbnail out. A fixed order of named
-//! stages, each timed for `Server-Timing`:
+//! steps ([`transform`]), each timed for `Server-Timing` by [`steps`],
+//! which checks the [`deadline`] between them:
 //!
 //! 1. `decode`: sniff, check the structure ([`preflight`]), read the
 //!    header, enforce limits, work out the geometry, decode with
@@ -8,8 +9,8 @@
 //! 3. `effects`: blur, sharpen, extend, flatten;
 //! 4. `encode`.
 //!
-//! The [`deadline`] is checked after each stage and inside the decoders we
-//! own. Pure CPU work with no I/O, so an adapter may run it on any thread.
+//! The decoders we own check the deadline inside too. Pure CPU work with
+//! no I/O, so an adapter may run it on any thread.
 
 pub mod deadline;
 pub mod decode;
@@ -23,13 +24,16 @@ pub mod preflight;
 pub mod resize;
 pub mod smart_crop;
 pub mod sniff;
+mod steps;
 
 use crate::error::Error;
 use crate::negotiate::Negotiated;
 use crate::options::{Format, GravityType, Options};
 use deadline::Deadline;
+use image::DynamicImage;
 pub use limits::Limits;
 use resize::Region;
+use steps::Steps;
 
 /// Everything the transform needs, owned, so it can move to a worker thread.
 #[derive(Debug, Clone)]
@@ -40,14 +44,8 @@ pub struct Job {
     pub default_quality: u8,
 }
 
-/// Milliseconds spent in each stage.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Timings {
-    pub decode: f64,
-    pub resize: f64,
-    pub effects: f64,
-    pub encode: f64,
-}
+/// Each step's name and milliseconds, in order.
+pub type Timings = Vec<(&'static str, f64)>;
 
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -136,38 +134,48 @@ fn transform(
     clock: fn() -> f64,
     shrink: ShrinkOnLoad,
 ) -> Result<Output, Error> {
-    let o = &job.options;
     let deadline = Deadline::after(clock, job.limits.transform_timeout);
-    let mut t = Timings::default();
-    let mut mark = clock();
-    let mut lap = |slot: &mut f64| {
-        let now = clock();
-        *slot = now - mark;
-        mark = now;
-    };
+    let mut steps = Steps::new(clock, &deadline);
+    let (img, plan) = steps.run("decode", || decode_step(bytes, job, shrink, &deadline))?;
+    let img = steps.run("resize", || resize_step(img, &plan))?;
+    let (img, format) = steps.run("effects", || effects_step(img, job, &plan))?;
+    let (body, format) = steps.run("encode", || encode_step(&img, job, format))?;
+    Ok(Output {
+        body,
+        format,
+        width: img.width(),
+        height: img.height(),
+        timings: steps.into_timings(),
+    })
+}
 
-    // decode
-    let Plan {
-        header,
-        orientation,
-        oriented: (ow, oh),
-        geo,
-        need,
-    } = plan(bytes, job, shrink)?;
-    if need > job.limits.max_transform_bytes {
+/// Sniff, structure checks, header, limits, geometry; then the decode with
+/// shrink-on-load, and EXIF orientation.
+fn decode_step(
+    bytes: &[u8],
+    job: &Job,
+    shrink: ShrinkOnLoad,
+    deadline: &Deadline,
+) -> Result<(DynamicImage, Plan), Error> {
+    let plan = plan(bytes, job, shrink)?;
+    if plan.need > job.limits.max_transform_bytes {
         return Err(Error::OverMemoryBudget {
-            need,
+            need: plan.need,
             limit: job.limits.max_transform_bytes,
         });
     }
-    let scale = shrink.decode_scale(geo.scale);
-    let mut img = decode::decode(bytes, &header, scale, &job.limits, &deadline)?;
-    decode::orient(&mut img, orientation);
-    lap(&mut t.decode);
-    deadline.check()?;
+    let scale = shrink.decode_scale(plan.geo.scale);
+    let mut img = decode::decode(bytes, &plan.header, scale, &job.limits, deadline)?;
+    decode::orient(&mut img, plan.orientation);
+    Ok((img, plan))
+}
 
-    // resize: source coordinates are in oriented, full-size pixels; the
-    // decoded image may be smaller (shrink-on-load) by (rx, ry).
+/// Crop and resample in one pass (a smart crop after). Source coordinates
+/// are in oriented, full-size pixels; the decoded image may be smaller
+/// (shrink-on-load) by (rx, ry).
+fn resize_step(img: DynamicImage, plan: &Plan) -> Result<DynamicImage, Error> {
+    let (ow, oh) = plan.oriented;
+    let geo = &plan.geo;
     let rx = img.width() as f64 / ow as f64;
     let ry = img.height() as f64 / oh as f64;
     let mut region = Region {
@@ -205,7 +213,7 @@ fn transform(
         w: r.w * rx,
         h: r.h * ry,
     };
-    img = match geo.result_crop {
+    Ok(match geo.result_crop {
         Some((rw, rh, g)) if g.kind == GravityType::Smart => {
             let scaled = resize::resample(img, to_decoded(region), geo.scaled)?;
             let (x, y) = smart_crop::find(&scaled, (rw, rh));
@@ -225,11 +233,18 @@ fn transform(
             resize::resample(img, to_decoded(cropped), (rw, rh))?
         }
         None => resize::resample(img, to_decoded(region), geo.scaled)?,
-    };
-    lap(&mut t.resize);
-    deadline.check()?;
+    })
+}
 
-    // effects
+/// Blur, sharpen, extend, flatten; also settles the output format, which
+/// depends on whether alpha is left.
+fn effects_step(
+    mut img: DynamicImage,
+    job: &Job,
+    plan: &Plan,
+) -> Result<(DynamicImage, Format), Error> {
+    let o = &job.options;
+    let geo = &plan.geo;
     if o.blur > 0.0 {
         img = effects::blur(img, o.blur);
     }
@@ -253,37 +268,30 @@ fn transform(
         img = effects::extend(img, (ew, eh), pos, fill);
     }
     let has_alpha = img.color().has_alpha();
-    let out_format = job.negotiated.resolve(has_alpha);
-    if has_alpha && (!out_format.supports_alpha() || o.background.is_some()) {
+    let format = job.negotiated.resolve(has_alpha);
+    if has_alpha && (!format.supports_alpha() || o.background.is_some()) {
         img = effects::flatten(img, o.background.unwrap_or([255, 255, 255]));
     }
-    lap(&mut t.effects);
-    deadline.check()?;
+    Ok((img, format))
+}
 
-    // encode
+/// Encodes; a negotiated format the encoder refuses falls back to one
+/// every client takes.
+fn encode_step(img: &DynamicImage, job: &Job, format: Format) -> Result<(Vec<u8>, Format), Error> {
+    let o = &job.options;
     let quality = if o.quality == 0 {
         job.default_quality
     } else {
         o.quality
     };
-    let (body, out_format) = match encode::encode(&img, out_format, quality) {
-        Ok(b) => (b, out_format),
-        // A negotiated format may fall back to one every client takes.
+    match encode::encode(img, format, quality) {
+        Ok(b) => Ok((b, format)),
         Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
             let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
-            (encode::encode(&img, fallback, quality)?, fallback)
+            Ok((encode::encode(img, fallback, quality)?, fallback))
         }
-        Err(e) => return Err(e),
-    };
-    lap(&mut t.encode);
-
-    Ok(Output {
-        body,
-        format: out_format,
-        width: img.width(),
-        height: img.height(),
-        timings: t,
-    })
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

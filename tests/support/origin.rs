@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse, UPSTREAM_ACCEPT};
+use edgethumb::fetch::{Body, Fetch, FetchError, UPSTREAM_ACCEPT};
 use futures_util::{Stream, StreamExt as _};
 
 /// What the origin does for one path.
@@ -244,7 +244,7 @@ impl Body for MemoryBody {
 impl Fetch for MemoryFetch {
     type Body = MemoryBody;
 
-    async fn get(&self, url: &url::Url) -> Result<UpstreamResponse<MemoryBody>, FetchError> {
+    async fn get(&self, url: &url::Url) -> Result<http::Response<MemoryBody>, FetchError> {
         let origin = self
             .origins
             .iter()
@@ -257,11 +257,17 @@ impl Fetch for MemoryFetch {
         if let Some(d) = answer.delay {
             tokio::time::sleep(d).await;
         }
-        Ok(UpstreamResponse {
-            status: answer.status,
-            location: answer.location,
-            content_length: answer.content_length,
-            body: MemoryBody(answer.body),
-        })
+        // As a client library hands it over: the status and the headers.
+        let mut resp = http::Response::new(MemoryBody(answer.body));
+        *resp.status_mut() = http::StatusCode::from_u16(answer.status)
+            .map_err(|_| FetchError::Failed(format!("bad status {}", answer.status)))?;
+        let headers = resp.headers_mut();
+        if let Some(to) = answer.location {
+            headers.insert(http::header::LOCATION, to.parse().unwrap());
+        }
+        if let Some(n) = answer.content_length {
+            headers.insert(http::header::CONTENT_LENGTH, n.into());
+        }
+        Ok(resp)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
+use edgethumb::fetch::{Body, Fetch, FetchError};
 use edgethumb::{shedding, Cache, CachedResponse, OffloadError, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
@@ -203,7 +203,7 @@ fn transport_error(e: reqwest::Error) -> FetchError {
 impl Fetch for ReqwestFetch {
     type Body = ReqwestBody;
 
-    async fn get(&self, url: &url::Url) -> Result<UpstreamResponse<ReqwestBody>, FetchError> {
+    async fn get(&self, url: &url::Url) -> Result<http::Response<ReqwestBody>, FetchError> {
         let resp = self
             .client
             .get(url.as_str())
@@ -211,22 +211,10 @@ impl Fetch for ReqwestFetch {
             .send()
             .await
             .map_err(transport_error)?;
-        let location = resp
-            .headers()
-            .get(http::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let content_length = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        Ok(UpstreamResponse {
-            status: resp.status().as_u16(),
-            location,
-            content_length,
-            body: ReqwestBody(resp),
-        })
+        let mut out = http::Response::new(());
+        *out.status_mut() = resp.status();
+        *out.headers_mut() = resp.headers().clone();
+        Ok(out.map(|()| ReqwestBody(resp)))
     }
 }
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
+use edgethumb::fetch::{Body, Fetch, FetchError};
 use edgethumb::{Config, Runtime, Service};
 use futures::{Stream, StreamExt};
 use spin_sdk::http::{Headers, IncomingResponse, Method, OutgoingRequest, Scheme};
@@ -92,7 +92,7 @@ impl Body for WasiBody {
 impl Fetch for WasiFetch {
     type Body = WasiBody;
 
-    async fn get(&self, url: &url::Url) -> Result<UpstreamResponse<WasiBody>, FetchError> {
+    async fn get(&self, url: &url::Url) -> Result<http::Response<WasiBody>, FetchError> {
         let headers = Headers::new();
         let _ = headers.append("accept", edgethumb::fetch::UPSTREAM_ACCEPT.as_bytes());
         let req = OutgoingRequest::new(headers);
@@ -121,26 +121,23 @@ impl Fetch for WasiFetch {
         let resp: IncomingResponse = spin_sdk::http::send(req)
             .await
             .map_err(|e| FetchError::Failed(e.to_string()))?;
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .into_iter()
-                .next()
-                .and_then(|v| String::from_utf8(v).ok())
-        };
-        let location = header("location");
-        let content_length = header("content-length").and_then(|v| v.trim().parse().ok());
-        let status = resp.status();
+        let mut out = http::Response::new(());
+        *out.status_mut() = http::StatusCode::from_u16(resp.status())
+            .map_err(|_| FetchError::Failed(format!("bad status {}", resp.status())))?;
+        for (name, value) in resp.headers().entries() {
+            // Headers `http` cannot represent are dropped, not trusted.
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_bytes(&value),
+            ) {
+                out.headers_mut().append(n, v);
+            }
+        }
         let stream = Box::pin(resp.take_body_stream());
-        Ok(UpstreamResponse {
-            status,
-            location,
-            content_length,
-            body: WasiBody {
-                stream,
-                _response: resp,
-            },
-        })
+        Ok(out.map(|()| WasiBody {
+            stream,
+            _response: resp,
+        }))
     }
 }
 

@@ -7,18 +7,20 @@
 //!   response is not delayed by them.
 //! - Every entry carries its own `Cache-Control: max-age`, so negative
 //!   entries expire after their short TTLs.
-//! - Entries are stored with status 200 and their real status in
-//!   [`STATUS_HEADER`]: the Cache API (workerd's local one at least) does
-//!   not store statuses such as 502 or 413 even with a `max-age`. The core
-//!   reads back the real status, so a failure is never served as a success.
+//! - Entries are stored as the core's `cache::stored::to_http` makes them:
+//!   status 200 with the real status in a header, since the Cache API
+//!   (workerd's local one at least) does not store statuses such as 502
+//!   or 413. The core reads the real status back, so a failure is never
+//!   served as a success.
 
 use std::cell::RefCell;
 
 use bytes::Bytes;
+use edgethumb::cache::stored;
 use edgethumb::{Cache, CachedResponse};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use worker::Response;
 
 use crate::{copy_headers, to_js_headers};
@@ -26,8 +28,6 @@ use crate::{copy_headers, to_js_headers};
 /// Never a real host: entries are reachable only through this Worker.
 /// Bump the version to orphan every entry after an output-changing release.
 const KEY_PREFIX: &str = "https://edgethumb.cache/v1/";
-/// The stored entry's real status.
-const STATUS_HEADER: &str = "x-edgethumb-status";
 
 #[derive(Default)]
 pub struct EdgeCache {
@@ -54,18 +54,8 @@ impl Cache for EdgeCache {
         // Copied out: a cached response's headers are immutable.
         let mut headers = HeaderMap::new();
         copy_headers(resp.headers(), &mut headers);
-        // Entries this Worker did not write (no status header) are ignored.
-        let status = headers
-            .remove(STATUS_HEADER)
-            .and_then(|v| v.to_str().ok()?.parse::<u16>().ok())
-            .and_then(|s| StatusCode::from_u16(s).ok())?;
         let body = resp.bytes().await.ok()?;
-        Some(CachedResponse {
-            status,
-            headers,
-            body: Bytes::from(body),
-            ttl: 0,
-        })
+        stored::from_http(headers, Bytes::from(body))
     }
 
     async fn put(&self, key: &str, response: CachedResponse) {
@@ -76,12 +66,13 @@ impl Cache for EdgeCache {
         // the request whose `waitUntil` runs it (a body stream belongs to
         // the context that made it).
         let write = async move {
-            let Ok(resp) = Response::from_bytes(response.body.to_vec()) else {
+            let (parts, body) = stored::to_http(&response).into_parts();
+            let Ok(resp) = Response::from_bytes(body.to_vec()) else {
                 return;
             };
-            let headers = to_js_headers(&response.headers);
-            let _ = headers.set(STATUS_HEADER, response.status.as_str());
-            let resp = resp.with_status(200).with_headers(headers);
+            let resp = resp
+                .with_status(parts.status.as_u16())
+                .with_headers(to_js_headers(&parts.headers));
             // A failed write only costs a later miss.
             let _ = worker::Cache::default().put(url, resp).await;
         };

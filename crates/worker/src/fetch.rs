@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse, UPSTREAM_ACCEPT};
+use edgethumb::fetch::{Body, Fetch, FetchError, UPSTREAM_ACCEPT};
 use futures_util::StreamExt;
 use worker::{
     AbortController, ByteStream, CfProperties, Headers, Method, Request, RequestInit,
@@ -91,7 +91,7 @@ impl Body for WorkerBody {
 impl Fetch for WorkerFetch {
     type Body = WorkerBody;
 
-    async fn get(&self, url: &url::Url) -> Result<UpstreamResponse<WorkerBody>, FetchError> {
+    async fn get(&self, url: &url::Url) -> Result<http::Response<WorkerBody>, FetchError> {
         let headers = Headers::new();
         let _ = headers.set("accept", UPSTREAM_ACCEPT);
         let mut init = RequestInit::new();
@@ -106,20 +106,15 @@ impl Fetch for WorkerFetch {
             .send_with_signal(&abort.signal())
             .await
             .map_err(|e| FetchError::Failed(e.to_string()))?;
-        let header = |name: &str| resp.headers().get(name).ok().flatten();
-        let location = header("location");
-        let content_length = header("content-length").and_then(|v| v.trim().parse().ok());
-        let status = resp.status_code();
+        let mut out = http::Response::new(());
+        *out.status_mut() = http::StatusCode::from_u16(resp.status_code())
+            .map_err(|_| FetchError::Failed(format!("bad status {}", resp.status_code())))?;
+        crate::copy_headers(resp.headers(), out.headers_mut());
         // A response without a body (204, some redirects) has no stream.
         let stream = resp.stream().ok();
-        Ok(UpstreamResponse {
-            status,
-            location,
-            content_length,
-            body: WorkerBody {
-                stream,
-                abort: Some(abort),
-            },
-        })
+        Ok(out.map(|()| WorkerBody {
+            stream,
+            abort: Some(abort),
+        }))
     }
 }

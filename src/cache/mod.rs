@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, TtlClass};
 
+pub mod stored;
+
 /// Cache lifetimes in seconds.
 #[derive(Debug, Clone)]
 pub struct Ttls {

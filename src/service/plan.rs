@@ -1,0 +1,56 @@
+//! Everything about a request that needs no I/O: the signature first,
+//! then options, expiry, source policy, negotiation and the cache key.
+
+use crate::cache;
+use crate::config::Config;
+use crate::error::Error;
+use crate::negotiate::{self, Negotiated};
+use crate::options::{self, Options};
+use crate::path;
+use crate::signature;
+use crate::source_policy;
+
+/// Signature placeholders imgproxy accepts for unsigned URLs.
+const UNSIGNED_MARKERS: [&str; 3] = ["insecure", "unsafe", "_"];
+
+/// A request that passed every check and can be served.
+pub(super) struct Plan {
+    pub options: Options,
+    pub source: url::Url,
+    pub negotiated: Negotiated,
+    pub key: String,
+}
+
+/// Parses and checks a request path; `now_unix` decides expiry.
+pub(super) fn plan(
+    cfg: &Config,
+    now_unix: u64,
+    raw_path: &str,
+    accept: Option<&str>,
+) -> Result<Plan, Error> {
+    // The signature first: nothing else of an unsigned path is decoded.
+    let (sig, signed_path) = path::split_signed(raw_path)?;
+    if UNSIGNED_MARKERS.contains(&sig) {
+        if !cfg.allow_unsigned {
+            return Err(Error::Unsigned);
+        }
+    } else if !signature::verify(sig, &signed_path, &cfg.keys, cfg.signature_size) {
+        return Err(Error::BadSignature);
+    }
+    let parsed = path::parse(raw_path)?;
+    let options = options::build(&parsed.options, parsed.extension.as_deref(), &cfg.presets)?;
+    if let Some(exp) = options.expires {
+        if exp < now_unix as i64 {
+            return Err(Error::Expired);
+        }
+    }
+    let source = source_policy::check(&parsed.source, &cfg.sources)?;
+    let negotiated = negotiate::negotiate(options.format, accept, &cfg.auto_formats);
+    let key = cache::key(&options.identity(), source.as_str(), &negotiated.key());
+    Ok(Plan {
+        options,
+        source,
+        negotiated,
+        key,
+    })
+}

@@ -1,0 +1,270 @@
+//! A miss's work: breaker, fetch, transform (or the fallback image), made
+//! into the response to store, failures included, each with its TTL.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName};
+use http::StatusCode;
+
+use super::plan::Plan;
+use super::respond::{common_headers, error_response_with, insert};
+use super::{Inner, ServerTiming};
+use crate::breaker;
+use crate::cache::{self, Cache, CachedResponse};
+use crate::config::{Config, FallbackImage};
+use crate::error::Error;
+use crate::fetch::{self, Fetch};
+use crate::pipeline::{self, Job};
+use crate::runtime::{OffloadError, Runtime};
+use crate::source_policy::SourcePolicy;
+
+/// A produced response, shared by every request that coalesced on it.
+pub(super) struct Produced {
+    pub response: CachedResponse,
+    /// `Server-Timing` entries for the work done.
+    pub timing: ServerTiming,
+    /// For the operator's log ([`ErrorDetail`]).
+    pub detail: Option<String>,
+}
+
+/// Fetches and transforms; every failure becomes a response too.
+pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
+    inner: &Inner<F, C, R>,
+    plan: Plan,
+) -> Produced {
+    let cfg = &inner.config;
+    let clock = inner.runtime.clock();
+    let varies = plan.negotiated.varies();
+    let job = Job {
+        options: plan.options,
+        negotiated: plan.negotiated,
+        limits: cfg.limits.clone(),
+        default_quality: cfg.default_quality,
+    };
+    let t0 = clock();
+    let ticket = match inner.breaker.admit(&breaker::host_key(&plan.source), t0) {
+        Ok(t) => t,
+        Err(e) => {
+            let mut timing = ServerTiming::default();
+            timing.desc("fetch", "circuit-open");
+            return fail_or_fallback(inner, e, &job, varies, timing).await;
+        }
+    };
+    // Held until the transform is done: the source bytes live that long.
+    let mut claim = inner.budget.claim();
+    let fetched = fetch::fetch_source(
+        &inner.fetch,
+        &inner.runtime,
+        plan.source,
+        &cfg.fetch,
+        &cfg.sources,
+        &mut claim,
+    )
+    .await;
+    ticket.record(breaker::counts_as_failure(&fetched), clock());
+    let fetch_ms = clock() - t0;
+    let mut timing = ServerTiming::default();
+    timing.dur("fetch", fetch_ms);
+    let bytes = match fetched {
+        Ok(b) => b,
+        Err(e) => return fail_or_fallback(inner, e, &job, varies, timing).await,
+    };
+    if cfg.svg_passthrough && pipeline::sniff::looks_like_svg(&bytes) {
+        return svg_as_is(bytes, cfg, timing);
+    }
+    match transform(inner, bytes, job.clone()).await {
+        Ok(out) => image_response(out, &job, StatusCode::OK, cfg.ttls.success, varies, timing),
+        Err(e) => fail_or_fallback(inner, e, &job, varies, timing).await,
+    }
+}
+
+async fn transform<F, C, R: Runtime>(
+    inner: &Inner<F, C, R>,
+    bytes: Bytes,
+    job: Job,
+) -> Result<pipeline::Output, Error> {
+    let clock = inner.runtime.clock();
+    inner
+        .runtime
+        .offload(move || pipeline::run(&bytes, &job, clock))
+        .await
+        .unwrap_or_else(|e| match e {
+            OffloadError::Busy {
+                reason,
+                retry_after,
+            } => Err(Error::Overloaded {
+                what: reason.to_string(),
+                retry_after,
+            }),
+            OffloadError::Lost => Err(Error::Internal("transform worker lost".into())),
+        })
+}
+
+/// A failure of the upstream or of its bytes, answered with the configured
+/// fallback image (made with the same options, so it fits the `<img>`)
+/// when there is one: with its own status, its own short TTL and
+/// `x-edgethumb-fallback` naming the failure. Otherwise the error.
+async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
+    inner: &Inner<F, C, R>,
+    e: Error,
+    job: &Job,
+    varies: bool,
+    timing: ServerTiming,
+) -> Produced {
+    let cfg = &inner.config;
+    if let Some(fb) = &cfg.fallback {
+        if matches!(e.fault(), crate::Fault::Upstream | crate::Fault::Source) {
+            let ttl = fb
+                .ttl
+                .unwrap_or_else(|| cfg.ttls.for_failure(&e).unwrap_or(0));
+            let image = match &fb.image {
+                FallbackImage::Data(bytes) => Some(bytes.clone()),
+                FallbackImage::Url(url) => fallback_from_url(inner, url).await,
+            };
+            let made = match image {
+                Some(bytes) => transform(inner, bytes, job.clone()).await.ok(),
+                None => None,
+            };
+            if let Some(out) = made {
+                let status = e.status_with(cfg.upstream_failure_status);
+                let mut timing = timing;
+                timing.desc("fallback", status.as_u16().to_string());
+                let mut p = image_response(out, job, fb.status, ttl, varies, timing);
+                insert(
+                    &mut p.response.headers,
+                    HeaderName::from_static("x-edgethumb-fallback"),
+                    &format!("{} {}", status.as_u16(), e.public_line()),
+                );
+                return p;
+            }
+        }
+    }
+    failure(e, cfg, varies, timing)
+}
+
+/// The `EDGETHUMB_FALLBACK_IMAGE_URL` image: fetched once with the source
+/// limits (it is the operator's own URL, so any public host may serve it),
+/// then kept. `None` while it cannot be had; the failure is answered as it
+/// is, and the next one tries again.
+async fn fallback_from_url<F: Fetch, C, R: Runtime>(
+    inner: &Inner<F, C, R>,
+    url: &url::Url,
+) -> Option<Bytes> {
+    if let Some(b) = inner.fallback_image.borrow().as_ref() {
+        return Some(b.clone());
+    }
+    let cfg = &inner.config;
+    let any_public_host = SourcePolicy {
+        allowed_prefixes: Vec::new(),
+        ..cfg.sources.clone()
+    };
+    let mut claim = inner.budget.claim();
+    let bytes = fetch::fetch_source(
+        &inner.fetch,
+        &inner.runtime,
+        url.clone(),
+        &cfg.fetch,
+        &any_public_host,
+        &mut claim,
+    )
+    .await
+    .ok()?;
+    pipeline::sniff::sniff(&bytes).ok()?;
+    *inner.fallback_image.borrow_mut() = Some(bytes.clone());
+    Some(bytes)
+}
+
+/// A transformed image, cached for `ttl` seconds.
+fn image_response(
+    out: pipeline::Output,
+    job: &Job,
+    status: StatusCode,
+    ttl: u32,
+    varies: bool,
+    mut timing: ServerTiming,
+) -> Produced {
+    for &(step, ms) in &out.timings {
+        timing.dur(step, ms);
+    }
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::CONTENT_TYPE, out.format.mime());
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        &cache::cache_control(ttl),
+    );
+    insert(&mut headers, header::ETAG, &cache::etag(&out.body));
+    if let Some(name) = &job.options.filename {
+        let safe: String = name
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        insert(
+            &mut headers,
+            header::CONTENT_DISPOSITION,
+            &format!("inline; filename=\"{safe}.{}\"", out.format.extension()),
+        );
+    }
+    common_headers(&mut headers, varies);
+    Produced {
+        response: CachedResponse {
+            status,
+            headers,
+            body: Bytes::from(out.body),
+            ttl,
+        },
+        timing,
+        detail: None,
+    }
+}
+
+/// An SVG source, served as it is: vector, so no resizing is needed, and
+/// `Content-Security-Policy: script-src 'none'; sandbox` keeps its scripts
+/// and forms inert.
+/// It does not depend on `Accept`, so no `Vary`.
+fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::CONTENT_TYPE, "image/svg+xml");
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        &cache::cache_control(cfg.ttls.success),
+    );
+    insert(&mut headers, header::ETAG, &cache::etag(&bytes));
+    common_headers(&mut headers, false);
+    // `sandbox` too: an SVG opened as a document is then a unique origin
+    // with no forms, popups or navigation (as camo and svg-hush do).
+    insert(
+        &mut headers,
+        header::CONTENT_SECURITY_POLICY,
+        "script-src 'none'; sandbox",
+    );
+    Produced {
+        response: CachedResponse {
+            status: StatusCode::OK,
+            headers,
+            body: bytes,
+            ttl: cfg.ttls.success,
+        },
+        timing: {
+            timing.desc("svg", "passthrough");
+            timing
+        },
+        detail: None,
+    }
+}
+
+pub(super) fn failure(e: Error, cfg: &Config, varies: bool, timing: ServerTiming) -> Produced {
+    let ttl = cfg.ttls.for_failure(&e);
+    let resp = error_response_with(&e, ttl, varies, cfg.upstream_failure_status);
+    let (parts, body) = resp.into_parts();
+    Produced {
+        response: CachedResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            ttl: ttl.unwrap_or(0),
+        },
+        timing,
+        detail: e.detail().map(str::to_string),
+    }
+}

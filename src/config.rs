@@ -5,15 +5,15 @@
 
 use std::time::Duration;
 
-use crate::breaker::BreakerConfig;
-use crate::cache::Ttls;
 use crate::error::ConfigError;
-use crate::fetch::FetchLimits;
-use crate::options::{Format, Presets};
 use crate::pipeline::Limits;
-use crate::shedding::SheddingLimits;
-use crate::signature::KeyPair;
-use crate::source_policy::SourcePolicy;
+use crate::request::options::{Format, Presets};
+use crate::request::signature::KeyPair;
+use crate::request::source_policy::SourcePolicy;
+use crate::resilience::breaker::BreakerConfig;
+use crate::resilience::shedding::SheddingLimits;
+use crate::seams::cache::Ttls;
+use crate::seams::fetch::FetchLimits;
 
 /// The published imgproxy documentation test key ("secret"). For local
 /// development only: anyone can sign URLs with it.
@@ -144,8 +144,10 @@ impl Config {
         }
 
         if let Some(v) = get("EDGETHUMB_ALLOWED_SOURCES") {
-            cfg.sources.allowed_prefixes =
-                crate::source_policy::parse_allowed_sources("EDGETHUMB_ALLOWED_SOURCES", &v)?;
+            cfg.sources.allowed_prefixes = crate::request::source_policy::parse_allowed_sources(
+                "EDGETHUMB_ALLOWED_SOURCES",
+                &v,
+            )?;
         }
         if let Some(b) = parse_bool(&get, "EDGETHUMB_ALLOW_PRIVATE_SOURCES")? {
             cfg.sources.allow_private = b;

@@ -3,38 +3,34 @@
 //! native server, Cloudflare Workers, Spin) supply [`Fetch`], [`Cache`] and
 //! [`Runtime`] and convert `http` requests and responses.
 //!
-//! Where things are:
-//! - URL grammar: [`path`]; processing options and presets: [`options`];
-//! - signature check: [`signature`]; allowed upstreams: [`source_policy`];
-//! - format negotiation: [`negotiate`]; cache keys and seam: [`cache`];
-//! - fetch limits and redirects: [`fetch`]; failing upstream hosts:
-//!   [`breaker`]; the transform: [`pipeline`] (hostile-input checks before
-//!   any decoder: `pipeline::preflight`);
-//! - the request path: [`service`]; errors and statuses: [`error`].
+//! Where things are, in the order a request meets them:
+//! - [`request`]: URL grammar (`request::path`), options and presets
+//!   (`request::options`), the signature check (`request::signature`),
+//!   allowed upstreams (`request::source_policy`), format negotiation
+//!   (`request::negotiate`);
+//! - [`service`]: the request path (plan, coalesce, produce, respond);
+//! - [`seams`]: what adapters supply (fetch, cache, runtime) and the
+//!   policy around it;
+//! - [`resilience`]: the breaker and load shedding;
+//! - [`pipeline`]: the transform (hostile-input checks before any decoder
+//!   in `pipeline::preflight`);
+//! - [`error`]: errors and their statuses; [`config`]: loading settings.
 //!
 //! No `unsafe` here: the codecs that need it (libwebp and its wasm libc)
 //! are in `edgethumb-codecs` (`crates/codecs`).
 #![forbid(unsafe_code)]
 
-pub mod breaker;
-pub mod cache;
 pub mod config;
 pub mod error;
-pub mod fetch;
-pub mod negotiate;
-pub mod options;
-pub mod path;
 pub mod pipeline;
-pub mod runtime;
+pub mod request;
+pub mod resilience;
+pub mod seams;
 pub mod service;
-pub mod shedding;
-pub mod signature;
-pub mod source_policy;
-pub mod url_builder;
 
-pub use cache::{Cache, CachedResponse, NoCache};
 pub use config::Config;
 pub use error::{ConfigError, Error, Fault, TtlClass};
-pub use fetch::{Body, Fetch, FetchError};
-pub use runtime::{OffloadError, Runtime};
+pub use seams::cache::{Cache, CachedResponse, NoCache};
+pub use seams::fetch::{Body, Fetch, FetchError};
+pub use seams::runtime::{OffloadError, Runtime};
 pub use service::Service;

@@ -7,7 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use edgethumb::signature::{self, KeyPair};
+use edgethumb::request::signature::{self, KeyPair};
 use support::native::binary;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -99,15 +99,15 @@ async fn serve_dev_prints_working_sample_urls() {
         .unwrap()
         .trim_start_matches("edgethumb listening on ");
     let key = KeyPair::from_hex("736563726574", "68656C6C6F").unwrap();
-    let p = edgethumb::url_builder::unsigned_path(
+    let p = edgethumb::request::url_builder::unsigned_path(
         "w:10",
         &format!("{base}/health"),
         None,
-        edgethumb::url_builder::SourceEncoding::Plain,
+        edgethumb::request::url_builder::SourceEncoding::Plain,
     );
     let url = format!(
         "{base}{}",
-        edgethumb::url_builder::sign_path(&p, Some(&key), 32)
+        edgethumb::request::url_builder::sign_path(&p, Some(&key), 32)
     );
     assert_eq!(client.get(url).send().await.unwrap().status(), 403);
 }

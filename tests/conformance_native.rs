@@ -42,7 +42,7 @@ async fn names_resolving_to_private_addresses_are_refused() {
     assert!(
         resolved
             .iter()
-            .all(|a| edgethumb::source_policy::is_internal_ip(a.ip())),
+            .all(|a| edgethumb::request::source_policy::is_internal_ip(a.ip())),
         "this test needs a host name that resolves to local addresses: {host} → {resolved:?}"
     );
 
@@ -151,8 +151,8 @@ async fn client_library_urls_native() {
 /// while the transform runs; nothing shed was cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transforms_past_the_queue_are_shed_native() {
-    use edgethumb::signature::KeyPair;
-    use edgethumb::url_builder::{sign_path, unsigned_path, SourceEncoding};
+    use edgethumb::request::signature::KeyPair;
+    use edgethumb::request::url_builder::{sign_path, unsigned_path, SourceEncoding};
     use std::time::{Duration, Instant};
 
     let origin = Origin::start().await;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use edgethumb::signature::KeyPair;
-use edgethumb::url_builder::{self, SourceEncoding};
+use edgethumb::request::signature::KeyPair;
+use edgethumb::request::url_builder::{self, SourceEncoding};
 use support::fixtures;
 use support::harness::{closed_port_base, target_env, TEST_KEY, TEST_SALT};
 use support::native::{binary, NativeServer};

@@ -52,20 +52,20 @@ fn corpus() -> Option<(PathBuf, Vec<(String, String)>)> {
 }
 
 fn job(ext: &str) -> Job {
-    let path = edgethumb::url_builder::unsigned_path(
+    let path = edgethumb::request::url_builder::unsigned_path(
         OPTIONS,
         "http://x/y",
         Some(ext),
-        edgethumb::url_builder::SourceEncoding::Plain,
+        edgethumb::request::url_builder::SourceEncoding::Plain,
     );
-    let parsed = edgethumb::path::parse(&format!("/_{path}")).unwrap();
-    let options = edgethumb::options::build(
+    let parsed = edgethumb::request::path::parse(&format!("/_{path}")).unwrap();
+    let options = edgethumb::request::options::build(
         &parsed.options,
         parsed.extension.as_deref(),
         &Default::default(),
     )
     .unwrap();
-    let negotiated = edgethumb::negotiate::negotiate(options.format, None, &[]);
+    let negotiated = edgethumb::request::negotiate::negotiate(options.format, None, &[]);
     Job {
         options,
         negotiated,

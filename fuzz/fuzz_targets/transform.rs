@@ -3,10 +3,10 @@
 //! no internal error, and the output has the size it reports.
 #![no_main]
 
-use edgethumb::negotiate::negotiate;
-use edgethumb::options::{build, Format, Presets, RawOption};
 use edgethumb::pipeline::Limits;
 use edgethumb::pipeline::{run, Job};
+use edgethumb::request::negotiate::negotiate;
+use edgethumb::request::options::{build, Format, Presets, RawOption};
 use edgethumb::Error;
 use libfuzzer_sys::fuzz_target;
 

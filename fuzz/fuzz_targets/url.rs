@@ -10,8 +10,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError, UpstreamResponse};
-use edgethumb::{path, signature, Config, NoCache, OffloadError, Runtime, Service};
+use edgethumb::request::{path, signature};
+use edgethumb::seams::fetch::{Body, Fetch, FetchError};
+use edgethumb::{Config, NoCache, OffloadError, Runtime, Service};
 use libfuzzer_sys::fuzz_target;
 
 /// Every source is this small JPEG.
@@ -36,13 +37,11 @@ impl Body for Once {
 
 impl Fetch for FixedOrigin {
     type Body = Once;
-    async fn get(&self, _url: &url::Url) -> Result<UpstreamResponse<Once>, FetchError> {
-        Ok(UpstreamResponse {
-            status: 200,
-            location: None,
-            content_length: Some(self.0.len() as u64),
-            body: Once(Some(self.0.clone())),
-        })
+    async fn get(&self, _url: &url::Url) -> Result<http::Response<Once>, FetchError> {
+        let mut resp = http::Response::new(Once(Some(self.0.clone())));
+        resp.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, self.0.len().into());
+        Ok(resp)
     }
 }
 

@@ -6,18 +6,18 @@
 //! decoder (`edgethumb_codecs::jpeg`), so peak memory follows the output, not the
 //! source. The same decoder takes progressive JPEGs at full scale;
 //! jpeg-decoder covers sequential ones there, and rarer frames. Large PNGs
-//! shrink row by row as they decode ([`super::png_shrink`]).
+//! shrink row by row as they decode (`edgethumb_codecs::png_shrink`).
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::deadline::Deadline;
-use super::png_shrink;
 use super::sniff::SourceFormat;
 use super::Limits;
 use crate::error::Error;
 use edgethumb_codecs::jpeg::{self, JpegError};
+use edgethumb_codecs::png_shrink::{self, PngError};
 
 impl From<JpegError> for Error {
     fn from(e: JpegError) -> Self {
@@ -28,6 +28,26 @@ impl From<JpegError> for Error {
             JpegError::Stopped => Error::Internal("JPEG decode stopped".into()),
         }
     }
+}
+
+impl From<PngError> for Error {
+    fn from(e: PngError) -> Self {
+        match e {
+            PngError::Decode(m) => Error::Decode(m),
+            PngError::OverLimit(m) => Error::OverLimit(m),
+            // Mapped by the caller, which knows its deadline.
+            PngError::Stopped => Error::Internal("PNG decode stopped".into()),
+        }
+    }
+}
+
+/// The PNG box factor for `scale`: 1 (decode whole) for other formats and
+/// for interlaced PNGs, which arrive in passes, not rows.
+fn png_factor(header: &Header, scale: f64) -> u32 {
+    if header.format != SourceFormat::Png || header.interlaced {
+        return 1;
+    }
+    png_shrink::factor(scale)
 }
 
 /// What the header says, before decoding.
@@ -116,11 +136,18 @@ pub fn decode(
     limits: &Limits,
     deadline: &Deadline,
 ) -> Result<DynamicImage, Error> {
-    let png_factor = png_shrink::factor(header, scale);
+    let png_factor = png_factor(header, scale);
     match header.format {
         SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits, deadline),
         SourceFormat::Png if png_factor > 1 => {
-            png_shrink::decode(bytes, png_factor, decode_budget(limits), deadline)
+            let png_limits = png_shrink::Limits {
+                max_decoder_bytes: decode_budget(limits),
+            };
+            let stop = || deadline.passed();
+            png_shrink::decode(bytes, png_factor, &png_limits, &stop).map_err(|e| match e {
+                PngError::Stopped => deadline.error(),
+                other => Error::from(other),
+            })
         }
         format => {
             let img = reader(bytes, format, limits)
@@ -137,11 +164,11 @@ pub fn decode(
 
 /// The size [`decode`] will produce: JPEG picks the smallest DCT scale
 /// (n/8) that still covers `scale` in either dimension, as jpeg-decoder
-/// does; a PNG shrinks by a whole box factor ([`png_shrink::factor`]);
+/// does; a PNG shrinks by a whole box factor ([`png_factor`]);
 /// other formats decode at full size.
 pub fn decoded_size(header: &Header, scale: f64) -> (u32, u32) {
     if header.format == SourceFormat::Png {
-        let k = png_shrink::factor(header, scale);
+        let k = png_factor(header, scale);
         return png_shrink::shrunk_size(header.width, header.height, k);
     }
     if header.format != SourceFormat::Jpeg {

@@ -4,7 +4,7 @@
 //! is computed before any pixel is decoded and drives shrink-on-load.
 
 use crate::error::Error;
-use crate::options::{Gravity, GravityType, Options, ResizingType};
+use crate::request::options::{Gravity, GravityType, Options, ResizingType};
 
 /// What to do to an (oriented) source of a known size.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,7 +239,7 @@ pub fn position(outer: (u32, u32), inner: (u32, u32), g: &Gravity, dpr: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{build, Presets, RawOption};
+    use crate::request::options::{build, Presets, RawOption};
 
     fn geo(src: (u32, u32), opts: &str) -> Geometry {
         let raw: Vec<RawOption> = opts

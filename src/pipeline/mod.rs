@@ -19,7 +19,6 @@ pub mod encode;
 pub mod geometry;
 pub mod limits;
 pub mod memory;
-pub mod png_shrink;
 pub mod preflight;
 pub mod resize;
 pub mod smart_crop;
@@ -27,8 +26,8 @@ pub mod sniff;
 mod steps;
 
 use crate::error::Error;
-use crate::negotiate::Negotiated;
-use crate::options::{Format, GravityType, Options};
+use crate::request::negotiate::Negotiated;
+use crate::request::options::{Format, GravityType, Options};
 use deadline::Deadline;
 use image::DynamicImage;
 pub use limits::Limits;
@@ -297,7 +296,7 @@ fn encode_step(img: &DynamicImage, job: &Job, format: Format) -> Result<(Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{build, Presets, RawOption};
+    use crate::request::options::{build, Presets, RawOption};
     use image::{DynamicImage, Rgb, RgbImage, Rgba, RgbaImage};
 
     /// A smooth scene with edges: gradients, a disc, a bar and a red
@@ -354,7 +353,7 @@ mod tests {
         let raw: Vec<RawOption> = text.split('/').filter_map(RawOption::split).collect();
         let options = build(&raw, None, &Presets::default()).unwrap();
         Job {
-            negotiated: crate::negotiate::negotiate(options.format, None, &[]),
+            negotiated: crate::request::negotiate::negotiate(options.format, None, &[]),
             options,
             limits: Limits::default(),
             default_quality: 80,
@@ -446,13 +445,16 @@ mod tests {
         )));
         let mut negotiated = job("w:0");
         negotiated.limits.max_result_dimension = 20000;
-        negotiated.negotiated = crate::negotiate::negotiate(
+        negotiated.negotiated = crate::request::negotiate::negotiate(
             None,
             Some("image/webp,*/*"),
-            &[crate::options::Format::Webp, crate::options::Format::Jpeg],
+            &[
+                crate::request::options::Format::Webp,
+                crate::request::options::Format::Jpeg,
+            ],
         );
         let out = run(&source, &negotiated, || 0.0).unwrap();
-        assert_eq!(out.format, crate::options::Format::Jpeg);
+        assert_eq!(out.format, crate::request::options::Format::Jpeg);
         assert_eq!((out.width, out.height), (16400, 2));
         image::load_from_memory(&out.body).unwrap();
 

@@ -20,7 +20,9 @@ pub const MAX_ICC_BYTES: usize = 1 << 20;
 /// Refuses a source whose structure would cost more than its size allows.
 pub fn check(bytes: &[u8], format: SourceFormat) -> Result<(), Error> {
     match format {
-        SourceFormat::Jpeg => jpeg::cost::check(bytes).map_err(Error::from),
+        SourceFormat::Jpeg => {
+            jpeg::cost::check(bytes, &jpeg::cost::Limits::default()).map_err(Error::from)
+        }
         SourceFormat::Gif => gif_frames(bytes),
         SourceFormat::Png => png_chunks(bytes),
         _ => Ok(()),

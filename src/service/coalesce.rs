@@ -10,10 +10,10 @@ use futures_util::future::{FutureExt, Shared};
 use super::plan::Plan;
 use super::produce::{failure, produce, Produced};
 use super::{Inner, ServerTiming, Service};
-use crate::cache::Cache;
 use crate::error::Error;
-use crate::fetch::Fetch;
-use crate::runtime::{Detached, Runtime};
+use crate::seams::cache::Cache;
+use crate::seams::fetch::Fetch;
+use crate::seams::runtime::{Detached, Runtime};
 
 /// Resolves when the request doing a miss has its result; `Err` if that
 /// request was dropped first (its client went away).

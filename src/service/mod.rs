@@ -18,13 +18,13 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::breaker::Breaker;
-use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::Error;
-use crate::fetch::Fetch;
-use crate::runtime::Runtime;
-use crate::shedding::SourceBudget;
+use crate::resilience::breaker::Breaker;
+use crate::resilience::shedding::SourceBudget;
+use crate::seams::cache::Cache;
+use crate::seams::fetch::Fetch;
+use crate::seams::runtime::Runtime;
 
 mod coalesce;
 mod plan;
@@ -152,7 +152,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         if self.misses_in_flight() as u64 >= cfg.shedding.max_misses_in_flight {
             let e = Error::Overloaded {
                 what: "too many misses in flight".into(),
-                retry_after: crate::shedding::RETRY_AFTER_SECS,
+                retry_after: crate::resilience::shedding::RETRY_AFTER_SECS,
             };
             return error_response(&e, None, plan.negotiated.varies());
         }
@@ -176,9 +176,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cache::{CachedResponse, NoCache};
-    use crate::fetch::{Body, FetchError};
-    use crate::runtime::OffloadError;
+    use crate::seams::cache::{CachedResponse, NoCache};
+    use crate::seams::fetch::{Body, FetchError};
+    use crate::seams::runtime::OffloadError;
 
     /// An upstream that never answers, counting the requests it gets.
     struct Hanging(Rc<Cell<u32>>);

@@ -1,14 +1,14 @@
 //! Everything about a request that needs no I/O: the signature first,
 //! then options, expiry, source policy, negotiation and the cache key.
 
-use crate::cache;
 use crate::config::Config;
 use crate::error::Error;
-use crate::negotiate::{self, Negotiated};
-use crate::options::{self, Options};
-use crate::path;
-use crate::signature;
-use crate::source_policy;
+use crate::request::negotiate::{self, Negotiated};
+use crate::request::options::{self, Options};
+use crate::request::path;
+use crate::request::signature;
+use crate::request::source_policy;
+use crate::seams::cache;
 
 /// Signature placeholders imgproxy accepts for unsigned URLs.
 const UNSIGNED_MARKERS: [&str; 3] = ["insecure", "unsafe", "_"];

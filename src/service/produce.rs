@@ -8,14 +8,14 @@ use http::StatusCode;
 use super::plan::Plan;
 use super::respond::{common_headers, error_response_with, insert};
 use super::{Inner, ServerTiming};
-use crate::breaker;
-use crate::cache::{self, Cache, CachedResponse};
 use crate::config::{Config, FallbackImage};
 use crate::error::Error;
-use crate::fetch::{self, Fetch};
 use crate::pipeline::{self, Job};
-use crate::runtime::{OffloadError, Runtime};
-use crate::source_policy::SourcePolicy;
+use crate::request::source_policy::SourcePolicy;
+use crate::resilience::breaker;
+use crate::seams::cache::{self, Cache, CachedResponse};
+use crate::seams::fetch::{self, Fetch};
+use crate::seams::runtime::{OffloadError, Runtime};
 
 /// A produced response, shared by every request that coalesced on it.
 pub(super) struct Produced {

@@ -7,8 +7,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::ServerTiming;
-use crate::cache::{self, CachedResponse};
 use crate::error::Error;
+use crate::seams::cache::{self, CachedResponse};
 
 /// `hit`, `miss` or `coalesced` (joined another request's miss).
 pub const CACHE_STATUS_HEADER: &str = "x-edgethumb-cache";

@@ -488,10 +488,10 @@ fn encode_colons_and_slashes(src: &str) -> String {
 }
 
 fn dot_segments_in_base64_source(src: &str) -> String {
-    edgethumb::url_builder::unsigned_path(
+    edgethumb::request::url_builder::unsigned_path(
         "rs:fit:100:0",
         &src.replacen("/c/", "/c/x/%2e%2e/../c/", 1),
         None,
-        edgethumb::url_builder::SourceEncoding::Base64,
+        edgethumb::request::url_builder::SourceEncoding::Base64,
     )
 }

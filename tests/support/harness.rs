@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use edgethumb::signature::KeyPair;
-use edgethumb::url_builder::{self, SourceEncoding};
+use edgethumb::request::signature::KeyPair;
+use edgethumb::request::url_builder::{self, SourceEncoding};
 use futures_util::future::{join_all, LocalBoxFuture};
 use http::HeaderMap;
 

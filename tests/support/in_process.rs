@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use edgethumb::runtime::{std_monotonic_ms, std_unix_time};
+use edgethumb::seams::runtime::{std_monotonic_ms, std_unix_time};
 use edgethumb::{Cache, CachedResponse, Config, OffloadError, Runtime, Service};
 use futures_util::future::LocalBoxFuture;
 

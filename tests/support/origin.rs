@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError, UPSTREAM_ACCEPT};
+use edgethumb::seams::fetch::{Body, Fetch, FetchError, UPSTREAM_ACCEPT};
 use futures_util::{Stream, StreamExt as _};
 
 /// What the origin does for one path.

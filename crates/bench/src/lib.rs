@@ -10,10 +10,10 @@
 
 use std::time::Instant;
 
-use edgethumb::negotiate::negotiate;
-use edgethumb::options::{build, Format, Presets, RawOption};
 use edgethumb::pipeline::Limits;
 use edgethumb::pipeline::{run, Job};
+use edgethumb::request::negotiate::negotiate;
+use edgethumb::request::options::{build, Format, Presets, RawOption};
 
 /// Which implementation makes the thumbnail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,6 +20,7 @@
 //! Quality is SSIM (luma) of each output against a reference downscale
 //! made here independently: a full decode by `image` and its own Lanczos3.
 
+use crate::exit::Exit;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -155,14 +156,14 @@ pub fn run(args: BenchArgs) -> ExitCode {
             if let Some(path) = &args.markdown {
                 if let Err(e) = std::fs::write(path, &report) {
                     eprintln!("edgethumb bench: {}: {e}", path.display());
-                    return ExitCode::FAILURE;
+                    return Exit::CannotWrite.into();
                 }
             }
-            ExitCode::SUCCESS
+            Exit::Done.into()
         }
         Err(e) => {
             eprintln!("edgethumb bench: {e}");
-            ExitCode::FAILURE
+            Exit::Failed.into()
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The native `edgethumb` binary.
 
 mod bench;
+mod exit;
 mod native;
 mod sample;
 mod serve;
@@ -11,6 +12,8 @@ mod warm;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use exit::Exit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,17 +49,17 @@ fn main() -> ExitCode {
         Command::Warm(args) => warm::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchRun { args } => match edgethumb_bench::main(&args) {
-            0 => ExitCode::SUCCESS,
-            _ => ExitCode::FAILURE,
+            0 => Exit::Done.into(),
+            _ => Exit::Failed.into(),
         },
         Command::Sign(args) => match sign::run(&args) {
             Ok(url) => {
                 println!("{url}");
-                ExitCode::SUCCESS
+                Exit::Done.into()
             }
             Err(e) => {
                 eprintln!("edgethumb: configuration error: {e}");
-                ExitCode::from(78)
+                Exit::from(&e).into()
             }
         },
     }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError};
-use edgethumb::{shedding, Cache, CachedResponse, OffloadError, Runtime};
+use edgethumb::resilience::shedding;
+use edgethumb::seams::fetch::{Body, Fetch, FetchError};
+use edgethumb::{Cache, CachedResponse, OffloadError, Runtime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// tokio runtime: timers from tokio, transforms on the blocking pool with
@@ -71,11 +72,11 @@ impl TokioRuntime {
 
 impl Runtime for TokioRuntime {
     fn unix_time(&self) -> u64 {
-        edgethumb::runtime::std_unix_time()
+        edgethumb::seams::runtime::std_unix_time()
     }
 
     fn clock(&self) -> fn() -> f64 {
-        edgethumb::runtime::std_monotonic_ms
+        edgethumb::seams::runtime::std_monotonic_ms
     }
 
     async fn sleep(&self, duration: Duration) {
@@ -99,8 +100,8 @@ impl Runtime for TokioRuntime {
 
     fn detach(
         &self,
-        work: edgethumb::runtime::Detached,
-    ) -> Result<(), edgethumb::runtime::Detached> {
+        work: edgethumb::seams::runtime::Detached,
+    ) -> Result<(), edgethumb::seams::runtime::Detached> {
         if !self.detach_misses {
             return Err(work);
         }
@@ -170,7 +171,7 @@ fn public_addrs(
     }
     let kept: Vec<_> = addrs
         .into_iter()
-        .filter(|a| !edgethumb::source_policy::is_internal_ip(a.ip()))
+        .filter(|a| !edgethumb::request::source_policy::is_internal_ip(a.ip()))
         .collect();
     if kept.is_empty() {
         return Err("resolves only to private or local addresses");
@@ -207,7 +208,10 @@ impl Fetch for ReqwestFetch {
         let resp = self
             .client
             .get(url.as_str())
-            .header(http::header::ACCEPT, edgethumb::fetch::UPSTREAM_ACCEPT)
+            .header(
+                http::header::ACCEPT,
+                edgethumb::seams::fetch::UPSTREAM_ACCEPT,
+            )
             .send()
             .await
             .map_err(transport_error)?;

@@ -2,7 +2,7 @@
 //! landscape with sky, sun, hills and fine detail), so the repository ships
 //! no binary asset and the first run works with no network.
 
-use edgethumb::options::Format;
+use edgethumb::request::options::Format;
 use image::{DynamicImage, Rgb, RgbImage};
 
 pub const PATH: &str = "/_sample/photo.jpg";

@@ -11,9 +11,10 @@
 //! connection. hyper answers pipelined requests one at a time, so a
 //! connection holds at most one response beyond the socket's buffers.
 
+use crate::exit::Exit;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -24,8 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
+use edgethumb::request::url_builder::{self, SourceEncoding};
 use edgethumb::service::ErrorDetail;
-use edgethumb::url_builder::{self, SourceEncoding};
 use edgethumb::Service;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -84,11 +85,26 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgethumb: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Internal.into();
         }
     };
+    init_log();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, serve(args))
+}
+
+/// The server's log: events to stderr, `EDGETHUMB_LOG` filtering them
+/// (`tracing` directives such as `warn` or `edgethumb=debug`; default
+/// `info`). Startup failures stay plain lines: the process ends with them.
+fn init_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGETHUMB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
@@ -98,13 +114,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
             "edgethumb: configuration error: --dev binds to loopback only, not {}",
             args.bind
         );
-        return ExitCode::from(78);
+        return Exit::Config.into();
     }
     let listener = match TcpListener::bind(args.bind).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("edgethumb: cannot listen on {}: {e}", args.bind);
-            return ExitCode::FAILURE;
+            return Exit::Unavailable.into();
         }
     };
     let addr = listener.local_addr().unwrap_or(args.bind);
@@ -115,21 +131,21 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("edgethumb: configuration error: {e}");
-            return ExitCode::from(78);
+            return Exit::from(&e).into();
         }
     };
     let cache_bytes = match settings::cache_max_bytes() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("edgethumb: configuration error: {e}");
-            return ExitCode::from(78);
+            return Exit::from(&e).into();
         }
     };
     let fetch = match ReqwestFetch::new(config.sources.allow_private) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("edgethumb: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Internal.into();
         }
     };
     let transforms = args
@@ -140,7 +156,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             Ok(b) => Some(Rc::new(Bytes::from(b))),
             Err(e) => {
                 eprintln!("edgethumb: cannot build the sample image: {e}");
-                return ExitCode::FAILURE;
+                return Exit::Internal.into();
             }
         }
     } else {
@@ -161,7 +177,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .detaching_misses(),
     );
 
+    // Stdout is the command's own output, read by scripts and the test
+    // harness: the address first, then the dev banner. The log is stderr.
     println!("edgethumb listening on {origin}");
+    tracing::info!(%origin, transforms, cache_bytes, "listening");
     if dev {
         println!(
             "DEV MODE: signing with the PUBLISHED TEST KEY (key 736563726574, salt 68656C6C6F)."
@@ -194,8 +213,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
             Ok(p) => p,
             Err(_) => {
                 if said_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    eprintln!(
-                        "edgethumb: {max_connections} connections open (EDGETHUMB_MAX_CONNECTIONS); new ones wait"
+                    tracing::warn!(
+                        max_connections,
+                        "connections at the limit (EDGETHUMB_MAX_CONNECTIONS); new ones wait"
                     );
                     said_full = Some(tokio::time::Instant::now());
                 }
@@ -216,7 +236,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
-                eprintln!("edgethumb: accept failed: {e}");
+                tracing::warn!(error = %e, "accept failed; backing off");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -239,16 +259,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 .await
             {
                 if stalled_write(&e) {
-                    eprintln!(
-                        "edgethumb: closed a connection whose client stopped reading for {} ms",
-                        write_timeout.as_millis()
+                    tracing::info!(
+                        write_timeout_ms = write_timeout.as_millis() as u64,
+                        "closed a connection whose client stopped reading"
                     );
                 }
             }
         });
     }
-    println!("edgethumb: shutting down");
-    ExitCode::SUCCESS
+    tracing::info!("shutting down");
+    Exit::Done.into()
 }
 
 async fn respond(
@@ -269,10 +289,11 @@ async fn respond(
         None => {
             let resp = service.handle(&req).await;
             if let Some(ErrorDetail(d)) = resp.extensions().get::<ErrorDetail>() {
-                eprintln!(
-                    "edgethumb: {} {}: {d}",
-                    resp.status().as_u16(),
-                    req.uri().path()
+                tracing::warn!(
+                    status = resp.status().as_u16(),
+                    path = req.uri().path(),
+                    detail = %d,
+                    "request failed"
                 );
             }
             resp.map(Full::new)

@@ -1,7 +1,7 @@
 //! `edgethumb sign`: prints a signed path, or a full URL with `--base`.
 
 use clap::Args;
-use edgethumb::url_builder::{self, SourceEncoding};
+use edgethumb::request::url_builder::{self, SourceEncoding};
 
 use crate::settings;
 

@@ -10,6 +10,7 @@
 //!   a killed job restarted with the same arguments skips what is done.
 //! - Failed lines go to a file that can be fed back in as the work list.
 
+use crate::exit::Exit;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use edgethumb::url_builder::{self, SourceEncoding};
+use edgethumb::request::url_builder::{self, SourceEncoding};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -196,8 +197,9 @@ fn report<'a>(
     }
 }
 
-/// Exit codes: 0 all warmed, 1 some failed, 66 unreadable input, 78 bad
-/// configuration or arguments.
+/// Exits 0 when all are warmed, 1 when some failed, else as [`Exit`] says
+/// (66 unreadable input, 73 unwritable state, 78 bad configuration or
+/// arguments).
 pub fn run(args: WarmArgs) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -206,7 +208,7 @@ pub fn run(args: WarmArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgethumb warm: cannot start the runtime: {e}");
-            return ExitCode::from(70);
+            return Exit::Internal.into();
         }
     };
     rt.block_on(warm(args))
@@ -217,7 +219,7 @@ async fn warm(args: WarmArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => {
             eprintln!("edgethumb warm: cannot read the work list: {e}");
-            return ExitCode::from(66);
+            return Exit::NoInput.into();
         }
     };
     let mine: Vec<String> = lines
@@ -235,21 +237,21 @@ async fn warm(args: WarmArgs) -> ExitCode {
         Ok(items) => items,
         Err(e) => {
             eprintln!("edgethumb warm: {e}");
-            return ExitCode::from(78);
+            return Exit::Config.into();
         }
     };
     let done = match args.state.as_deref().map(read_state).transpose() {
         Ok(d) => d.unwrap_or_default(),
         Err(e) => {
             eprintln!("edgethumb warm: cannot read the state file: {e}");
-            return ExitCode::from(66);
+            return Exit::NoInput.into();
         }
     };
     let state = match args.state.as_deref().map(open_append).transpose() {
         Ok(f) => f.map(Mutex::new),
         Err(e) => {
             eprintln!("edgethumb warm: cannot write the state file: {e}");
-            return ExitCode::from(73);
+            return Exit::CannotWrite.into();
         }
     };
     let client = match reqwest::Client::builder()
@@ -261,7 +263,7 @@ async fn warm(args: WarmArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("edgethumb warm: cannot build the HTTP client: {e}");
-            return ExitCode::from(70);
+            return Exit::Internal.into();
         }
     };
 
@@ -388,9 +390,9 @@ async fn warm(args: WarmArgs) -> ExitCode {
             summary.failed,
             failed_path.display()
         );
-        return ExitCode::from(1);
+        return Exit::Failed.into();
     }
-    ExitCode::SUCCESS
+    Exit::Done.into()
 }
 
 fn print_json_err<T: Serialize>(v: &T) {

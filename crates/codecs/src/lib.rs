@@ -3,6 +3,8 @@
 //! - [`jpeg`]: a JPEG decoder at 1/8, 1/4, 1/2 and full scale that keeps
 //!   only the coefficients a scale needs (shrink-on-load), and the cost
 //!   check every JPEG passes before any decoder runs;
+//! - [`png_shrink`]: a non-interlaced PNG box-shrunk row by row as it
+//!   decodes, so the full-size image is never resident;
 //! - [`webp`]: lossy WebP through libwebp (C, FFI);
 //! - `wasm_libc`: `malloc`, `calloc`, `free` and `qsort` for libwebp on
 //!   wasm32-unknown-unknown (the Worker), which has no libc.
@@ -12,5 +14,16 @@
 //! what each codec covers and its limits.
 
 pub mod jpeg;
+pub mod png_shrink;
 mod wasm_libc;
 pub mod webp;
+
+/// Asked by a decoder as it goes (every JPEG scan and row of blocks, every
+/// PNG output row); `true` stops it with its `Stopped` error. The core
+/// passes its deadline.
+pub type Stop<'a> = &'a dyn Fn() -> bool;
+
+/// A `stop` that never stops.
+pub fn never() -> bool {
+    false
+}

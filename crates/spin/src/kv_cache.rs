@@ -3,7 +3,7 @@
 //! the store has no TTLs. Not exercised by the test suite: no Spin host
 //! runs here (see README).
 
-use edgethumb::cache::stored;
+use edgethumb::seams::cache::stored;
 use edgethumb::{Cache, CachedResponse, Runtime};
 use spin_sdk::key_value::Store;
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError};
+use edgethumb::seams::fetch::{Body, Fetch, FetchError};
 use edgethumb::{Config, Runtime, Service};
 use futures::{Stream, StreamExt};
 use spin_sdk::http::{Headers, IncomingResponse, Method, OutgoingRequest, Scheme};
@@ -94,7 +94,10 @@ impl Fetch for WasiFetch {
 
     async fn get(&self, url: &url::Url) -> Result<http::Response<WasiBody>, FetchError> {
         let headers = Headers::new();
-        let _ = headers.append("accept", edgethumb::fetch::UPSTREAM_ACCEPT.as_bytes());
+        let _ = headers.append(
+            "accept",
+            edgethumb::seams::fetch::UPSTREAM_ACCEPT.as_bytes(),
+        );
         let req = OutgoingRequest::new(headers);
         let host = url
             .host()
@@ -146,11 +149,11 @@ pub struct WasiRuntime;
 
 impl Runtime for WasiRuntime {
     fn unix_time(&self) -> u64 {
-        edgethumb::runtime::std_unix_time()
+        edgethumb::seams::runtime::std_unix_time()
     }
 
     fn clock(&self) -> fn() -> f64 {
-        edgethumb::runtime::std_monotonic_ms
+        edgethumb::seams::runtime::std_monotonic_ms
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {

@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 
 use bytes::Bytes;
-use edgethumb::cache::stored;
+use edgethumb::seams::cache::stored;
 use edgethumb::{Cache, CachedResponse};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use edgethumb::fetch::{Body, Fetch, FetchError, UPSTREAM_ACCEPT};
+use edgethumb::seams::fetch::{Body, Fetch, FetchError, UPSTREAM_ACCEPT};
 use futures_util::StreamExt;
 use worker::{
     AbortController, ByteStream, CfProperties, Headers, Method, Request, RequestInit,

@@ -9,7 +9,7 @@ use edgethumb_codecs::webp::{self, WebpError};
 use image::{DynamicImage, ImageEncoder};
 
 use crate::error::Error;
-use crate::options::Format;
+use crate::request::options::Format;
 
 impl From<WebpError> for Error {
     fn from(e: WebpError) -> Self {

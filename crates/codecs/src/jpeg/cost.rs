@@ -6,28 +6,50 @@
 //! 8192×6096 pixels and hundreds of empty scans, and cost seconds of CPU.
 //! A real scan spends at least one bit on almost every block it visits
 //! (a Huffman code is never shorter), so the blocks all scans visit are
-//! bounded by the file's size: [`VISITS_PER_BYTE`] a byte, plus
-//! [`FREE_PASSES`] over the frame for what end-of-band runs code cheaply,
-//! and never more than [`MAX_PASSES`]. libjpeg's default progressive
+//! bounded by the file's size ([`Limits`]): 256 visits a byte, plus 2
+//! passes over the frame for what end-of-band runs code cheaply, and never
+//! more than 32 passes. libjpeg's default progressive
 //! script makes about 5 passes; a complete file has at least a byte for
 //! every 8 blocks, so it is allowed at least 34.
 
 use super::{segments, JpegError};
 
-/// Scans a frame may have. libjpeg's default progressive script has 10 and
-/// mozjpeg's stay under 30; libjpeg-turbo leaves the limit to its caller
-/// (`TJPARAM_SCANLIMIT`).
-pub const MAX_SCANS: usize = 100;
-/// Passes over every block of the frame allowed whatever the file's size.
-const FREE_PASSES: u64 = 2;
-/// Block visits allowed for each byte of the file.
-const VISITS_PER_BYTE: u64 = 256;
-/// Passes over the frame allowed at most, however large the file.
-const MAX_PASSES: u64 = 32;
+/// What a JPEG's scans may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Scans a frame may have. libjpeg's default progressive script has 10
+    /// and mozjpeg's stay under 30; libjpeg-turbo leaves the limit to its
+    /// caller (`TJPARAM_SCANLIMIT`).
+    pub max_scans: usize,
+    /// Passes over every block of the frame allowed whatever the file's
+    /// size.
+    pub free_passes: u64,
+    /// Block visits allowed for each byte of the file.
+    pub visits_per_byte: u64,
+    /// Passes over the frame allowed at most, however large the file.
+    pub max_passes: u64,
+}
 
-/// Refuses (413) a JPEG whose scans would visit more blocks than its size
-/// allows, or that has more than [`MAX_SCANS`] scans.
-pub fn check(bytes: &[u8]) -> Result<(), JpegError> {
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_scans: 100,
+            free_passes: 2,
+            visits_per_byte: 256,
+            max_passes: 32,
+        }
+    }
+}
+
+/// Refuses a JPEG whose scans would visit more blocks than its size allows
+/// under `limits`, or that has more than `limits.max_scans` scans.
+pub fn check(bytes: &[u8], limits: &Limits) -> Result<(), JpegError> {
+    let Limits {
+        max_scans,
+        free_passes,
+        visits_per_byte,
+        max_passes,
+    } = *limits;
     let mut frame: Option<Frame> = None;
     let (mut scans, mut visits) = (0usize, 0u64);
     for (marker, seg) in segments(bytes, 2) {
@@ -35,9 +57,9 @@ pub fn check(bytes: &[u8]) -> Result<(), JpegError> {
             0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => frame = Frame::parse(seg),
             0xDA => {
                 scans += 1;
-                if scans > MAX_SCANS {
+                if scans > max_scans {
                     return Err(JpegError::OverLimit(format!(
-                        "JPEG has more than {MAX_SCANS} scans"
+                        "JPEG has more than {max_scans} scans"
                     )));
                 }
                 if let Some(f) = &frame {
@@ -51,10 +73,10 @@ pub fn check(bytes: &[u8]) -> Result<(), JpegError> {
         return Ok(());
     };
     let blocks = frame.blocks();
-    let allowed = FREE_PASSES
+    let allowed = free_passes
         .saturating_mul(blocks)
-        .saturating_add(VISITS_PER_BYTE.saturating_mul(bytes.len() as u64))
-        .min(MAX_PASSES.saturating_mul(blocks));
+        .saturating_add(visits_per_byte.saturating_mul(bytes.len() as u64))
+        .min(max_passes.saturating_mul(blocks));
     if visits > allowed {
         return Err(JpegError::OverLimit(format!(
             "JPEG scans would decode {visits} blocks, more than its {} bytes allow",

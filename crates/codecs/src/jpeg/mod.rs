@@ -37,6 +37,8 @@ mod tests;
 
 use image::RgbImage;
 
+use crate::Stop;
+
 use self::bits::{BitReader, Huffman};
 use self::blocks::{AcScan, Keep};
 use self::color::{ColorSpace, Plane};
@@ -54,15 +56,6 @@ pub enum JpegError {
     /// The caller's `stop` said so.
     #[error("stopped")]
     Stopped,
-}
-
-/// Asked at every scan and row of blocks; `true` stops the decode with
-/// [`JpegError::Stopped`] (the caller's deadline).
-pub type Stop<'a> = &'a dyn Fn() -> bool;
-
-/// A `stop` that never stops.
-pub fn never() -> bool {
-    false
 }
 
 fn check(stop: Stop) -> Result<(), JpegError> {

@@ -4,6 +4,7 @@
 use image::RgbImage;
 
 use super::*;
+use crate::never;
 
 /// jpeg-decoder's own decode at n/8 (it reads every scan), as RGB.
 fn full_decoder_scaled(bytes: &[u8], n: u32) -> RgbImage {

@@ -1,11 +1,11 @@
 //! Building signed URLs (the `sign` command, `warm`, tests): the inverse of
-//! [`crate::path`].
+//! [`crate::request::path`].
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
-use crate::signature::{self, KeyPair};
+use crate::request::signature::{self, KeyPair};
 
 /// Characters escaped in a `plain/` source: those that would end or split
 /// the path segment, start a query, or mark the extension.
@@ -75,7 +75,7 @@ pub fn sign_path(path: &str, key: Option<&KeyPair>, size: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::path;
+    use crate::request::path;
 
     #[test]
     fn built_paths_parse_back() {

@@ -17,9 +17,9 @@ use url::Url;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::runtime::Runtime;
-use crate::shedding::Claim;
-use crate::source_policy::{self, SourcePolicy};
+use crate::request::source_policy::{self, SourcePolicy};
+use crate::resilience::shedding::Claim;
+use crate::seams::runtime::Runtime;
 
 /// The `Accept` header every adapter sends upstream.
 pub const UPSTREAM_ACCEPT: &str = "image/*,*/*;q=0.8";

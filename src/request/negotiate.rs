@@ -2,7 +2,7 @@
 //! `EDGETHUMB_AUTO_FORMATS` entry the `Accept` header names explicitly;
 //! otherwise JPEG, or PNG for images with alpha.
 
-use crate::options::Format;
+use crate::request::options::Format;
 
 /// The decision, made before the source is fetched, so it can be part of
 /// the cache key.

@@ -14,7 +14,7 @@ use base64::Engine;
 use percent_encoding::percent_decode_str;
 
 use crate::error::Error;
-use crate::options::RawOption;
+use crate::request::options::RawOption;
 
 /// Longest path accepted. Real thumbnail URLs are far shorter; this bounds
 /// the work done on a hostile one.

@@ -5,26 +5,55 @@
 //! at least 2×, with Lanczos3: a box shrink followed by a proper filter, as
 //! libvips' `thumbnail` does.
 //!
-//! Interlaced PNGs arrive as seven Adam7 passes, not rows, so they decode
-//! whole ([`factor`] is 1 for them).
+//! Interlaced PNGs arrive as seven Adam7 passes, not rows, so the caller
+//! decodes them whole.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, RgbImage, RgbaImage};
 
-use super::deadline::Deadline;
-use super::decode::Header;
-use super::sniff::SourceFormat;
-use crate::error::Error;
+use crate::Stop;
 
 /// The most a box shrink may take at once (keeps the sums in `u32`).
-const MAX_FACTOR: u32 = 64;
+pub const MAX_FACTOR: u32 = 64;
 
-/// The box factor for a PNG shrunk by `scale` (output ÷ source): the
-/// largest whole factor that leaves at least 2× for the resize; 1 (decode
-/// whole) for other formats and for interlaced PNGs.
-pub fn factor(header: &Header, scale: f64) -> u32 {
-    if header.format != SourceFormat::Png || header.interlaced || scale.is_nan() || scale <= 0.0 {
+/// What one decode may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes the png crate may allocate for its own buffers (rows, the
+    /// inflate window, ancillary chunks); past it, [`PngError::OverLimit`].
+    /// The output and the band of column sums are the caller's to bound:
+    /// both follow from the header's size and the factor.
+    pub max_decoder_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_decoder_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why a PNG did not shrink.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PngError {
+    /// Not a PNG the decoder can read to the end.
+    #[error("{0}")]
+    Decode(String),
+    /// The decoder would allocate more than [`Limits::max_decoder_bytes`].
+    #[error("{0}")]
+    OverLimit(String),
+    /// The caller's `stop` said so.
+    #[error("stopped")]
+    Stopped,
+}
+
+/// The box factor for a non-interlaced PNG shrunk by `scale` (output ÷
+/// source): the largest whole factor that leaves at least 2× for the
+/// resize, at most [`MAX_FACTOR`]; 1 (decode whole) when there is none.
+pub fn factor(scale: f64) -> u32 {
+    if scale.is_nan() || scale <= 0.0 {
         return 1;
     }
     ((1.0 / (2.0 * scale)).floor() as u32).clamp(1, MAX_FACTOR)
@@ -36,17 +65,16 @@ pub fn shrunk_size(width: u32, height: u32, k: u32) -> (u32, u32) {
 }
 
 /// Decodes a non-interlaced PNG shrunk by `k` (≥ 2), to 8-bit RGB, or RGBA
-/// if it has an alpha channel or transparency. `max_alloc` bounds what the
-/// PNG decoder itself may allocate.
-pub fn decode(
-    bytes: &[u8],
-    k: u32,
-    max_alloc: usize,
-    deadline: &Deadline,
-) -> Result<DynamicImage, Error> {
+/// if it has an alpha channel or transparency. `stop` is asked after every
+/// output row.
+pub fn decode(bytes: &[u8], k: u32, limits: &Limits, stop: Stop) -> Result<DynamicImage, PngError> {
     let k = k.clamp(1, MAX_FACTOR);
-    let mut decoder =
-        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: max_alloc });
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: limits.max_decoder_bytes,
+        },
+    );
     // Colour management is not done yet: the profile is not inflated.
     decoder.set_ignore_iccp_chunk(true);
     // Palette and low bit depths expand, 16-bit strips, to 8-bit samples.
@@ -58,7 +86,7 @@ pub fn decode(
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err(Error::Decode("PNG palette not expanded".into())),
+        png::ColorType::Indexed => return Err(PngError::Decode("PNG palette not expanded".into())),
     };
     let alpha = channels.is_multiple_of(2);
     let (ow, oh) = shrunk_size(width, height, k);
@@ -75,15 +103,17 @@ pub fn decode(
         if band_rows == k || rows == height {
             let row_out = out
                 .get_mut(oy * ow as usize * out_channels..)
-                .ok_or_else(|| Error::Decode("PNG has more rows than its header".into()))?;
+                .ok_or_else(|| PngError::Decode("PNG has more rows than its header".into()))?;
             flush(&mut band, row_out, k as usize, band_rows, channels);
             band_rows = 0;
             oy += 1;
-            deadline.check()?;
+            if stop() {
+                return Err(PngError::Stopped);
+            }
         }
     }
     if rows != height {
-        return Err(Error::Decode(format!(
+        return Err(PngError::Decode(format!(
             "PNG ended after {rows} of {height} rows"
         )));
     }
@@ -92,7 +122,8 @@ pub fn decode(
     } else {
         RgbImage::from_raw(ow, oh, out).map(DynamicImage::ImageRgb8)
     };
-    img.ok_or_else(|| Error::Internal("PNG shrink produced a short buffer".into()))
+    // The buffer is sized from the same (ow, oh) just above.
+    img.ok_or_else(|| PngError::Decode("PNG shrink produced a short buffer".into()))
 }
 
 /// Adds one decoded row to the band's column sums. Without alpha this is
@@ -161,16 +192,24 @@ fn flush(band: &mut [u32], out: &mut [u8], k: usize, band_rows: u32, channels: u
     band.fill(0);
 }
 
-fn png_error(e: png::DecodingError) -> Error {
+fn png_error(e: png::DecodingError) -> PngError {
     match e {
-        png::DecodingError::LimitsExceeded => Error::OverLimit("PNG decoder memory limit".into()),
-        other => Error::Decode(format!("PNG: {other}")),
+        png::DecodingError::LimitsExceeded => {
+            PngError::OverLimit("PNG decoder memory limit".into())
+        }
+        other => PngError::Decode(format!("PNG: {other}")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn small() -> Limits {
+        Limits {
+            max_decoder_bytes: 1 << 20,
+        }
+    }
 
     fn encode_png(
         width: u32,
@@ -195,7 +234,7 @@ mod tests {
         // average fewer pixels.
         let grey: Vec<u8> = (0..15).map(|i| i * 10).collect();
         let bytes = encode_png(5, 3, png::ColorType::Grayscale, png::BitDepth::Eight, &grey);
-        let img = decode(&bytes, 2, 1 << 20, &Deadline::none())
+        let img = decode(&bytes, 2, &small(), &crate::never)
             .unwrap()
             .to_rgb8();
         assert_eq!(img.dimensions(), (3, 2));
@@ -214,7 +253,7 @@ mod tests {
             0, 255, 0, 0, 0, 255, 0, 0,
         ];
         let bytes = encode_png(2, 2, png::ColorType::Rgba, png::BitDepth::Eight, &rgba);
-        let img = decode(&bytes, 2, 1 << 20, &Deadline::none())
+        let img = decode(&bytes, 2, &small(), &crate::never)
             .unwrap()
             .to_rgba8();
         assert_eq!(img.get_pixel(0, 0).0, [255, 0, 0, 64]);
@@ -227,7 +266,7 @@ mod tests {
             png::BitDepth::Eight,
             &grey_alpha,
         );
-        let img = decode(&bytes, 2, 1 << 20, &Deadline::none())
+        let img = decode(&bytes, 2, &small(), &crate::never)
             .unwrap()
             .to_rgba8();
         assert_eq!(img.get_pixel(0, 0).0, [200, 200, 200, 64]);
@@ -237,7 +276,7 @@ mod tests {
     fn sixteen_bit_and_palette_decode_to_8_bit() {
         let be16: Vec<u8> = (0..4 * 4 * 3).flat_map(|i| [(i * 5) as u8, 0]).collect();
         let bytes = encode_png(4, 4, png::ColorType::Rgb, png::BitDepth::Sixteen, &be16);
-        let img = decode(&bytes, 2, 1 << 20, &Deadline::none()).unwrap();
+        let img = decode(&bytes, 2, &small(), &crate::never).unwrap();
         assert_eq!((img.width(), img.height()), (2, 2));
 
         let mut out = Vec::new();
@@ -248,9 +287,7 @@ mod tests {
         w.write_image_data(&[0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0])
             .unwrap();
         w.finish().unwrap();
-        let img = decode(&out, 2, 1 << 20, &Deadline::none())
-            .unwrap()
-            .to_rgb8();
+        let img = decode(&out, 2, &small(), &crate::never).unwrap().to_rgb8();
         assert_eq!(img.get_pixel(0, 0).0, [128, 128, 128]);
     }
 
@@ -270,10 +307,50 @@ mod tests {
         // IDAT's CRC and the 12-byte IEND close the file.
         let data_end = bytes.len() - 16;
         for cut in 0..bytes.len() {
-            let result = decode(&bytes[..cut], 4, 1 << 20, &Deadline::none());
+            let result = decode(&bytes[..cut], 4, &small(), &crate::never);
             if cut < data_end {
                 assert!(result.is_err(), "cut at {cut} of {}", bytes.len());
             }
         }
+    }
+
+    fn grey_png(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Grayscale);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&vec![128; (width * height) as usize])
+            .unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn the_factor_leaves_at_least_2x_for_the_resize() {
+        assert_eq!(factor(0.5), 1);
+        assert_eq!(factor(0.25), 2);
+        assert_eq!(factor(0.1), 5);
+        assert_eq!(factor(0.0001), MAX_FACTOR);
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert_eq!(factor(bad), 1);
+        }
+    }
+
+    #[test]
+    fn the_decoder_allocation_limit_and_stop_are_kept() {
+        let bytes = grey_png(4096, 8);
+        let tiny = Limits {
+            max_decoder_bytes: 1024,
+        };
+        assert!(matches!(
+            decode(&bytes, 2, &tiny, &crate::never),
+            Err(PngError::OverLimit(_))
+        ));
+        assert_eq!(
+            decode(&bytes, 2, &Limits::default(), &|| true).unwrap_err(),
+            PngError::Stopped
+        );
+        let img = decode(&bytes, 2, &Limits::default(), &crate::never).unwrap();
+        assert_eq!((img.width(), img.height()), (2048, 4));
     }
 }

@@ -16,28 +16,24 @@ use super::deadline::Deadline;
 use super::sniff::SourceFormat;
 use super::Limits;
 use crate::error::Error;
-use edgethumb_codecs::jpeg::{self, JpegError};
-use edgethumb_codecs::png_shrink::{self, PngError};
+use edgethumb_codecs::{jpeg, png_shrink, DecodeError};
 
-impl From<JpegError> for Error {
-    fn from(e: JpegError) -> Self {
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
         match e {
-            JpegError::Decode(m) => Error::Decode(m),
-            JpegError::OverLimit(m) => Error::OverLimit(m),
-            // Mapped by the caller, which knows its deadline.
-            JpegError::Stopped => Error::Internal("JPEG decode stopped".into()),
+            DecodeError::Decode(m) => Error::Decode(m),
+            DecodeError::OverLimit(m) => Error::OverLimit(m),
+            // Decoders are only stopped by the deadline (`stopped_by`).
+            DecodeError::Stopped => Error::Internal("decode stopped".into()),
         }
     }
 }
 
-impl From<PngError> for Error {
-    fn from(e: PngError) -> Self {
-        match e {
-            PngError::Decode(m) => Error::Decode(m),
-            PngError::OverLimit(m) => Error::OverLimit(m),
-            // Mapped by the caller, which knows its deadline.
-            PngError::Stopped => Error::Internal("PNG decode stopped".into()),
-        }
+/// A codec's error, where `deadline` was its `stop`: stopped means timed out.
+fn stopped_by(deadline: &Deadline) -> impl Fn(DecodeError) -> Error + '_ {
+    move |e| match e {
+        DecodeError::Stopped => deadline.error(),
+        other => Error::from(other),
     }
 }
 
@@ -144,10 +140,7 @@ pub fn decode(
                 max_decoder_bytes: decode_budget(limits),
             };
             let stop = || deadline.passed();
-            png_shrink::decode(bytes, png_factor, &png_limits, &stop).map_err(|e| match e {
-                PngError::Stopped => deadline.error(),
-                other => Error::from(other),
-            })
+            png_shrink::decode(bytes, png_factor, &png_limits, &stop).map_err(stopped_by(deadline))
         }
         format => {
             let img = reader(bytes, format, limits)
@@ -211,10 +204,8 @@ fn decode_jpeg(
     // they need. The frames it does not take (sequential at full scale,
     // CMYK, 12-bit, arithmetic, lossless) go to jpeg-decoder.
     let stop = || deadline.passed();
-    let ours = jpeg::decode(bytes, jpeg_eighths(header, scale), &stop).map_err(|e| match e {
-        JpegError::Stopped => deadline.error(),
-        other => Error::from(other),
-    })?;
+    let ours =
+        jpeg::decode(bytes, jpeg_eighths(header, scale), &stop).map_err(stopped_by(deadline))?;
     if let Some(img) = ours {
         return Ok(DynamicImage::ImageRgb8(img));
     }

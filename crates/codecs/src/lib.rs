@@ -18,6 +18,23 @@ pub mod png_shrink;
 mod wasm_libc;
 pub mod webp;
 
+/// Why a decoder gave no image: the same three answers from each, so the
+/// core maps them once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a file this decoder can read to the end (damaged, cut, or
+    /// outside what it covers).
+    #[error("{0}")]
+    Decode(String),
+    /// It would cost more than its limits allow (`jpeg::cost::check`,
+    /// `png_shrink::Limits`).
+    #[error("{0}")]
+    OverLimit(String),
+    /// The caller's `stop` said so.
+    #[error("stopped")]
+    Stopped,
+}
+
 /// Asked by a decoder as it goes (every JPEG scan and row of blocks, every
 /// PNG output row); `true` stops it with its `Stopped` error. The core
 /// passes its deadline.

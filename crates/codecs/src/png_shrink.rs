@@ -12,7 +12,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, RgbImage, RgbaImage};
 
-use crate::Stop;
+use crate::{DecodeError, Stop};
 
 /// The most a box shrink may take at once (keeps the sums in `u32`).
 pub const MAX_FACTOR: u32 = 64;
@@ -21,7 +21,7 @@ pub const MAX_FACTOR: u32 = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes the png crate may allocate for its own buffers (rows, the
-    /// inflate window, ancillary chunks); past it, [`PngError::OverLimit`].
+    /// inflate window, ancillary chunks); past it, [`DecodeError::OverLimit`].
     /// The output and the band of column sums are the caller's to bound:
     /// both follow from the header's size and the factor.
     pub max_decoder_bytes: usize,
@@ -33,20 +33,6 @@ impl Default for Limits {
             max_decoder_bytes: 64 << 20,
         }
     }
-}
-
-/// Why a PNG did not shrink.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PngError {
-    /// Not a PNG the decoder can read to the end.
-    #[error("{0}")]
-    Decode(String),
-    /// The decoder would allocate more than [`Limits::max_decoder_bytes`].
-    #[error("{0}")]
-    OverLimit(String),
-    /// The caller's `stop` said so.
-    #[error("stopped")]
-    Stopped,
 }
 
 /// The box factor for a non-interlaced PNG shrunk by `scale` (output ÷
@@ -67,7 +53,12 @@ pub fn shrunk_size(width: u32, height: u32, k: u32) -> (u32, u32) {
 /// Decodes a non-interlaced PNG shrunk by `k` (≥ 2), to 8-bit RGB, or RGBA
 /// if it has an alpha channel or transparency. `stop` is asked after every
 /// output row.
-pub fn decode(bytes: &[u8], k: u32, limits: &Limits, stop: Stop) -> Result<DynamicImage, PngError> {
+pub fn decode(
+    bytes: &[u8],
+    k: u32,
+    limits: &Limits,
+    stop: Stop,
+) -> Result<DynamicImage, DecodeError> {
     let k = k.clamp(1, MAX_FACTOR);
     let mut decoder = png::Decoder::new_with_limits(
         Cursor::new(bytes),
@@ -86,7 +77,9 @@ pub fn decode(bytes: &[u8], k: u32, limits: &Limits, stop: Stop) -> Result<Dynam
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err(PngError::Decode("PNG palette not expanded".into())),
+        png::ColorType::Indexed => {
+            return Err(DecodeError::Decode("PNG palette not expanded".into()))
+        }
     };
     let alpha = channels.is_multiple_of(2);
     let (ow, oh) = shrunk_size(width, height, k);
@@ -103,17 +96,17 @@ pub fn decode(bytes: &[u8], k: u32, limits: &Limits, stop: Stop) -> Result<Dynam
         if band_rows == k || rows == height {
             let row_out = out
                 .get_mut(oy * ow as usize * out_channels..)
-                .ok_or_else(|| PngError::Decode("PNG has more rows than its header".into()))?;
+                .ok_or_else(|| DecodeError::Decode("PNG has more rows than its header".into()))?;
             flush(&mut band, row_out, k as usize, band_rows, channels);
             band_rows = 0;
             oy += 1;
             if stop() {
-                return Err(PngError::Stopped);
+                return Err(DecodeError::Stopped);
             }
         }
     }
     if rows != height {
-        return Err(PngError::Decode(format!(
+        return Err(DecodeError::Decode(format!(
             "PNG ended after {rows} of {height} rows"
         )));
     }
@@ -123,7 +116,7 @@ pub fn decode(bytes: &[u8], k: u32, limits: &Limits, stop: Stop) -> Result<Dynam
         RgbImage::from_raw(ow, oh, out).map(DynamicImage::ImageRgb8)
     };
     // The buffer is sized from the same (ow, oh) just above.
-    img.ok_or_else(|| PngError::Decode("PNG shrink produced a short buffer".into()))
+    img.ok_or_else(|| DecodeError::Decode("PNG shrink produced a short buffer".into()))
 }
 
 /// Adds one decoded row to the band's column sums. Without alpha this is
@@ -192,12 +185,12 @@ fn flush(band: &mut [u32], out: &mut [u8], k: usize, band_rows: u32, channels: u
     band.fill(0);
 }
 
-fn png_error(e: png::DecodingError) -> PngError {
+fn png_error(e: png::DecodingError) -> DecodeError {
     match e {
         png::DecodingError::LimitsExceeded => {
-            PngError::OverLimit("PNG decoder memory limit".into())
+            DecodeError::OverLimit("PNG decoder memory limit".into())
         }
-        other => PngError::Decode(format!("PNG: {other}")),
+        other => DecodeError::Decode(format!("PNG: {other}")),
     }
 }
 
@@ -344,11 +337,11 @@ mod tests {
         };
         assert!(matches!(
             decode(&bytes, 2, &tiny, &crate::never),
-            Err(PngError::OverLimit(_))
+            Err(DecodeError::OverLimit(_))
         ));
         assert_eq!(
             decode(&bytes, 2, &Limits::default(), &|| true).unwrap_err(),
-            PngError::Stopped
+            DecodeError::Stopped
         );
         let img = decode(&bytes, 2, &Limits::default(), &crate::never).unwrap();
         assert_eq!((img.width(), img.height()), (2048, 4));

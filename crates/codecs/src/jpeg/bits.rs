@@ -11,7 +11,7 @@
 //!   (almost every code), and for AC also the coefficient's value when it
 //!   fits in the same bits (libjpeg-turbo and stb_image do the same).
 
-use super::{corrupt, JpegError};
+use super::{corrupt, DecodeError};
 
 /// Codes up to this long decode in one table lookup.
 const LOOKUP_BITS: u32 = 10;
@@ -32,7 +32,7 @@ pub struct Huffman {
 }
 
 impl Huffman {
-    pub fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Huffman, JpegError> {
+    pub fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Huffman, DecodeError> {
         let mut max_code = [-1i32; 17];
         let mut offset = [0i32; 17];
         let mut lookup = Box::new([0u16; 1 << LOOKUP_BITS]);
@@ -82,7 +82,7 @@ impl Huffman {
 
     /// The next symbol. The reader must hold at least 16 bits (refilled).
     #[inline(always)]
-    pub fn decode(&self, r: &mut BitReader) -> Result<u8, JpegError> {
+    pub fn decode(&self, r: &mut BitReader) -> Result<u8, DecodeError> {
         let entry = self.lookup[r.peek(LOOKUP_BITS) as usize];
         if entry != 0 {
             r.consume((entry >> 8) as u32);
@@ -109,7 +109,7 @@ impl Huffman {
     /// next 16 bits.
     #[cold]
     #[inline(never)]
-    fn decode_long(&self, window: u32) -> Result<(u32, u8), JpegError> {
+    fn decode_long(&self, window: u32) -> Result<(u32, u8), DecodeError> {
         let window = window as i32;
         for len in LOOKUP_BITS + 1..=16 {
             let code = window >> (16 - len);

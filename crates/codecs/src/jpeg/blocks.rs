@@ -4,7 +4,7 @@
 //! find where the next one starts), but nothing else is stored.
 
 use super::bits::{BitReader, Huffman};
-use super::{corrupt, JpegError};
+use super::{corrupt, DecodeError};
 
 /// The natural (row-major 8×8) index of each zigzag position.
 const ZIGZAG: [u8; 64] = [
@@ -60,7 +60,7 @@ impl Keep {
 
 /// A DC difference, added to the component's predictor.
 #[inline(always)]
-fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32, JpegError> {
+fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32, DecodeError> {
     r.refill();
     let size = dc.decode(r)? as u32;
     if size > 11 {
@@ -82,7 +82,7 @@ pub fn sequential(
     pred: &mut i32,
     keep: &Keep,
     out: &mut [i32; 64],
-) -> Result<(), JpegError> {
+) -> Result<(), DecodeError> {
     // A copy whose address never escapes, so it lives in registers.
     let mut r = *reader;
     out[0] = dc_difference(&mut r, dc, pred)?;
@@ -130,7 +130,7 @@ pub fn dc_first(
     pred: &mut i32,
     al: u32,
     coef: &mut i16,
-) -> Result<(), JpegError> {
+) -> Result<(), DecodeError> {
     let v = dc_difference(r, dc, pred)?;
     *coef = to_i16(v.wrapping_shl(al));
     Ok(())
@@ -162,7 +162,7 @@ impl AcScan<'_> {
         (1 << run) + r.bits(run)
     }
 
-    fn table(&self) -> Result<&Huffman, JpegError> {
+    fn table(&self) -> Result<&Huffman, DecodeError> {
         self.huffman
             .ok_or_else(|| corrupt("scan uses an undefined AC table"))
     }
@@ -174,7 +174,7 @@ impl AcScan<'_> {
         keep: &Keep,
         coefs: &mut [i16],
         nonzero: &mut u64,
-    ) -> Result<(), JpegError> {
+    ) -> Result<(), DecodeError> {
         if self.eobrun > 0 {
             self.eobrun -= 1;
             return Ok(());
@@ -225,7 +225,7 @@ impl AcScan<'_> {
         keep: &Keep,
         coefs: &mut [i16],
         nonzero: &mut u64,
-    ) -> Result<(), JpegError> {
+    ) -> Result<(), DecodeError> {
         // A copy whose address never escapes, so it lives in registers.
         let mut r = *reader;
         let p1: i16 = 1 << self.al;

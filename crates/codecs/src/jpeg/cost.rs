@@ -12,7 +12,7 @@
 //! script makes about 5 passes; a complete file has at least a byte for
 //! every 8 blocks, so it is allowed at least 34.
 
-use super::{segments, JpegError};
+use super::{segments, DecodeError};
 
 /// What a JPEG's scans may cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Default for Limits {
 
 /// Refuses a JPEG whose scans would visit more blocks than its size allows
 /// under `limits`, or that has more than `limits.max_scans` scans.
-pub fn check(bytes: &[u8], limits: &Limits) -> Result<(), JpegError> {
+pub fn check(bytes: &[u8], limits: &Limits) -> Result<(), DecodeError> {
     let Limits {
         max_scans,
         free_passes,
@@ -58,7 +58,7 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<(), JpegError> {
             0xDA => {
                 scans += 1;
                 if scans > max_scans {
-                    return Err(JpegError::OverLimit(format!(
+                    return Err(DecodeError::OverLimit(format!(
                         "JPEG has more than {max_scans} scans"
                     )));
                 }
@@ -78,7 +78,7 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<(), JpegError> {
         .saturating_add(visits_per_byte.saturating_mul(bytes.len() as u64))
         .min(max_passes.saturating_mul(blocks));
     if visits > allowed {
-        return Err(JpegError::OverLimit(format!(
+        return Err(DecodeError::OverLimit(format!(
             "JPEG scans would decode {visits} blocks, more than its {} bytes allow",
             bytes.len()
         )));

@@ -37,30 +37,16 @@ mod tests;
 
 use image::RgbImage;
 
-use crate::Stop;
+use crate::{DecodeError, Stop};
 
 use self::bits::{BitReader, Huffman};
 use self::blocks::{AcScan, Keep};
 use self::color::{ColorSpace, Plane};
 use self::idct::Idct;
 
-/// Why a JPEG was not decoded (or not allowed to be).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JpegError {
-    /// Not a JPEG this decoder can read to the end.
-    #[error("{0}")]
-    Decode(String),
-    /// It would cost more than its size allows ([`cost::check`]).
-    #[error("{0}")]
-    OverLimit(String),
-    /// The caller's `stop` said so.
-    #[error("stopped")]
-    Stopped,
-}
-
-fn check(stop: Stop) -> Result<(), JpegError> {
+fn check(stop: Stop) -> Result<(), DecodeError> {
     if stop() {
-        return Err(JpegError::Stopped);
+        return Err(DecodeError::Stopped);
     }
     Ok(())
 }
@@ -69,7 +55,7 @@ fn check(stop: Stop) -> Result<(), JpegError> {
 /// `ceil(h·n/8)`. `Ok(None)` if this file or scale is not one this path
 /// covers. `stop` is asked at every scan and row of blocks;
 /// [`cost::check`] must have passed first, to bound the scans.
-pub fn decode(bytes: &[u8], eighths: u32, stop: Stop) -> Result<Option<RgbImage>, JpegError> {
+pub fn decode(bytes: &[u8], eighths: u32, stop: Stop) -> Result<Option<RgbImage>, DecodeError> {
     if !matches!(eighths, 1 | 2 | 4 | 8) {
         return Ok(None);
     }
@@ -149,8 +135,8 @@ pub fn decode(bytes: &[u8], eighths: u32, stop: Stop) -> Result<Option<RgbImage>
     st.finish().map(Some)
 }
 
-fn corrupt(what: &str) -> JpegError {
-    JpegError::Decode(format!("JPEG: {what}"))
+fn corrupt(what: &str) -> DecodeError {
+    DecodeError::Decode(format!("JPEG: {what}"))
 }
 
 /// Finds the next marker at or after `pos`: its code and the index just
@@ -281,7 +267,7 @@ struct State {
 }
 
 impl State {
-    fn quant_tables(&mut self, mut seg: &[u8]) -> Result<(), JpegError> {
+    fn quant_tables(&mut self, mut seg: &[u8]) -> Result<(), DecodeError> {
         while let Some((&pq_tq, rest)) = seg.split_first() {
             let (precision, id) = (pq_tq >> 4, (pq_tq & 0x0F) as usize);
             let size = if precision == 0 { 64 } else { 128 };
@@ -303,7 +289,7 @@ impl State {
         Ok(())
     }
 
-    fn huffman_tables(&mut self, mut seg: &[u8]) -> Result<(), JpegError> {
+    fn huffman_tables(&mut self, mut seg: &[u8]) -> Result<(), DecodeError> {
         while let Some((&tc_th, rest)) = seg.split_first() {
             let (class, id) = (tc_th >> 4, (tc_th & 0x0F) as usize);
             let counts: [u8; 16] = rest
@@ -337,7 +323,7 @@ impl State {
         bytes: &[u8],
         data: usize,
         stop: Stop,
-    ) -> Result<usize, JpegError> {
+    ) -> Result<usize, DecodeError> {
         let index = self.scan_index;
         self.scan_index += 1;
         let State {
@@ -510,7 +496,7 @@ impl State {
         Ok(data + reader.position())
     }
 
-    fn finish(self) -> Result<RgbImage, JpegError> {
+    fn finish(self) -> Result<RgbImage, DecodeError> {
         let mut frame = self.frame.ok_or_else(|| corrupt("no frame header"))?;
         let n = self.n;
         if frame.progressive {
@@ -573,7 +559,7 @@ fn dequantise(q: i32, v: i32) -> i32 {
     (v.clamp(-(1 << 15), 1 << 15) * q).clamp(-(1 << 20), 1 << 20)
 }
 
-fn table<'t>(t: Option<&'t Huffman>, class: &str) -> Result<&'t Huffman, JpegError> {
+fn table<'t>(t: Option<&'t Huffman>, class: &str) -> Result<&'t Huffman, DecodeError> {
     t.ok_or_else(|| corrupt(&format!("scan uses an undefined {class} table")))
 }
 
@@ -665,7 +651,7 @@ impl Component {
         &self,
         quant: &[Option<[u16; 64]>; 4],
         keep: &Keep,
-    ) -> Result<[i32; 64], JpegError> {
+    ) -> Result<[i32; 64], DecodeError> {
         let table = quant[self.quant]
             .as_ref()
             .ok_or_else(|| corrupt("component uses an undefined quantisation table"))?;
@@ -681,7 +667,7 @@ impl Component {
 
 impl Frame {
     /// `Ok(None)` for frames this path does not cover.
-    fn parse(seg: &[u8], progressive: bool, n: usize) -> Result<Option<Frame>, JpegError> {
+    fn parse(seg: &[u8], progressive: bool, n: usize) -> Result<Option<Frame>, DecodeError> {
         let head = seg.get(..6).ok_or_else(|| corrupt("short frame header"))?;
         let precision = head[0];
         let height = u16::from_be_bytes([head[1], head[2]]) as u32;

@@ -89,11 +89,16 @@ fuzz_target!(|data: &[u8]| {
 
     // The cost check allows 32 passes over the frame: far more than
     // libjpeg's or mozjpeg's scripts, fewer than 64 spectral bands.
-    if let Err(e) = jpeg::cost::check(&bytes, &jpeg::cost::Limits::default()) {
+    if let Err(e) = jpeg::cost::check(&bytes, &jpeg::Limits::default()) {
         assert!(progressive && scans > 16, "{e}");
         return;
     }
-    let ours = match jpeg::decode(&bytes, n, &edgethumb_codecs::never) {
+    let ours = match jpeg::decode(
+        &bytes,
+        n,
+        &jpeg::Limits::default(),
+        &edgethumb_codecs::never,
+    ) {
         Ok(Some(img)) => img,
         // Sequential frames at full scale are jpeg-decoder's.
         Ok(None) => {

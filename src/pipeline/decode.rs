@@ -137,6 +137,7 @@ pub fn decode(
         SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits, deadline),
         SourceFormat::Png if png_factor > 1 => {
             let png_limits = png_shrink::Limits {
+                max_pixels: limits.max_src_pixels,
                 max_decoder_bytes: decode_budget(limits),
             };
             let stop = || deadline.passed();
@@ -204,8 +205,12 @@ fn decode_jpeg(
     // they need. The frames it does not take (sequential at full scale,
     // CMYK, 12-bit, arithmetic, lossless) go to jpeg-decoder.
     let stop = || deadline.passed();
-    let ours =
-        jpeg::decode(bytes, jpeg_eighths(header, scale), &stop).map_err(stopped_by(deadline))?;
+    let jpeg_limits = jpeg::Limits {
+        max_pixels: limits.max_src_pixels,
+        ..jpeg::Limits::default()
+    };
+    let ours = jpeg::decode(bytes, jpeg_eighths(header, scale), &jpeg_limits, &stop)
+        .map_err(stopped_by(deadline))?;
     if let Some(img) = ours {
         return Ok(DynamicImage::ImageRgb8(img));
     }

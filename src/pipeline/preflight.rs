@@ -21,7 +21,7 @@ pub const MAX_ICC_BYTES: usize = 1 << 20;
 pub fn check(bytes: &[u8], format: SourceFormat) -> Result<(), Error> {
     match format {
         SourceFormat::Jpeg => {
-            jpeg::cost::check(bytes, &jpeg::cost::Limits::default()).map_err(Error::from)
+            jpeg::cost::check(bytes, &jpeg::Limits::default()).map_err(Error::from)
         }
         SourceFormat::Gif => gif_frames(bytes),
         SourceFormat::Png => png_chunks(bytes),

@@ -20,16 +20,18 @@ pub const MAX_FACTOR: u32 = 64;
 /// What one decode may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Pixels of the source (width × height from its header), checked
+    /// before the output and the band are allocated.
+    pub max_pixels: u64,
     /// Bytes the png crate may allocate for its own buffers (rows, the
     /// inflate window, ancillary chunks); past it, [`DecodeError::OverLimit`].
-    /// The output and the band of column sums are the caller's to bound:
-    /// both follow from the header's size and the factor.
     pub max_decoder_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            max_pixels: 100_000_000,
             max_decoder_bytes: 64 << 20,
         }
     }
@@ -72,6 +74,12 @@ pub fn decode(
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(png_error)?;
     let (width, height) = (reader.info().width, reader.info().height);
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(DecodeError::OverLimit(format!(
+            "PNG is {width}x{height}, more than {} pixels",
+            limits.max_pixels
+        )));
+    }
     let channels: usize = match reader.output_color_type().0 {
         png::ColorType::Grayscale => 1,
         png::ColorType::GrayscaleAlpha => 2,
@@ -201,6 +209,7 @@ mod tests {
     fn small() -> Limits {
         Limits {
             max_decoder_bytes: 1 << 20,
+            ..Limits::default()
         }
     }
 
@@ -334,6 +343,7 @@ mod tests {
         let bytes = grey_png(4096, 8);
         let tiny = Limits {
             max_decoder_bytes: 1024,
+            ..Limits::default()
         };
         assert!(matches!(
             decode(&bytes, 2, &tiny, &crate::never),
@@ -345,5 +355,24 @@ mod tests {
         );
         let img = decode(&bytes, 2, &Limits::default(), &crate::never).unwrap();
         assert_eq!((img.width(), img.height()), (2048, 4));
+    }
+
+    /// The `png` fuzz target's finding: 530 bytes whose header declares
+    /// 257×3,405,775,048 pixels, which allocated 657 GB of output (an
+    /// abort) before the first row. Now refused before any allocation.
+    #[test]
+    fn a_source_past_the_pixel_limit_is_refused_before_anything_is_allocated() {
+        let bytes = include_bytes!("../testdata/png-declares-3-gigapixels.png");
+        let err = decode(bytes, 3, &Limits::default(), &crate::never).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::OverLimit(m) if m.contains("257x3405775048")),
+            "{err}"
+        );
+        let few = Limits {
+            max_pixels: 257 * 199,
+            ..Limits::default()
+        };
+        let err = decode(&grey_png(257, 200), 2, &few, &crate::never).unwrap_err();
+        assert!(matches!(err, DecodeError::OverLimit(_)), "{err}");
     }
 }

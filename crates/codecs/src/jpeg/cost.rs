@@ -12,34 +12,7 @@
 //! script makes about 5 passes; a complete file has at least a byte for
 //! every 8 blocks, so it is allowed at least 34.
 
-use super::{segments, DecodeError};
-
-/// What a JPEG's scans may cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Scans a frame may have. libjpeg's default progressive script has 10
-    /// and mozjpeg's stay under 30; libjpeg-turbo leaves the limit to its
-    /// caller (`TJPARAM_SCANLIMIT`).
-    pub max_scans: usize,
-    /// Passes over every block of the frame allowed whatever the file's
-    /// size.
-    pub free_passes: u64,
-    /// Block visits allowed for each byte of the file.
-    pub visits_per_byte: u64,
-    /// Passes over the frame allowed at most, however large the file.
-    pub max_passes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_scans: 100,
-            free_passes: 2,
-            visits_per_byte: 256,
-            max_passes: 32,
-        }
-    }
-}
+use super::{segments, DecodeError, Limits};
 
 /// Refuses a JPEG whose scans would visit more blocks than its size allows
 /// under `limits`, or that has more than `limits.max_scans` scans.
@@ -49,6 +22,7 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<(), DecodeError> {
         free_passes,
         visits_per_byte,
         max_passes,
+        ..
     } = *limits;
     let mut frame: Option<Frame> = None;
     let (mut scans, mut visits) = (0usize, 0u64);

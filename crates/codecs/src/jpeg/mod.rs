@@ -51,11 +51,48 @@ fn check(stop: Stop) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// What one JPEG may cost, checked before anything is allocated for it:
+/// its pixels ([`decode`]) and its scans ([`cost::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Pixels of the frame at full size (a baseline or progressive frame
+    /// may declare up to 65535×65535).
+    pub max_pixels: u64,
+    /// Scans a frame may have. libjpeg's default progressive script has 10
+    /// and mozjpeg's stay under 30; libjpeg-turbo leaves the limit to its
+    /// caller (`TJPARAM_SCANLIMIT`).
+    pub max_scans: usize,
+    /// Passes over every block of the frame allowed whatever the file's
+    /// size.
+    pub free_passes: u64,
+    /// Block visits allowed for each byte of the file.
+    pub visits_per_byte: u64,
+    /// Passes over the frame allowed at most, however large the file.
+    pub max_passes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pixels: 100_000_000,
+            max_scans: 100,
+            free_passes: 2,
+            visits_per_byte: 256,
+            max_passes: 32,
+        }
+    }
+}
+
 /// Decodes `bytes` at `eighths`/8 scale (1, 2, 4 or 8): `ceil(w·n/8)` ×
 /// `ceil(h·n/8)`. `Ok(None)` if this file or scale is not one this path
 /// covers. `stop` is asked at every scan and row of blocks;
 /// [`cost::check`] must have passed first, to bound the scans.
-pub fn decode(bytes: &[u8], eighths: u32, stop: Stop) -> Result<Option<RgbImage>, DecodeError> {
+pub fn decode(
+    bytes: &[u8],
+    eighths: u32,
+    limits: &Limits,
+    stop: Stop,
+) -> Result<Option<RgbImage>, DecodeError> {
     if !matches!(eighths, 1 | 2 | 4 | 8) {
         return Ok(None);
     }
@@ -115,7 +152,7 @@ pub fn decode(bytes: &[u8], eighths: u32, stop: Stop) -> Result<Option<RgbImage>
                 if n == 8 && marker != 0xC2 {
                     return Ok(None);
                 }
-                match Frame::parse(seg, marker == 0xC2, n)? {
+                match Frame::parse(seg, marker == 0xC2, n, limits.max_pixels)? {
                     Some(f) => st.frame = Some(f),
                     None => return Ok(None),
                 }
@@ -667,7 +704,12 @@ impl Component {
 
 impl Frame {
     /// `Ok(None)` for frames this path does not cover.
-    fn parse(seg: &[u8], progressive: bool, n: usize) -> Result<Option<Frame>, DecodeError> {
+    fn parse(
+        seg: &[u8],
+        progressive: bool,
+        n: usize,
+        max_pixels: u64,
+    ) -> Result<Option<Frame>, DecodeError> {
         let head = seg.get(..6).ok_or_else(|| corrupt("short frame header"))?;
         let precision = head[0];
         let height = u16::from_be_bytes([head[1], head[2]]) as u32;
@@ -676,6 +718,11 @@ impl Frame {
         // Height 0 (set later by a DNL marker) is left to jpeg-decoder.
         if precision != 8 || !(count == 1 || count == 3) || height == 0 || width == 0 {
             return Ok(None);
+        }
+        if u64::from(width) * u64::from(height) > max_pixels {
+            return Err(DecodeError::OverLimit(format!(
+                "JPEG is {width}x{height}, more than {max_pixels} pixels"
+            )));
         }
         let specs = seg
             .get(6..6 + 3 * count)

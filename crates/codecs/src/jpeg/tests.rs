@@ -64,12 +64,14 @@ fn covered(bytes: &[u8], n: u32) -> bool {
 fn assert_matches_full_decoder(bytes: &[u8], n: u32, name: &str) {
     if !covered(bytes, n) {
         assert!(
-            decode(bytes, n, &never).unwrap().is_none(),
+            decode(bytes, n, &Limits::default(), &never)
+                .unwrap()
+                .is_none(),
             "{name}: full scale"
         );
         return;
     }
-    let ours = decode(bytes, n, &never)
+    let ours = decode(bytes, n, &Limits::default(), &never)
         .unwrap()
         .unwrap_or_else(|| panic!("{name}: not covered"));
     let theirs = full_decoder_scaled(bytes, n);
@@ -121,7 +123,9 @@ fn libjpeg_and_mozjpeg_files_match_the_full_decoder_at_every_scale() {
             if !covered(bytes, n) {
                 continue;
             }
-            let img = decode(bytes, n, &never).unwrap().unwrap();
+            let img = decode(bytes, n, &Limits::default(), &never)
+                .unwrap()
+                .unwrap();
             assert_eq!(
                 img.dimensions(),
                 ((203 * n).div_ceil(8), (157 * n).div_ceil(8)),
@@ -235,16 +239,22 @@ fn a_skipped_band_that_a_later_refinement_reads_is_not_skipped() {
 fn other_frames_and_scales_go_to_the_full_decoder() {
     let baseline = include_bytes!("../../testdata/baseline-420.jpg");
     assert!(
-        decode(baseline, 3, &never).unwrap().is_none(),
+        decode(baseline, 3, &Limits::default(), &never)
+            .unwrap()
+            .is_none(),
         "3/8 is no DCT scale"
     );
     assert!(
-        decode(baseline, 8, &never).unwrap().is_none(),
+        decode(baseline, 8, &Limits::default(), &never)
+            .unwrap()
+            .is_none(),
         "sequential, full scale"
     );
     let progressive = include_bytes!("../../testdata/progressive-444.jpg");
     assert!(
-        decode(progressive, 8, &never).unwrap().is_some(),
+        decode(progressive, 8, &Limits::default(), &never)
+            .unwrap()
+            .is_some(),
         "progressive, full scale"
     );
     // A 12-bit frame: SOF1 with precision 12.
@@ -252,7 +262,9 @@ fn other_frames_and_scales_go_to_the_full_decoder() {
     let at = twelve.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     twelve[at + 1] = 0xC1;
     twelve[at + 4] = 12;
-    assert!(decode(&twelve, 2, &never).unwrap().is_none());
+    assert!(decode(&twelve, 2, &Limits::default(), &never)
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -260,14 +272,14 @@ fn cut_or_damaged_files_never_panic() {
     for (_, bytes) in LIBJPEG_FILES {
         for n in [1, 2, 4, 8] {
             for cut in (0..bytes.len()).step_by(97) {
-                let _ = decode(&bytes[..cut], n, &never);
+                let _ = decode(&bytes[..cut], n, &Limits::default(), &never);
             }
             // Flip bytes all through the file: any answer but a panic.
             // (Full scale is the slow one in a debug build: fewer flips.)
             for at in (2..bytes.len()).step_by(if n == 8 { 41 } else { 13 }) {
                 let mut damaged = bytes.to_vec();
                 damaged[at] ^= 0x5A;
-                let _ = decode(&damaged, n, &never);
+                let _ = decode(&damaged, n, &Limits::default(), &never);
             }
         }
     }
@@ -277,7 +289,7 @@ fn cut_or_damaged_files_never_panic() {
 fn data_cut_inside_a_scan_still_decodes_what_arrived() {
     for (_, bytes) in LIBJPEG_FILES {
         for n in [1, 2, 4, 8].into_iter().filter(|&n| covered(bytes, n)) {
-            let img = decode(&bytes[..bytes.len() / 2], n, &never)
+            let img = decode(&bytes[..bytes.len() / 2], n, &Limits::default(), &never)
                 .unwrap()
                 .unwrap();
             assert_eq!(img.width(), (203 * n).div_ceil(8));
@@ -306,7 +318,9 @@ fn four_to_one_chroma_is_as_faithful_as_the_full_decoder() {
         enc.set_sampling_factor(sampling);
         enc.encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
             .unwrap();
-        let ours = decode(&bytes, 8, &never).unwrap().unwrap();
+        let ours = decode(&bytes, 8, &Limits::default(), &never)
+            .unwrap()
+            .unwrap();
         let theirs = full_decoder_scaled(&bytes, 8);
         let (ours_error, theirs_error) =
             (mean_difference(&ours, &img), mean_difference(&theirs, &img));
@@ -315,4 +329,27 @@ fn four_to_one_chroma_is_as_faithful_as_the_full_decoder() {
             "{sampling:?}: {ours_error} from the source, jpeg-decoder {theirs_error}"
         );
     }
+}
+
+#[test]
+fn a_frame_past_the_pixel_limit_is_refused_before_anything_is_allocated() {
+    let bytes = include_bytes!("../../testdata/baseline-420.jpg");
+    let small = Limits {
+        max_pixels: 1000,
+        ..Limits::default()
+    };
+    for n in [1, 2, 4] {
+        let err = decode(bytes, n, &small, &never).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::OverLimit(m) if m.contains("more than 1000 pixels")),
+            "{err}"
+        );
+    }
+    // A 65535x65535 frame header alone: refused, not 4 GP of planes.
+    let mut huge = vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8, 0xFF, 0xFF, 0xFF, 0xFF, 3];
+    for id in 1..=3u8 {
+        huge.extend_from_slice(&[id, 0x11, 0]);
+    }
+    let err = decode(&huge, 1, &Limits::default(), &never).unwrap_err();
+    assert!(matches!(err, DecodeError::OverLimit(_)), "{err}");
 }

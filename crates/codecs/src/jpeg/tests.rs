@@ -36,14 +36,17 @@ fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
 
 /// The truth at n/8: a full-size decode, averaged per (8/n)² pixels.
 fn block_means_of_full_decode(bytes: &[u8], n: u32) -> RgbImage {
-    let full = full_decoder_scaled(bytes, 8);
-    let (w, h) = full.dimensions();
-    let f = 8 / n;
+    block_means(&full_decoder_scaled(bytes, 8), 8 / n)
+}
+
+/// `img` averaged over f×f blocks (edges over what is there).
+fn block_means(img: &RgbImage, f: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
     RgbImage::from_fn(w.div_ceil(f), h.div_ceil(f), |bx, by| {
         let (mut sum, mut count) = ([0u32; 3], 0);
         for y in by * f..(by * f + f).min(h) {
             for x in bx * f..(bx * f + f).min(w) {
-                for (s, v) in sum.iter_mut().zip(full.get_pixel(x, y).0) {
+                for (s, v) in sum.iter_mut().zip(img.get_pixel(x, y).0) {
                     *s += v as u32;
                 }
                 count += 1;
@@ -327,7 +330,7 @@ fn four_to_one_chroma_is_as_faithful_as_the_full_decoder_at_every_scale() {
                 .unwrap()
                 .unwrap();
             let theirs = full_decoder_scaled(&bytes, n);
-            let truth = source_block_means(&img, 8 / n);
+            let truth = block_means(&img, 8 / n);
             let (ours_error, theirs_error) = (
                 mean_difference(&ours, &truth),
                 mean_difference(&theirs, &truth),
@@ -338,23 +341,6 @@ fn four_to_one_chroma_is_as_faithful_as_the_full_decoder_at_every_scale() {
             );
         }
     }
-}
-
-/// The source averaged over f×f blocks (edges over what is there).
-fn source_block_means(img: &RgbImage, f: u32) -> RgbImage {
-    let (w, h) = img.dimensions();
-    RgbImage::from_fn(w.div_ceil(f), h.div_ceil(f), |bx, by| {
-        let (mut sum, mut count) = ([0u32; 3], 0);
-        for y in by * f..(by * f + f).min(h) {
-            for x in bx * f..(bx * f + f).min(w) {
-                for (s, v) in sum.iter_mut().zip(img.get_pixel(x, y).0) {
-                    *s += v as u32;
-                }
-                count += 1;
-            }
-        }
-        image::Rgb(sum.map(|s| ((s + count / 2) / count) as u8))
-    })
 }
 
 #[test]

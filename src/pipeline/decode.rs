@@ -16,7 +16,7 @@ use super::deadline::Deadline;
 use super::sniff::SourceFormat;
 use super::Limits;
 use crate::error::Error;
-use edgethumb_codecs::{jpeg, png_shrink, DecodeError};
+use edgethumb_codecs::{jpeg, png_shrink, DecodeError, Rows};
 
 impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Self {
@@ -153,6 +153,52 @@ pub fn decode(
                 DynamicImage::ImageRgb8(img.into_rgb8())
             })
         }
+    }
+}
+
+/// Whether [`decode_rows`] can take this source: JPEG (its decoder may
+/// still decline a frame) and non-interlaced PNG.
+pub fn decodes_in_rows(header: &Header) -> bool {
+    match header.format {
+        SourceFormat::Jpeg => true,
+        SourceFormat::Png => !header.interlaced,
+        _ => false,
+    }
+}
+
+/// Decodes into `rows`, top to bottom, at the size [`decoded_size`] says,
+/// stored orientation. `Ok(false)`, with `rows` untouched, when the source
+/// cannot be decoded in rows (see [`decodes_in_rows`]; and JPEG frames our
+/// decoder does not cover).
+pub fn decode_rows(
+    bytes: &[u8],
+    header: &Header,
+    scale: f64,
+    limits: &Limits,
+    deadline: &Deadline,
+    rows: &mut dyn Rows,
+) -> Result<bool, Error> {
+    let stop = || deadline.passed();
+    match header.format {
+        SourceFormat::Jpeg => {
+            let jpeg_limits = jpeg::Limits {
+                max_pixels: limits.max_src_pixels,
+                ..jpeg::Limits::default()
+            };
+            jpeg::decode_rows(bytes, jpeg_eighths(header, scale), &jpeg_limits, &stop, rows)
+                .map_err(stopped_by(deadline))
+        }
+        SourceFormat::Png if !header.interlaced => {
+            let png_limits = png_shrink::Limits {
+                max_pixels: limits.max_src_pixels,
+                max_decoder_bytes: decode_budget(limits),
+            };
+            let k = png_factor(header, scale);
+            png_shrink::decode_rows(bytes, k, &png_limits, &stop, rows)
+                .map_err(stopped_by(deadline))?;
+            Ok(true)
+        }
+        _ => Ok(false),
     }
 }
 

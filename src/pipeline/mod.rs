@@ -12,6 +12,7 @@
 //! The decoders we own check the deadline inside too. Pure CPU work with
 //! no I/O, so an adapter may run it on any thread.
 
+pub mod banded;
 pub mod deadline;
 pub mod decode;
 pub mod effects;
@@ -68,20 +69,28 @@ struct Plan {
 }
 
 /// Shrink-on-load decodes at the smallest size that still covers the
-/// output (`On`, always, outside tests); `Off` decodes at full size, the
-/// reference the shrinking paths are tested against.
+/// output, in bands where the format allows (`On`, always, outside tests);
+/// `Whole` shrinks on load but decodes whole images, as before bands;
+/// `Off` decodes whole at full size: the references the faster paths are
+/// tested against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ShrinkOnLoad {
     On,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Whole,
     #[cfg_attr(not(test), allow(dead_code))]
     Off,
 }
 
 impl ShrinkOnLoad {
+    fn bands(self) -> bool {
+        self == ShrinkOnLoad::On
+    }
+
     /// The scale the decoder is asked for.
     fn decode_scale(self, scale: f64) -> f64 {
         match self {
-            ShrinkOnLoad::On => scale,
+            ShrinkOnLoad::On | ShrinkOnLoad::Whole => scale,
             ShrinkOnLoad::Off => 1.0,
         }
     }
@@ -148,14 +157,25 @@ fn transform(
     })
 }
 
+/// What the decode step hands on: the decoded image (oriented), or, when
+/// rows were resampled as they were decoded ([`banded`]), the resampled
+/// one with any smart crop still to cut.
+enum Decoded {
+    Whole(DynamicImage),
+    Resampled(DynamicImage, Option<(u32, u32)>),
+}
+
 /// Sniff, structure checks, header, limits, geometry; then the decode with
-/// shrink-on-load, and EXIF orientation.
+/// shrink-on-load, and EXIF orientation. Sources that decode in rows
+/// (baseline and progressive JPEG, non-interlaced PNG) are resampled band
+/// by band as they decode, so the full-size image is never held: the
+/// resample then happens here, not in `resize`.
 fn decode_step(
     bytes: &[u8],
     job: &Job,
     shrink: ShrinkOnLoad,
     deadline: &Deadline,
-) -> Result<(DynamicImage, Plan), Error> {
+) -> Result<(Decoded, Plan), Error> {
     let plan = plan(bytes, job, shrink)?;
     if plan.need > job.limits.max_transform_bytes {
         return Err(Error::OverMemoryBudget {
@@ -164,19 +184,61 @@ fn decode_step(
         });
     }
     let scale = shrink.decode_scale(plan.geo.scale);
+    let smart_pre_crop = matches!(plan.geo.pre_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
+    if shrink.bands() && !smart_pre_crop && decode::decodes_in_rows(&plan.header) {
+        if let Some(done) = decode_banded(bytes, job, &plan, scale, deadline)? {
+            return Ok((done, plan));
+        }
+    }
     let mut img = decode::decode(bytes, &plan.header, scale, &job.limits, deadline)?;
     decode::orient(&mut img, plan.orientation);
-    Ok((img, plan))
+    Ok((Decoded::Whole(img), plan))
 }
 
-/// Crop and resample in one pass (a smart crop after). Source coordinates
-/// are in oriented, full-size pixels; the decoded image may be smaller
-/// (shrink-on-load) by (rx, ry).
-fn resize_step(img: DynamicImage, plan: &Plan) -> Result<DynamicImage, Error> {
+/// Decodes into the banded resampler. The resample runs in the stored
+/// orientation (the target mapped back through it) and the output is
+/// oriented after, as libvips' thumbnail does: a flip or transpose of the
+/// small output, not of the source. `None` if the decoder does not take
+/// this file after all.
+fn decode_banded(
+    bytes: &[u8],
+    job: &Job,
+    plan: &Plan,
+    scale: f64,
+    deadline: &Deadline,
+) -> Result<Option<Decoded>, Error> {
+    let stored = decode::decoded_size(&plan.header, scale);
+    let transposed = plan.orientation >= 5;
+    let swap = |(a, b): (u32, u32)| if transposed { (b, a) } else { (a, b) };
+    let target = target(plan, swap(stored), None);
+    let region = resize::unorient(target.region, plan.orientation, swap(stored));
+    let mut sink = banded::Banded::new(stored, region, swap(target.size));
+    if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
+        return Ok(None);
+    }
+    let mut img = sink.finish()?;
+    decode::orient(&mut img, plan.orientation);
+    Ok(Some(Decoded::Resampled(img, target.smart_cut)))
+}
+
+/// What the resample takes and makes: a region of the decoded, oriented
+/// image, the size it becomes, and the size of a smart crop to cut from
+/// that after.
+struct Target {
+    region: Region,
+    size: (u32, u32),
+    smart_cut: Option<(u32, u32)>,
+}
+
+/// The resample for a decoded, oriented image of size `decoded`. Source
+/// coordinates are in oriented, full-size pixels; the decoded image may be
+/// smaller (shrink-on-load) by (rx, ry). A smart pre-crop looks at `img`
+/// (the banded path, which has none, never has one).
+fn target(plan: &Plan, decoded: (u32, u32), img: Option<&DynamicImage>) -> Target {
     let (ow, oh) = plan.oriented;
     let geo = &plan.geo;
-    let rx = img.width() as f64 / ow as f64;
-    let ry = img.height() as f64 / oh as f64;
+    let rx = decoded.0 as f64 / ow as f64;
+    let ry = decoded.1 as f64 / oh as f64;
     let mut region = Region {
         x: 0.0,
         y: 0.0,
@@ -184,20 +246,21 @@ fn resize_step(img: DynamicImage, plan: &Plan) -> Result<DynamicImage, Error> {
         h: oh as f64,
     };
     if let Some((cw, ch, g)) = geo.pre_crop {
-        let (x, y) = if g.kind == GravityType::Smart {
-            let (x, y) = smart_crop::find(
-                &img,
+        let (x, y) = match img {
+            Some(img) if g.kind == GravityType::Smart => {
+                let (x, y) = smart_crop::find(
+                    img,
+                    (
+                        ((cw as f64) * rx).round() as u32,
+                        ((ch as f64) * ry).round() as u32,
+                    ),
+                );
                 (
-                    ((cw as f64) * rx).round() as u32,
-                    ((ch as f64) * ry).round() as u32,
-                ),
-            );
-            (
-                (x as f64 / rx).round() as u32,
-                (y as f64 / ry).round() as u32,
-            )
-        } else {
-            geometry::position((ow, oh), (cw, ch), &g, 1.0)
+                    (x as f64 / rx).round() as u32,
+                    (y as f64 / ry).round() as u32,
+                )
+            }
+            _ => geometry::position((ow, oh), (cw, ch), &g, 1.0),
         };
         region = Region {
             x: x as f64,
@@ -212,12 +275,12 @@ fn resize_step(img: DynamicImage, plan: &Plan) -> Result<DynamicImage, Error> {
         w: r.w * rx,
         h: r.h * ry,
     };
-    Ok(match geo.result_crop {
-        Some((rw, rh, g)) if g.kind == GravityType::Smart => {
-            let scaled = resize::resample(img, to_decoded(region), geo.scaled)?;
-            let (x, y) = smart_crop::find(&scaled, (rw, rh));
-            resize::cut(scaled, x, y, rw, rh)
-        }
+    match geo.result_crop {
+        Some((rw, rh, g)) if g.kind == GravityType::Smart => Target {
+            region: to_decoded(region),
+            size: geo.scaled,
+            smart_cut: Some((rw, rh)),
+        },
         Some((rw, rh, g)) => {
             // Fold the result crop into the resample.
             let (x, y) = geometry::position(geo.scaled, (rw, rh), &g, geo.dpr);
@@ -229,9 +292,36 @@ fn resize_step(img: DynamicImage, plan: &Plan) -> Result<DynamicImage, Error> {
                 w: rw as f64 * sx,
                 h: rh as f64 * sy,
             };
-            resize::resample(img, to_decoded(cropped), (rw, rh))?
+            Target {
+                region: to_decoded(cropped),
+                size: (rw, rh),
+                smart_cut: None,
+            }
         }
-        None => resize::resample(img, to_decoded(region), geo.scaled)?,
+        None => Target {
+            region: to_decoded(region),
+            size: geo.scaled,
+            smart_cut: None,
+        },
+    }
+}
+
+/// Crop and resample in one pass (a smart crop after), unless the decode
+/// already resampled.
+fn resize_step(decoded: Decoded, plan: &Plan) -> Result<DynamicImage, Error> {
+    let (img, smart_cut) = match decoded {
+        Decoded::Resampled(img, cut) => (img, cut),
+        Decoded::Whole(img) => {
+            let t = target(plan, (img.width(), img.height()), Some(&img));
+            (resize::resample(img, t.region, t.size)?, t.smart_cut)
+        }
+    };
+    Ok(match smart_cut {
+        Some((rw, rh)) => {
+            let (x, y) = smart_crop::find(&img, (rw, rh));
+            resize::cut(img, x, y, rw, rh)
+        }
+        None => img,
     })
 }
 
@@ -429,6 +519,52 @@ mod tests {
                 );
                 let score = ssim(&ours.body, &reference.body);
                 assert!(score > 0.95, "{name} {text}: SSIM {score}");
+            }
+        }
+    }
+
+    /// The banded path (rows resampled as they decode, oriented after)
+    /// gives what decoding whole gave, at the same decode scale: every
+    /// EXIF orientation, crops folded in and cut after, alpha, enlarging,
+    /// full size and no resize at all.
+    #[test]
+    fn banded_output_is_the_whole_image_output() {
+        let img = scene(700, 450);
+        let alpha = RgbaImage::from_fn(700, 450, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            Rgba([p[0], p[1], p[2], ((x + y) % 256) as u8])
+        });
+        let mut sources: Vec<(String, Vec<u8>)> = (1..=8)
+            .map(|o| (format!("baseline JPEG, EXIF {o}"), jpeg(&img, false, Some(o))))
+            .collect();
+        sources.push(("progressive JPEG".into(), jpeg(&img, true, None)));
+        sources.push(("PNG".into(), png(DynamicImage::ImageRgb8(img.clone()))));
+        sources.push(("PNG with alpha".into(), png(DynamicImage::ImageRgba8(alpha))));
+        let option_sets = [
+            "w:0/f:png",
+            "w:600/f:png",
+            "w:333/f:png",
+            "w:120/f:png",
+            "rs:fill:200:200/g:nowe/f:png",
+            "rs:fill:180:90/g:sm/f:png",
+            "c:300:200:soea/w:150/f:png",
+            "c:0.5:0.8:fp:0.2:0.3/w:99/f:png",
+            "w:1200/el:1/f:png",
+        ];
+        for (name, bytes) in &sources {
+            for text in option_sets {
+                let job = job(text);
+                let banded = transform(bytes, &job, || 0.0, ShrinkOnLoad::On)
+                    .unwrap_or_else(|e| panic!("{name} {text}: {e:?}"));
+                let whole = transform(bytes, &job, || 0.0, ShrinkOnLoad::Whole)
+                    .unwrap_or_else(|e| panic!("{name} {text} (whole): {e:?}"));
+                assert_eq!(
+                    (banded.width, banded.height),
+                    (whole.width, whole.height),
+                    "{name} {text}: geometry"
+                );
+                let score = ssim(&banded.body, &whole.body);
+                assert!(score >= 0.995, "{name} {text}: SSIM {score}");
             }
         }
     }

@@ -42,6 +42,32 @@ impl Region {
     }
 }
 
+/// `region` of an image shown with EXIF `orientation` (whose shown size
+/// is `shown`), in the stored image's pixels: where the resample reads
+/// when it runs before the orientation is applied.
+pub fn unorient(region: Region, orientation: u8, shown: (u32, u32)) -> Region {
+    let Region { x, y, w, h } = region;
+    // The stored image's size.
+    let (sw, sh) = if orientation >= 5 {
+        (shown.1 as f64, shown.0 as f64)
+    } else {
+        (shown.0 as f64, shown.1 as f64)
+    };
+    let (fx, fy) = (sw - (x + w), sh - (y + h));
+    let (x, y, w, h) = match orientation {
+        2 => (fx, y, w, h),
+        3 => (fx, fy, w, h),
+        4 => (x, fy, w, h),
+        5 => (y, x, h, w),
+        // Shown = stored turned 90° clockwise: shown x runs up stored y.
+        6 => (y, sh - (x + w), h, w),
+        7 => (sw - (y + h), sh - (x + w), h, w),
+        8 => (sw - (y + h), x, h, w),
+        _ => (x, y, w, h),
+    };
+    Region { x, y, w, h }
+}
+
 /// Resamples `region` of `img` to `dst_w`×`dst_h` with Lanczos3, alpha
 /// premultiplied so edges do not halo.
 pub fn resample(img: DynamicImage, region: Region, dst: (u32, u32)) -> Result<DynamicImage, Error> {
@@ -88,6 +114,31 @@ pub fn cut(img: DynamicImage, x: u32, y: u32, w: u32, h: u32) -> DynamicImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cutting `unorient(r)` from the stored image and orienting the cut
+    /// gives the same pixels as cutting `r` from the oriented image.
+    #[test]
+    fn unorient_finds_the_same_pixels_in_the_stored_image() {
+        let stored = DynamicImage::ImageRgb8(image::RgbImage::from_fn(7, 5, |x, y| {
+            image::Rgb([x as u8 * 30, y as u8 * 40, 0])
+        }));
+        for o in 1..=8u8 {
+            let mut shown = stored.clone();
+            let orientation = image::metadata::Orientation::from_exif(o).unwrap();
+            shown.apply_orientation(orientation);
+            let r = Region {
+                x: 1.0,
+                y: 2.0,
+                w: 2.0,
+                h: 3.0,
+            };
+            let want = shown.crop_imm(1, 2, 2, 3);
+            let s = unorient(r, o, (shown.width(), shown.height()));
+            let mut got = stored.crop_imm(s.x as u32, s.y as u32, s.w as u32, s.h as u32);
+            got.apply_orientation(orientation);
+            assert_eq!(got.as_bytes(), want.as_bytes(), "orientation {o}");
+        }
+    }
 
     /// 240 × (2000 / 240) is 2000.0000000000002: a fill crop over a whole
     /// side overshot the image and the resize failed (a 500).

@@ -40,6 +40,52 @@ pub enum DecodeError {
 /// passes its deadline.
 pub type Stop<'a> = &'a dyn Fn() -> bool;
 
+/// Where a banded decoder puts its rows, top to bottom, as each band is
+/// ready: the caller's resampler, so the full-size image is never held.
+pub trait Rows {
+    /// Called once, before the first row: the size of the image the rows
+    /// make, and bytes per pixel (3 RGB, 4 RGBA).
+    fn start(&mut self, width: u32, height: u32, channels: usize) -> Result<(), DecodeError>;
+    /// The next row: `width × channels` bytes.
+    fn row(&mut self, row: &[u8]) -> Result<(), DecodeError>;
+}
+
+/// [`Rows`] gathered into one image: for callers that want it whole.
+#[derive(Debug, Default)]
+pub struct Gather {
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub pixels: Vec<u8>,
+}
+
+impl Rows for Gather {
+    fn start(&mut self, width: u32, height: u32, channels: usize) -> Result<(), DecodeError> {
+        (self.width, self.height, self.channels) = (width, height, channels);
+        self.pixels = Vec::with_capacity(width as usize * height as usize * channels);
+        Ok(())
+    }
+
+    fn row(&mut self, row: &[u8]) -> Result<(), DecodeError> {
+        self.pixels.extend_from_slice(row);
+        Ok(())
+    }
+}
+
+impl Gather {
+    /// The image, if every row arrived.
+    pub fn into_image(self) -> Result<image::DynamicImage, DecodeError> {
+        let short = || DecodeError::Decode("decoder gave fewer rows than it declared".into());
+        let (w, h) = (self.width, self.height);
+        match self.channels {
+            3 => image::RgbImage::from_raw(w, h, self.pixels).map(image::DynamicImage::ImageRgb8),
+            4 => image::RgbaImage::from_raw(w, h, self.pixels).map(image::DynamicImage::ImageRgba8),
+            _ => None,
+        }
+        .ok_or_else(short)
+    }
+}
+
 /// A `stop` that never stops.
 pub fn never() -> bool {
     false

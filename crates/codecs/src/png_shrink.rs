@@ -1,5 +1,6 @@
-//! Large PNGs shrink on load: decoded row by row, each band of `k` rows
-//! box-averaged into one row as it arrives, so the full-size image is never
+//! Non-interlaced PNGs decode row by row into the caller's [`Rows`], and
+//! shrink on load: each band of `k` rows is box-averaged into one row as
+//! it arrives (k = 1 passes rows through), so the full-size image is never
 //! resident (a 5120×2880 RGBA PNG is 59 MB decoded, more than the rest of a
 //! thumbnail's work together). The resize then takes the remaining factor,
 //! at least 2×, with Lanczos3: a box shrink followed by a proper filter, as
@@ -10,9 +11,9 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, RgbImage, RgbaImage};
+use image::DynamicImage;
 
-use crate::{DecodeError, Stop};
+use crate::{DecodeError, Gather, Rows, Stop};
 
 /// The most a box shrink may take at once (keeps the sums in `u32`).
 pub const MAX_FACTOR: u32 = 64;
@@ -52,15 +53,28 @@ pub fn shrunk_size(width: u32, height: u32, k: u32) -> (u32, u32) {
     (width.div_ceil(k.max(1)), height.div_ceil(k.max(1)))
 }
 
-/// Decodes a non-interlaced PNG shrunk by `k` (≥ 2), to 8-bit RGB, or RGBA
-/// if it has an alpha channel or transparency. `stop` is asked after every
-/// output row.
+/// [`decode_rows`], gathered into one image.
 pub fn decode(
     bytes: &[u8],
     k: u32,
     limits: &Limits,
     stop: Stop,
 ) -> Result<DynamicImage, DecodeError> {
+    let mut gather = Gather::default();
+    decode_rows(bytes, k, limits, stop, &mut gather)?;
+    gather.into_image()
+}
+
+/// Decodes a non-interlaced PNG shrunk by `k` (1 for none), to 8-bit RGB,
+/// or RGBA if it has an alpha channel or transparency, a row at a time
+/// into `rows`. `stop` is asked after every output row.
+pub fn decode_rows(
+    bytes: &[u8],
+    k: u32,
+    limits: &Limits,
+    stop: Stop,
+    rows: &mut dyn Rows,
+) -> Result<(), DecodeError> {
     let k = k.clamp(1, MAX_FACTOR);
     let mut decoder = png::Decoder::new_with_limits(
         Cursor::new(bytes),
@@ -92,39 +106,63 @@ pub fn decode(
     let alpha = channels.is_multiple_of(2);
     let (ow, oh) = shrunk_size(width, height, k);
     let out_channels = if alpha { 4 } else { 3 };
-    let mut out = vec![0u8; ow as usize * oh as usize * out_channels];
+    rows.start(ow, oh, out_channels)?;
+    let mut line = vec![0u8; ow as usize * out_channels];
     // Column sums of the current band of rows, in the source's own
     // channel layout (colour premultiplied by alpha where there is alpha).
-    let mut band = vec![0u32; width as usize * channels];
-    let (mut band_rows, mut oy, mut rows) = (0u32, 0usize, 0u32);
+    let mut band = vec![0u32; if k > 1 { width as usize * channels } else { 0 }];
+    let (mut band_rows, mut read) = (0u32, 0u32);
     while let Some(row) = reader.next_row().map_err(png_error)? {
+        if read == height {
+            return Err(DecodeError::Decode("PNG has more rows than its header".into()));
+        }
+        read += 1;
+        if k == 1 {
+            // Nothing to average: the row as it is, grey made RGB.
+            expand(row.data(), channels, &mut line);
+            rows.row(&line)?;
+            if stop() {
+                return Err(DecodeError::Stopped);
+            }
+            continue;
+        }
         add_row(&mut band, row.data(), channels);
         band_rows += 1;
-        rows += 1;
-        if band_rows == k || rows == height {
-            let row_out = out
-                .get_mut(oy * ow as usize * out_channels..)
-                .ok_or_else(|| DecodeError::Decode("PNG has more rows than its header".into()))?;
-            flush(&mut band, row_out, k as usize, band_rows, channels);
+        if band_rows == k || read == height {
+            flush(&mut band, &mut line, k as usize, band_rows, channels);
+            rows.row(&line)?;
             band_rows = 0;
-            oy += 1;
             if stop() {
                 return Err(DecodeError::Stopped);
             }
         }
     }
-    if rows != height {
+    if read != height {
         return Err(DecodeError::Decode(format!(
-            "PNG ended after {rows} of {height} rows"
+            "PNG ended after {read} of {height} rows"
         )));
     }
-    let img = if alpha {
-        RgbaImage::from_raw(ow, oh, out).map(DynamicImage::ImageRgba8)
-    } else {
-        RgbImage::from_raw(ow, oh, out).map(DynamicImage::ImageRgb8)
-    };
-    // The buffer is sized from the same (ow, oh) just above.
-    img.ok_or_else(|| DecodeError::Decode("PNG shrink produced a short buffer".into()))
+    Ok(())
+}
+
+/// One row of 8-bit samples as RGB (1 or 3 channels) or RGBA (2 or 4).
+fn expand(row: &[u8], channels: usize, line: &mut [u8]) {
+    match channels {
+        1 => {
+            for (o, &v) in line.chunks_exact_mut(3).zip(row) {
+                o.fill(v);
+            }
+        }
+        2 => {
+            for (o, p) in line.chunks_exact_mut(4).zip(row.chunks_exact(2)) {
+                o.copy_from_slice(&[p[0], p[0], p[0], p[1]]);
+            }
+        }
+        _ => {
+            let n = line.len().min(row.len());
+            line[..n].copy_from_slice(&row[..n]);
+        }
+    }
 }
 
 /// Adds one decoded row to the band's column sums. Without alpha this is

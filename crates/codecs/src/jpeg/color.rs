@@ -1,10 +1,8 @@
-//! From component planes to RGB: subsampled planes are upsampled
+//! From component planes to RGB rows: subsampled planes are upsampled
 //! bilinearly between sample centres (libjpeg's "fancy" upsampling, which
 //! for 2:1 is its 3/4–1/4 triangle), then YCbCr is converted as JFIF says.
-//! Works a row at a time, so nothing full-size is held besides the planes
-//! and the result.
-
-use image::RgbImage;
+//! Works a row at a time over planes that may hold only a band of rows
+//! (a ring), so a sequential frame never holds its full-size planes.
 
 /// How the three components are to be read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -14,10 +12,13 @@ pub enum ColorSpace {
     Rgb,
 }
 
-/// One decoded component plane.
+/// One decoded component plane, or the band of it held now: sample row
+/// `r` is at `(r % ring) * stride`.
 pub struct Plane<'a> {
     pub samples: &'a [u8],
     pub stride: usize,
+    /// Sample rows held (all of them for a whole plane).
+    pub ring: usize,
     /// Rows and columns that hold image data.
     pub width: usize,
     pub height: usize,
@@ -26,6 +27,13 @@ pub struct Plane<'a> {
     pub v: u8,
     pub hmax: u8,
     pub vmax: u8,
+}
+
+impl Plane<'_> {
+    fn row(&self, r: usize) -> &[u8] {
+        let at = (r % self.ring) * self.stride;
+        &self.samples[at..at + self.width]
+    }
 }
 
 /// Bilinear taps between sample centres, per output index: the two
@@ -42,41 +50,69 @@ fn taps(len: usize, factor: u8, max: u8, valid: usize) -> Vec<(usize, usize, u32
         .collect()
 }
 
-pub fn to_rgb(planes: &[Plane], space: ColorSpace, width: u32, height: u32) -> RgbImage {
-    let (w, h) = (width as usize, height as usize);
-    let mut out = RgbImage::new(width, height);
-    let full: Vec<bool> = planes
-        .iter()
-        .map(|p| p.h == p.hmax && p.v == p.vmax)
-        .collect();
-    let grids: Vec<_> = planes
-        .iter()
-        .map(|p| {
-            (
-                taps(w, p.h, p.hmax, p.width),
-                taps(h, p.v, p.vmax, p.height),
-            )
-        })
-        .collect();
-    let mut rows: Vec<Vec<u8>> = planes.iter().map(|_| vec![0u8; w]).collect();
-    // A subsampled plane is blended vertically at its own width first,
-    // then horizontally to the output width: separable, so each output
-    // sample costs two multiplies, not four.
-    let widest = planes.iter().map(|p| p.width).max().unwrap_or(0);
-    let mut blended = vec![0u32; widest];
-    for (y, line) in out.chunks_exact_mut(3 * w).enumerate() {
+/// Turns plane rows into RGB rows, one output row at a time.
+pub struct Converter {
+    space: ColorSpace,
+    width: usize,
+    /// Per plane: at full resolution (no taps), or its (x, y) taps.
+    grids: Vec<Option<(Vec<(usize, usize, u32)>, Vec<(usize, usize, u32)>)>>,
+    heights: Vec<usize>,
+    /// Scratch: each plane's row at output width, a blend, the RGB row.
+    rows: Vec<Vec<u8>>,
+    blended: Vec<u32>,
+    line: Vec<u8>,
+}
+
+impl Converter {
+    pub fn new(planes: &[Plane], space: ColorSpace, width: u32, height: u32) -> Self {
+        let (w, h) = (width as usize, height as usize);
+        let grids = planes
+            .iter()
+            .map(|p| {
+                (p.h != p.hmax || p.v != p.vmax).then(|| {
+                    (
+                        taps(w, p.h, p.hmax, p.width),
+                        taps(h, p.v, p.vmax, p.height),
+                    )
+                })
+            })
+            .collect();
+        let widest = planes.iter().map(|p| p.width).max().unwrap_or(0);
+        Converter {
+            space,
+            width: w,
+            grids,
+            heights: planes.iter().map(|p| p.height).collect(),
+            rows: planes.iter().map(|_| vec![0u8; w]).collect(),
+            blended: vec![0u32; widest],
+            line: vec![0u8; 3 * w],
+        }
+    }
+
+    /// The last row of plane `i` that output row `y` reads: the row is
+    /// ready once that one is decoded.
+    pub fn last_read(&self, i: usize, y: usize) -> usize {
+        match &self.grids[i] {
+            None => y.min(self.heights[i].saturating_sub(1)),
+            Some((_, ys)) => ys.get(y).map_or(0, |t| t.1),
+        }
+    }
+
+    /// Output row `y`, as interleaved RGB.
+    pub fn row(&mut self, planes: &[Plane], y: usize) -> &[u8] {
+        let w = self.width;
         for (i, p) in planes.iter().enumerate() {
-            let row = &mut rows[i];
-            if full[i] {
-                let at = y.min(p.height.saturating_sub(1)) * p.stride;
-                row.copy_from_slice(&p.samples[at..at + w]);
+            let row = &mut self.rows[i];
+            let Some((xs, ys)) = &self.grids[i] else {
+                row.copy_from_slice(&p.row(y.min(p.height.saturating_sub(1)))[..w]);
                 continue;
-            }
-            let (xs, ys) = (&grids[i].0, &grids[i].1);
+            };
+            // Blended vertically at the plane's own width first, then
+            // horizontally to the output width: separable, so each output
+            // sample costs two multiplies, not four.
             let (y0, y1, ty) = ys[y];
-            let r0 = &p.samples[y0 * p.stride..y0 * p.stride + p.width];
-            let r1 = &p.samples[y1 * p.stride..y1 * p.stride + p.width];
-            let blended = &mut blended[..p.width];
+            let (r0, r1) = (p.row(y0), p.row(y1));
+            let blended = &mut self.blended[..p.width];
             for ((v, &a), &b) in blended.iter_mut().zip(r0).zip(r1) {
                 *v = a as u32 * (256 - ty) + b as u32 * ty;
             }
@@ -89,7 +125,8 @@ pub fn to_rgb(planes: &[Plane], space: ColorSpace, width: u32, height: u32) -> R
                 *px = ((v + (1 << 15)) >> 16) as u8;
             }
         }
-        match space {
+        let (rows, line) = (&self.rows, &mut self.line);
+        match self.space {
             ColorSpace::Grey => {
                 for (px, &l) in line.chunks_exact_mut(3).zip(&rows[0]) {
                     px.copy_from_slice(&[l, l, l]);
@@ -102,8 +139,8 @@ pub fn to_rgb(planes: &[Plane], space: ColorSpace, width: u32, height: u32) -> R
             }
             ColorSpace::YCbCr => ycbcr_row(&rows[0], &rows[1], &rows[2], line),
         }
+        &self.line
     }
-    out
 }
 
 /// The same taps for the common 2:1 case, without the table: each sample

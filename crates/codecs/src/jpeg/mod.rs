@@ -6,8 +6,11 @@
 //! n×n picture of it ([`idct`]). So this decoder keeps only those (all 64
 //! at full scale, for outputs over half the source).
 //! - **Sequential (baseline) frames** go block by block straight to
-//!   samples at the reduced size: no coefficient buffer, and memory grows
-//!   with the output, not the source.
+//!   samples at the reduced size, and, when one scan carries every
+//!   component (as nearly all do), out in bands: each row of MCUs becomes
+//!   RGB rows for the caller's [`Rows`] as soon as it is decoded, and only
+//!   two rows of MCUs are held. No coefficient buffer, and no full-size
+//!   plane, at any scale.
 //! - **Progressive frames** must hold coefficients until the last scan. A
 //!   full decoder holds 64 of them a block; this one holds the n×n it needs
 //!   and a 64-bit mask of which are nonzero, because refinement scans
@@ -22,7 +25,7 @@
 //!
 //! Covers Huffman-coded 8-bit frames (SOF0, SOF1, SOF2) of one (grey) or
 //! three (YCbCr, or RGB) components, any sampling factors, restart
-//! intervals; sequential ones below full scale only. For anything else
+//! intervals. For anything else
 //! [`decode`] returns `Ok(None)` and the caller uses jpeg-decoder. Every
 //! length and index comes from the file, so each is checked; data that
 //! ends early decodes as zeros, as libjpeg does with a warning.
@@ -37,11 +40,11 @@ mod tests;
 
 use image::RgbImage;
 
-use crate::{DecodeError, Stop};
+use crate::{DecodeError, Gather, Rows, Stop};
 
 use self::bits::{BitReader, Huffman};
 use self::blocks::{AcScan, Keep};
-use self::color::{ColorSpace, Plane};
+use self::color::{ColorSpace, Converter, Plane};
 use self::idct::Idct;
 
 fn check(stop: Stop) -> Result<(), DecodeError> {
@@ -83,18 +86,40 @@ impl Default for Limits {
     }
 }
 
-/// Decodes `bytes` at `eighths`/8 scale (1, 2, 4 or 8): `ceil(w·n/8)` ×
-/// `ceil(h·n/8)`. `Ok(None)` if this file or scale is not one this path
-/// covers. `stop` is asked at every scan and row of blocks;
-/// [`cost::check`] must have passed first, to bound the scans.
+/// Decodes `bytes` at `eighths`/8 scale (1, 2, 4 or 8) into one image:
+/// [`decode_rows`], gathered.
 pub fn decode(
     bytes: &[u8],
     eighths: u32,
     limits: &Limits,
     stop: Stop,
 ) -> Result<Option<RgbImage>, DecodeError> {
-    if !matches!(eighths, 1 | 2 | 4 | 8) {
+    let mut gather = Gather::default();
+    if !decode_rows(bytes, eighths, limits, stop, &mut gather)? {
         return Ok(None);
+    }
+    let (w, h) = (gather.width, gather.height);
+    RgbImage::from_raw(w, h, gather.pixels)
+        .map(Some)
+        .ok_or_else(|| corrupt("fewer rows than the frame declares"))
+}
+
+/// Decodes `bytes` at `eighths`/8 scale (1, 2, 4 or 8), `ceil(w·n/8)` ×
+/// `ceil(h·n/8)`, into `rows` as RGB, top to bottom. Sequential frames
+/// arrive a row of MCUs at a time; progressive ones (and sequential ones
+/// in one scan per component) after their last scan. `Ok(false)`, with
+/// `rows` untouched, if this file is not one this decoder covers. `stop`
+/// is asked at every scan and row of blocks; [`cost::check`] must have
+/// passed first, to bound the scans.
+pub fn decode_rows(
+    bytes: &[u8],
+    eighths: u32,
+    limits: &Limits,
+    stop: Stop,
+    rows: &mut dyn Rows,
+) -> Result<bool, DecodeError> {
+    if !matches!(eighths, 1 | 2 | 4 | 8) {
+        return Ok(false);
     }
     if bytes.get(..2) != Some(&[0xFF, 0xD8]) {
         return Err(corrupt("no start marker"));
@@ -112,6 +137,7 @@ pub fn decode(
         frame: None,
         needed: None,
         scan_index: 0,
+        band: None,
     };
     let mut pos = 2;
     // Without an EOI, what arrived is used.
@@ -145,31 +171,25 @@ pub fn decode(
                 if st.frame.is_some() {
                     return Err(corrupt("two frame headers"));
                 }
-                // At full scale a sequential frame has nothing to skip,
-                // and jpeg-decoder is measured faster on it (natively it
-                // has a SIMD IDCT and a second thread). Progressive frames
-                // are ours: faster, and they hold a quarter to 40% less.
-                if n == 8 && marker != 0xC2 {
-                    return Ok(None);
-                }
                 match Frame::parse(seg, marker == 0xC2, n, limits.max_pixels)? {
                     Some(f) => st.frame = Some(f),
-                    None => return Ok(None),
+                    None => return Ok(false),
                 }
                 if marker == 0xC2 && n > 1 {
                     st.needed = Some(plan_scans(bytes, pos, &st.keep));
                 }
             }
             // Lossless, hierarchical or arithmetic-coded frames.
-            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return Ok(None),
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return Ok(false),
             0xDA => {
                 check(stop)?;
-                pos = st.scan(seg, bytes, pos, stop)?;
+                pos = st.scan(seg, bytes, pos, stop, rows)?;
             }
             _ => {}
         }
     }
-    st.finish().map(Some)
+    st.finish(rows)?;
+    Ok(true)
 }
 
 fn corrupt(what: &str) -> DecodeError {
@@ -301,6 +321,37 @@ struct State {
     /// read. At 1/8 only DC scans are.
     needed: Option<Vec<bool>>,
     scan_index: usize,
+    /// A sequential frame in one scan: RGB rows go out as they are ready.
+    band: Option<Band>,
+}
+
+/// The output side of a banded sequential frame.
+struct Band {
+    converter: Converter,
+    /// The next output row, and how many there are.
+    next: usize,
+    height: usize,
+}
+
+impl Band {
+    /// Sends every output row whose plane rows are decoded: `decoded(i)`
+    /// is how many rows of plane `i` are.
+    fn send(
+        &mut self,
+        planes: &[Plane],
+        decoded: impl Fn(usize) -> usize,
+        rows: &mut dyn Rows,
+    ) -> Result<(), DecodeError> {
+        while self.next < self.height {
+            let ready = (0..planes.len()).all(|i| self.converter.last_read(i, self.next) < decoded(i));
+            if !ready {
+                break;
+            }
+            rows.row(self.converter.row(planes, self.next))?;
+            self.next += 1;
+        }
+        Ok(())
+    }
 }
 
 impl State {
@@ -360,16 +411,20 @@ impl State {
         bytes: &[u8],
         data: usize,
         stop: Stop,
+        rows: &mut dyn Rows,
     ) -> Result<usize, DecodeError> {
         let index = self.scan_index;
         self.scan_index += 1;
+        let n = self.n;
         let State {
+            band: out,
             keep,
             idct,
             quant,
             dc_tables,
             ac_tables,
             restart_interval,
+            adobe_transform,
             frame,
             needed,
             ..
@@ -427,6 +482,27 @@ impl State {
         let mut dequant = Vec::with_capacity(count);
         let mut tables = Vec::with_capacity(count);
         if !frame.progressive {
+            if index == 0 {
+                // One scan with every component streams; one scan per
+                // component must hold whole planes until the last.
+                let banded = count == frame.components.len();
+                for c in &mut frame.components {
+                    let held = if !banded {
+                        c.rows
+                    } else if interleaved {
+                        2 * c.v as usize
+                    } else {
+                        2
+                    };
+                    c.hold(held.min(c.rows));
+                }
+                if banded {
+                    *out = Some(frame.band(n, *adobe_transform, rows)?);
+                }
+            } else if out.is_some() {
+                // Every component has been sent: nothing more to read.
+                return Ok(end_of_scan(bytes, data));
+            }
             for &(index, dc, ac) in &members {
                 tables.push((table(dc, "DC")?, table(ac, "AC")?));
                 dequant.push(frame.components[index].dequantiser(quant, keep)?);
@@ -529,60 +605,46 @@ impl State {
                     }
                 }
             }
+            if let Some(band) = out {
+                let units = uy as usize + 1;
+                let planes = frame.planes(n);
+                let decoded = |i: usize| {
+                    let v = if interleaved {
+                        frame.components[i].v as usize
+                    } else {
+                        1
+                    };
+                    units * v * n
+                };
+                band.send(&planes, decoded, rows)?;
+            }
         }
         Ok(data + reader.position())
     }
 
-    fn finish(self) -> Result<RgbImage, DecodeError> {
+    /// Sends what is left: a banded frame's last rows, or a whole
+    /// frame's every row.
+    fn finish(self, rows: &mut dyn Rows) -> Result<(), DecodeError> {
         let mut frame = self.frame.ok_or_else(|| corrupt("no frame header"))?;
         let n = self.n;
+        if let Some(mut band) = self.band {
+            return band.send(&frame.planes(n), |_| usize::MAX, rows);
+        }
         if frame.progressive {
             for c in &mut frame.components {
                 let dequant = c.dequantiser(&self.quant, &self.keep)?;
-                c.plane = vec![0u8; c.plane_stride() * c.rows * n];
+                c.hold(c.rows);
                 let coefs = std::mem::take(&mut c.coefs);
                 for (b, block) in coefs.chunks_exact(self.keep.count).enumerate() {
                     c.put_block(&self.idct, &dequant, block, b % c.stride, b / c.stride);
                 }
                 c.nonzero = Vec::new();
             }
+        } else if frame.components.iter().any(|c| c.plane.is_empty()) {
+            return Err(corrupt("no scan for every component"));
         }
-        let space = match frame.components.len() {
-            1 => ColorSpace::Grey,
-            _ => {
-                let rgb_ids = frame.components.iter().map(|c| c.id).eq(*b"RGB");
-                let rgb = match self.adobe_transform {
-                    Some(t) => t == 0,
-                    None => rgb_ids,
-                };
-                if rgb {
-                    ColorSpace::Rgb
-                } else {
-                    ColorSpace::YCbCr
-                }
-            }
-        };
-        let scaled = |len: u32| ((len as usize * n).div_ceil(8)).max(1);
-        let planes: Vec<Plane> = frame
-            .components
-            .iter()
-            .map(|c| Plane {
-                samples: &c.plane,
-                stride: c.plane_stride(),
-                width: scaled(c.width),
-                height: scaled(c.height),
-                h: c.h,
-                v: c.v,
-                hmax: frame.hmax,
-                vmax: frame.vmax,
-            })
-            .collect();
-        Ok(color::to_rgb(
-            &planes,
-            space,
-            scaled(frame.width) as u32,
-            scaled(frame.height) as u32,
-        ))
+        let mut band = frame.band(n, self.adobe_transform, rows)?;
+        band.send(&frame.planes(n), |_| usize::MAX, rows)
     }
 }
 
@@ -627,7 +689,9 @@ struct Component {
     rows: usize,
     /// Samples at the reduced scale, n×n a block: filled as sequential
     /// scans decode, or from `coefs` after the last progressive scan.
+    /// Holds `held` rows of blocks: block row y is at `y % held`.
     plane: Vec<u8>,
+    held: usize,
     /// Progressive only: the kept coefficients of each block, and which of
     /// its 64 are nonzero (by zigzag position).
     coefs: Vec<i16>,
@@ -638,6 +702,12 @@ struct Component {
 impl Component {
     fn plane_stride(&self) -> usize {
         self.stride * self.n
+    }
+
+    /// Allocates the plane for `held` rows of blocks.
+    fn hold(&mut self, held: usize) {
+        self.held = held.max(1);
+        self.plane = vec![0u8; self.plane_stride() * self.held * self.n];
     }
 
     /// Dequantises the kept coefficients of block (x, y) and writes its
@@ -676,6 +746,7 @@ impl Component {
             *s = dequantise(q, v.into());
         }
         let stride = self.plane_stride();
+        let y = y % self.held;
         idct.block(
             &samples,
             &mut self.plane[(y * stride + x) * self.n..],
@@ -703,6 +774,60 @@ impl Component {
 }
 
 impl Frame {
+    /// A side of the frame at n/8 scale.
+    fn scaled(len: u32, n: usize) -> usize {
+        (len as usize * n).div_ceil(8).max(1)
+    }
+
+    /// The planes as they are held now, for the colour converter.
+    fn planes(&self, n: usize) -> Vec<Plane<'_>> {
+        self.components
+            .iter()
+            .map(|c| Plane {
+                samples: &c.plane,
+                stride: c.plane_stride(),
+                ring: c.held * n,
+                width: Self::scaled(c.width, n),
+                height: Self::scaled(c.height, n),
+                h: c.h,
+                v: c.v,
+                hmax: self.hmax,
+                vmax: self.vmax,
+            })
+            .collect()
+    }
+
+    /// Starts the output: tells `rows` the size, and sets up conversion.
+    fn band(
+        &self,
+        n: usize,
+        adobe_transform: Option<u8>,
+        rows: &mut dyn Rows,
+    ) -> Result<Band, DecodeError> {
+        let space = match self.components.len() {
+            1 => ColorSpace::Grey,
+            _ => {
+                let rgb_ids = self.components.iter().map(|c| c.id).eq(*b"RGB");
+                let rgb = match adobe_transform {
+                    Some(t) => t == 0,
+                    None => rgb_ids,
+                };
+                if rgb {
+                    ColorSpace::Rgb
+                } else {
+                    ColorSpace::YCbCr
+                }
+            }
+        };
+        let (w, h) = (Self::scaled(self.width, n), Self::scaled(self.height, n));
+        rows.start(w as u32, h as u32, 3)?;
+        Ok(Band {
+            converter: Converter::new(&self.planes(n), space, w as u32, h as u32),
+            next: 0,
+            height: h,
+        })
+    }
+
     /// `Ok(None)` for frames this path does not cover.
     fn parse(
         seg: &[u8],
@@ -748,6 +873,7 @@ impl Frame {
                 stride: 0,
                 rows: 0,
                 plane: Vec::new(),
+                held: 0,
                 coefs: Vec::new(),
                 nonzero: Vec::new(),
                 n,
@@ -772,8 +898,6 @@ impl Frame {
                 if n > 1 {
                     c.nonzero = vec![0; blocks];
                 }
-            } else {
-                c.plane = vec![0; blocks * keep];
             }
         }
         Ok(Some(Frame {

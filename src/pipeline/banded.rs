@@ -83,12 +83,16 @@ impl Banded {
         }
     }
 
-    /// The bytes this holds at its peak for a `width`-wide source of
-    /// `channels`: the band and the output; for the memory estimate.
-    pub fn peak(width: u32, region_h: f64, dst: (u32, u32), channels: usize) -> u64 {
+    /// The bytes this holds at its peak for a `width`×`height` source of
+    /// `channels`: the band, the resizer's scratch (a batch's vertical
+    /// pass at source width, and the weights) and the output; for the
+    /// memory estimate.
+    pub fn peak(width: u32, height: u32, dst: (u32, u32), channels: usize) -> u64 {
         let row = width as usize * channels;
-        let (capacity, _) = sizes(row, region_h / dst.1.max(1) as f64, dst.1 as usize);
-        (capacity * row) as u64 + dst.0 as u64 * dst.1 as u64 * channels as u64
+        let (capacity, batch) = sizes(row, height as f64 / dst.1.max(1) as f64, dst.1 as usize);
+        let band = capacity.min(height as usize) * row;
+        let scratch = batch * row + dst.0 as usize * 64;
+        (band + scratch) as u64 + dst.0 as u64 * dst.1 as u64 * channels as u64
     }
 
     /// The source rows output rows `[from, to)` read: the first and one

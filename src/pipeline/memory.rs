@@ -19,6 +19,7 @@
 //!   intermediate (output width × decoded height) and output, and for
 //!   images with alpha a premultiplied copy of the source.
 
+use super::banded::Banded;
 use super::decode::Header;
 use super::sniff::SourceFormat;
 
@@ -66,6 +67,118 @@ pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32
     bytes.len() as u64 + decode_peak + rotated + premultiplied + resize + output_work
 }
 
+/// Bytes the banded path needs at its peak: the source, what the decoder
+/// holds (a band of rows; a progressive JPEG's coefficients), the
+/// resampler's band and the resampled image (`resampled`, before crops,
+/// orientation and effects), then `after` bytes per pixel of `output` for
+/// orientation, effects and encoding ([`after_resample`]).
+pub fn banded(
+    bytes: &[u8],
+    header: &Header,
+    decoded: (u32, u32),
+    resampled: (u32, u32),
+    output: (u32, u32),
+    after: u64,
+) -> u64 {
+    let px = |(w, h): (u32, u32)| w as u64 * h as u64;
+    let (decoder, channels) = match header.format {
+        SourceFormat::Jpeg => (jpeg_banded(bytes, header, decoded), 3),
+        _ => {
+            // PNG: the decoder's current and previous rows and its inflate
+            // state, a full-width row of u32 sums when shrinking, the row
+            // handed on.
+            let (native, alpha) = native_layout(bytes, header.format);
+            let channels = if alpha { 4 } else { 3 };
+            let width = header.width as u64;
+            let sums = if decoded.0 < header.width { width * native * 4 } else { 0 };
+            (2 * width * native + INFLATE_STATE + sums + decoded.0 as u64 * channels, channels)
+        }
+    };
+    let band = Banded::peak(decoded.0, decoded.1, resampled, channels as usize);
+    bytes.len() as u64 + decoder + band + px(output) * after
+}
+
+/// Bytes per output pixel that orientation, effects and the encoder hold
+/// besides the resampled image, from what each allocates: a flip or turn
+/// copies the image (4); blur converts to RGBA and back (12), sharpen also
+/// keeps the original and the blur (20), extend makes an RGBA canvas (8),
+/// flattening an RGB copy (3); progressive JPEG keeps every block's
+/// coefficients (two bytes each, 3 a pixel at 4:2:0) besides its output,
+/// baseline only its output; PNG's filters and deflate, and libwebp's
+/// ARGB and YUV pictures, about 6 (its alpha coder: [`webp_extra`]).
+pub fn after_resample(effects: &Effects, encode: Encode) -> u64 {
+    let mut b = 0;
+    b += if effects.orient { 4 } else { 0 };
+    b += if effects.blur { 12 } else { 0 };
+    b += if effects.sharpen { 20 } else { 0 };
+    b += if effects.extend { 8 } else { 0 };
+    b += if effects.flatten { 3 } else { 0 };
+    b + match encode {
+        Encode::ProgressiveJpeg => 5,
+        Encode::BaselineJpeg => 2,
+        Encode::Png => 6,
+        Encode::Webp => 7,
+    }
+}
+
+/// What runs on the resampled image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Effects {
+    pub orient: bool,
+    pub blur: bool,
+    pub sharpen: bool,
+    pub extend: bool,
+    pub flatten: bool,
+}
+
+/// The encoder, as far as memory goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encode {
+    ProgressiveJpeg,
+    BaselineJpeg,
+    Png,
+    Webp,
+}
+
+/// What our JPEG decoder holds decoding in bands: two rows of MCUs of
+/// each component's samples (sequential), or every block's kept
+/// coefficients until the last scan (progressive, as in [`jpeg_peak`]),
+/// and the converter's rows. Frames it does not cover decode whole with
+/// jpeg-decoder: [`jpeg_peak`] and the whole image then.
+fn jpeg_banded(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> u64 {
+    let Some(frame) = jpeg_frame(bytes).filter(|f| f.ours) else {
+        let (peak, _) = jpeg_peak(bytes, header, decoded);
+        return peak;
+    };
+    let hmax = frame.components.iter().map(|c| c.0).max().unwrap_or(1).max(1) as u64;
+    let vmax = frame.components.iter().map(|c| c.1).max().unwrap_or(1).max(1) as u64;
+    let (w, h) = (header.width as u64, header.height as u64);
+    let (dw, dh) = (decoded.0 as u64, decoded.1 as u64);
+    let e = [1, 2, 4]
+        .into_iter()
+        .find(|&e| (dw, dh) == ((w * e).div_ceil(8), (h * e).div_ceil(8)))
+        .unwrap_or(8);
+    let mcus_x = w.div_ceil(8 * hmax);
+    let mcus = mcus_x * h.div_ceil(8 * vmax);
+    let rings: u64 = frame
+        .components
+        .iter()
+        .map(|&(ch, cv)| mcus_x * ch as u64 * e * 2 * cv as u64 * e)
+        .sum();
+    let coefficients = if frame.progressive {
+        let per_block = if e == 1 { 2 } else { e * e * 2 + 8 };
+        frame
+            .components
+            .iter()
+            .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * per_block)
+            .sum()
+    } else {
+        0
+    };
+    let converter = dw * (frame.components.len() as u64 + 3) + dw * 4;
+    coefficients + rings + converter
+}
+
 /// libwebp codes an alpha plane losslessly (VP8L), holding about 14.5
 /// bytes per output pixel beyond the RGBA image: a 2000×2000 RGBA PNG
 /// made into a 2000 px WebP peaked at 103 MB of wasm memory, 58 MB above
@@ -88,6 +201,7 @@ pub fn webp_extra(bytes: &[u8], header: &Header, output: (u32, u32), adds_alpha:
 fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
     let frame = jpeg_frame(bytes).unwrap_or(Frame {
         progressive: true,
+        ours: false,
         components: vec![(1, 1); 3],
     });
     let n = frame.components.len().max(1) as u64;
@@ -142,6 +256,8 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
 
 struct Frame {
     progressive: bool,
+    /// A frame our decoder takes: Huffman, 8-bit, one or three components.
+    ours: bool,
     /// Sampling factors (H, V) per component.
     components: Vec<(u8, u8)>,
 }
@@ -170,8 +286,10 @@ fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
                 components.push(((sampling >> 4).max(1), (sampling & 0x0F).max(1)));
             }
             let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+            let ours = matches!(marker, 0xC0..=0xC2) && seg.first() == Some(&8) && matches!(count, 1 | 3);
             return Some(Frame {
                 progressive,
+                ours,
                 components,
             });
         }

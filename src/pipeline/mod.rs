@@ -64,6 +64,8 @@ struct Plan {
     /// Source size after orientation.
     oriented: (u32, u32),
     geo: geometry::Geometry,
+    /// Decoded in rows and resampled as they arrive ([`banded`]).
+    banded: bool,
     /// Estimated peak bytes ([`memory::estimate`]).
     need: u64,
 }
@@ -110,7 +112,33 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     let geo = geometry::compute(oriented.0, oriented.1, o, job.limits.max_result_dimension)?;
     let decoded = decode::decoded_size(&header, shrink.decode_scale(geo.scale));
     header.orientation = orientation;
-    let mut need = memory::estimate(bytes, &header, decoded, geo.output);
+    let smart_pre_crop = matches!(geo.pre_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
+    let banded = shrink.bands() && !smart_pre_crop && decode::decodes_in_rows(&header);
+    let mut need = if banded {
+        let effects = memory::Effects {
+            orient: orientation != 1,
+            blur: o.blur > 0.0,
+            sharpen: o.sharpen > 0.0,
+            extend: geo.extend.is_some(),
+            flatten: header.format != sniff::SourceFormat::Jpeg,
+        };
+        // The format may depend on alpha: the costlier of the two.
+        let after = [true, false]
+            .map(|alpha| {
+                let encoder = encode::memory(job.negotiated.resolve(alpha), geo.output);
+                memory::after_resample(&effects, encoder)
+            })
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        let resampled = match geo.result_crop {
+            Some((w, h, g)) if g.kind != GravityType::Smart => (w, h),
+            _ => geo.scaled,
+        };
+        memory::banded(bytes, &header, decoded, resampled, geo.output, after)
+    } else {
+        memory::estimate(bytes, &header, decoded, geo.output)
+    };
     if job.negotiated.resolve(true) == Format::Webp {
         let pads_transparent = geo.extend.is_some() && o.background.is_none();
         need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
@@ -120,6 +148,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         orientation,
         oriented,
         geo,
+        banded,
         need,
     })
 }
@@ -184,8 +213,7 @@ fn decode_step(
         });
     }
     let scale = shrink.decode_scale(plan.geo.scale);
-    let smart_pre_crop = matches!(plan.geo.pre_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
-    if shrink.bands() && !smart_pre_crop && decode::decodes_in_rows(&plan.header) {
+    if plan.banded {
         if let Some(done) = decode_banded(bytes, job, &plan, scale, deadline)? {
             return Ok((done, plan));
         }

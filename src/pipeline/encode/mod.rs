@@ -1,6 +1,9 @@
 //! Encoders:
-//! - JPEG: `jpeg-encoder` (pure Rust), progressive (two scans) with
-//!   optimised Huffman tables and averaged 4:2:0 chroma;
+//! - JPEG: `jpeg-encoder` (pure Rust) with averaged 4:2:0 chroma;
+//!   progressive (two scans) with optimised Huffman tables up to
+//!   [`PROGRESSIVE_MAX_PIXELS`], baseline with the standard tables above,
+//!   which writes a row of MCUs at a time instead of holding every block's
+//!   coefficients (3 bytes a pixel: 28 MB at 9 MP) until the end;
 //! - PNG: `image`'s encoder (pure Rust);
 //! - WebP: libwebp's lossy encoder, with lossless alpha (`edgethumb_codecs::
 //!   webp`: the one C library, built for wasm32 by `scripts/wasm-cc`).
@@ -8,6 +11,7 @@
 use edgethumb_codecs::webp::{self, WebpError};
 use image::{DynamicImage, ImageEncoder};
 
+use super::memory::Encode;
 use crate::error::Error;
 use crate::request::options::Format;
 
@@ -21,6 +25,27 @@ impl From<WebpError> for Error {
             },
             WebpError::Failed(_) => Error::Internal(e.to_string()),
         }
+    }
+}
+
+/// The largest JPEG output written progressive. Above it, baseline: the
+/// coefficients of a progressive (or Huffman-optimised) encode would be the
+/// largest thing the transform holds, and a first pass matters least for
+/// a picture that size. libvips writes baseline unless asked.
+pub const PROGRESSIVE_MAX_PIXELS: u64 = 4_000_000;
+
+/// Whether a JPEG of this size is written progressive.
+fn progressive(w: u32, h: u32) -> bool {
+    w as u64 * h as u64 <= PROGRESSIVE_MAX_PIXELS
+}
+
+/// What encoding to `format` at `size` holds, for the memory estimate.
+pub fn memory(format: Format, size: (u32, u32)) -> Encode {
+    match format {
+        Format::Jpeg if progressive(size.0, size.1) => Encode::ProgressiveJpeg,
+        Format::Jpeg => Encode::BaselineJpeg,
+        Format::Png => Encode::Png,
+        Format::Webp => Encode::Webp,
     }
 }
 
@@ -43,13 +68,16 @@ pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>
             );
             let mut out = Vec::with_capacity((w * h / 4) as usize);
             let mut enc = jpeg_encoder::Encoder::new(&mut out, quality);
-            // Progressive in two scans (DC, then all AC): a first pass for
-            // the browser at 0.2% over baseline. jpeg-encoder's default four
-            // spectral bands cost 8% more bytes at the same quality
-            // (measured over the corpus' 400 px thumbnails).
-            enc.set_progressive(true);
-            enc.set_progressive_scans(2);
-            enc.set_optimized_huffman_tables(true);
+            if progressive(w, h) {
+                // Progressive in two scans (DC, then all AC): a first pass
+                // for the browser at 0.2% over baseline. jpeg-encoder's
+                // default four spectral bands cost 8% more bytes at the
+                // same quality (measured over the corpus' 400 px
+                // thumbnails).
+                enc.set_progressive(true);
+                enc.set_progressive_scans(2);
+                enc.set_optimized_huffman_tables(true);
+            }
             enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
             // Average each 2×2 chroma block, as libjpeg does; the default
             // takes one pixel of four, which aliases.

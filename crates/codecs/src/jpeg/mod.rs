@@ -188,7 +188,7 @@ pub fn decode_rows(
             _ => {}
         }
     }
-    st.finish(rows)?;
+    st.finish(rows, stop)?;
     Ok(true)
 }
 
@@ -622,28 +622,51 @@ impl State {
         Ok(data + reader.position())
     }
 
-    /// Sends what is left: a banded frame's last rows, or a whole
-    /// frame's every row.
-    fn finish(self, rows: &mut dyn Rows) -> Result<(), DecodeError> {
+    /// Sends what is left: a banded frame's last rows; a progressive
+    /// frame's every row, made from its coefficients a row of MCUs at a
+    /// time (so only two rows of MCUs of samples are held besides them);
+    /// or a frame sent one scan per component, from its whole planes.
+    fn finish(self, rows: &mut dyn Rows, stop: Stop) -> Result<(), DecodeError> {
         let mut frame = self.frame.ok_or_else(|| corrupt("no frame header"))?;
         let n = self.n;
         if let Some(mut band) = self.band {
             return band.send(&frame.planes(n), |_| usize::MAX, rows);
         }
-        if frame.progressive {
-            for c in &mut frame.components {
-                let dequant = c.dequantiser(&self.quant, &self.keep)?;
-                c.hold(c.rows);
-                let coefs = std::mem::take(&mut c.coefs);
-                for (b, block) in coefs.chunks_exact(self.keep.count).enumerate() {
-                    c.put_block(&self.idct, &dequant, block, b % c.stride, b / c.stride);
-                }
-                c.nonzero = Vec::new();
+        if !frame.progressive {
+            if frame.components.iter().any(|c| c.plane.is_empty()) {
+                return Err(corrupt("no scan for every component"));
             }
-        } else if frame.components.iter().any(|c| c.plane.is_empty()) {
-            return Err(corrupt("no scan for every component"));
+            let mut band = frame.band(n, self.adobe_transform, rows)?;
+            return band.send(&frame.planes(n), |_| usize::MAX, rows);
+        }
+        let k = self.keep.count;
+        let mut coefs = Vec::with_capacity(frame.components.len());
+        let mut dequant = Vec::with_capacity(frame.components.len());
+        for c in &mut frame.components {
+            dequant.push(c.dequantiser(&self.quant, &self.keep)?);
+            c.nonzero = Vec::new();
+            coefs.push(std::mem::take(&mut c.coefs));
+            c.hold(2 * c.v as usize);
         }
         let mut band = frame.band(n, self.adobe_transform, rows)?;
+        for my in 0..frame.mcus_y as usize {
+            check(stop)?;
+            for (i, c) in frame.components.iter_mut().enumerate() {
+                let v = c.v as usize;
+                for by in my * v..(my + 1) * v {
+                    for bx in 0..c.stride {
+                        let b = by * c.stride + bx;
+                        let Some(block) = coefs[i].get(b * k..b * k + k) else {
+                            return Err(corrupt("block outside the frame"));
+                        };
+                        c.put_block(&self.idct, &dequant[i], block, bx, by);
+                    }
+                }
+            }
+            let planes = frame.planes(n);
+            let decoded = |i: usize| (my + 1) * frame.components[i].v as usize * n;
+            band.send(&planes, decoded, rows)?;
+        }
         band.send(&frame.planes(n), |_| usize::MAX, rows)
     }
 }

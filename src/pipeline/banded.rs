@@ -103,7 +103,10 @@ impl Banded {
         let centre = |j: usize| self.region.y + (j as f64 + 0.5) * self.scale;
         let lo = (centre(from) - self.reach).floor() - 1.0;
         let hi = (centre(to - 1) + self.reach).ceil() + 1.0;
-        (lo.clamp(0.0, height) as usize, hi.clamp(0.0, height) as usize)
+        (
+            lo.clamp(0.0, height) as usize,
+            hi.clamp(0.0, height) as usize,
+        )
     }
 
     fn pixel_type(&self) -> fr::PixelType {
@@ -133,8 +136,9 @@ impl Banded {
                 .map_err(|e| internal(&format!("band: {e}")))?;
             let out_row = self.dst.0 as usize * self.channels;
             let out = &mut self.out[from * out_row..to * out_row];
-            let mut dst = fr::images::Image::from_slice_u8(self.dst.0, (to - from) as u32, out, pixel)
-                .map_err(|e| internal(&format!("band output: {e}")))?;
+            let mut dst =
+                fr::images::Image::from_slice_u8(self.dst.0, (to - from) as u32, out, pixel)
+                    .map_err(|e| internal(&format!("band output: {e}")))?;
             let top = self.region.y + from as f64 * self.scale - lo as f64;
             let height = ((to - from) as f64 * self.scale).min((hi - lo) as f64 - top);
             let opts = fr::ResizeOptions::new()
@@ -160,8 +164,9 @@ impl Banded {
         }
         let (dw, dh) = self.dst;
         if self.channels == 4 && !self.copy {
-            let mut img = fr::images::Image::from_slice_u8(dw, dh, &mut self.out, fr::PixelType::U8x4)
-                .map_err(|e| internal(&format!("output: {e}")))?;
+            let mut img =
+                fr::images::Image::from_slice_u8(dw, dh, &mut self.out, fr::PixelType::U8x4)
+                    .map_err(|e| internal(&format!("output: {e}")))?;
             fr::MulDiv::default()
                 .divide_alpha_inplace(&mut img)
                 .map_err(|e| internal(&format!("alpha: {e}")))?;
@@ -182,7 +187,8 @@ fn sizes(row: usize, scale: f64, dst_rows: usize) -> (usize, usize) {
     // One output row's kernel and margins, at the least.
     let least = (2.0 * reach + scale).ceil() as usize + 4;
     let capacity = (BAND_BYTES / row.max(1)).max(least);
-    let batch = (((capacity - least) as f64 / scale.max(f64::MIN_POSITIVE)) as usize + 1).min(dst_rows.max(1));
+    let batch = (((capacity - least) as f64 / scale.max(f64::MIN_POSITIVE)) as usize + 1)
+        .min(dst_rows.max(1));
     (capacity, batch)
 }
 
@@ -244,8 +250,9 @@ impl Rows for Banded {
         if self.channels == 4 && !self.copy {
             // As the resizer premultiplies a whole image, so transparent
             // pixels do not bleed colour into their neighbours.
-            let mut view = fr::images::Image::from_slice_u8(self.expect.0, 1, slot, fr::PixelType::U8x4)
-                .map_err(|e| internal(&format!("row: {e}")))?;
+            let mut view =
+                fr::images::Image::from_slice_u8(self.expect.0, 1, slot, fr::PixelType::U8x4)
+                    .map_err(|e| internal(&format!("row: {e}")))?;
             fr::MulDiv::default()
                 .multiply_alpha_inplace(&mut view)
                 .map_err(|e| internal(&format!("alpha: {e}")))?;

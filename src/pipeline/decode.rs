@@ -185,8 +185,14 @@ pub fn decode_rows(
                 max_pixels: limits.max_src_pixels,
                 ..jpeg::Limits::default()
             };
-            jpeg::decode_rows(bytes, jpeg_eighths(header, scale), &jpeg_limits, &stop, rows)
-                .map_err(stopped_by(deadline))
+            jpeg::decode_rows(
+                bytes,
+                jpeg_eighths(header, scale),
+                &jpeg_limits,
+                &stop,
+                rows,
+            )
+            .map_err(stopped_by(deadline))
         }
         SourceFormat::Png if !header.interlaced => {
             let png_limits = png_shrink::Limits {

@@ -90,8 +90,15 @@ pub fn banded(
             let (native, alpha) = native_layout(bytes, header.format);
             let channels = if alpha { 4 } else { 3 };
             let width = header.width as u64;
-            let sums = if decoded.0 < header.width { width * native * 4 } else { 0 };
-            (2 * width * native + INFLATE_STATE + sums + decoded.0 as u64 * channels, channels)
+            let sums = if decoded.0 < header.width {
+                width * native * 4
+            } else {
+                0
+            };
+            (
+                2 * width * native + INFLATE_STATE + sums + decoded.0 as u64 * channels,
+                channels,
+            )
         }
     };
     let band = Banded::peak(decoded.0, decoded.1, resampled, channels as usize);
@@ -102,9 +109,12 @@ pub fn banded(
 /// besides the resampled image, from what each allocates: a flip or turn
 /// copies the image (4); blur converts to RGBA and back (12), sharpen also
 /// keeps the original and the blur (20), extend makes an RGBA canvas (8),
-/// flattening an RGB copy (3); progressive JPEG keeps every block's
-/// coefficients (two bytes each, 3 a pixel at 4:2:0) besides its output,
-/// baseline only its output; PNG's filters and deflate, and libwebp's
+/// flattening an RGB copy (3); jpeg-encoder, progressive, first makes
+/// full-resolution Y, Cb and Cr planes (3), then every block's
+/// coefficients (two bytes each, 3 a pixel at 4:2:0), then its output
+/// (reserved at a quarter byte a pixel, doubling as it grows: 1); in wasm
+/// little of that fits the holes the resampler's band leaves, so 10, as
+/// measured in `tests/worker_memory.rs`; baseline holds only its output; PNG's filters and deflate, and libwebp's
 /// ARGB and YUV pictures, about 6 (its alpha coder: [`webp_extra`]).
 pub fn after_resample(effects: &Effects, encode: Encode) -> u64 {
     let mut b = 0;
@@ -114,8 +124,8 @@ pub fn after_resample(effects: &Effects, encode: Encode) -> u64 {
     b += if effects.extend { 8 } else { 0 };
     b += if effects.flatten { 3 } else { 0 };
     b + match encode {
-        Encode::ProgressiveJpeg => 5,
-        Encode::BaselineJpeg => 2,
+        Encode::ProgressiveJpeg => 10,
+        Encode::BaselineJpeg => 1,
         Encode::Png => 6,
         Encode::Webp => 7,
     }
@@ -150,8 +160,20 @@ fn jpeg_banded(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> u64 {
         let (peak, _) = jpeg_peak(bytes, header, decoded);
         return peak;
     };
-    let hmax = frame.components.iter().map(|c| c.0).max().unwrap_or(1).max(1) as u64;
-    let vmax = frame.components.iter().map(|c| c.1).max().unwrap_or(1).max(1) as u64;
+    let hmax = frame
+        .components
+        .iter()
+        .map(|c| c.0)
+        .max()
+        .unwrap_or(1)
+        .max(1) as u64;
+    let vmax = frame
+        .components
+        .iter()
+        .map(|c| c.1)
+        .max()
+        .unwrap_or(1)
+        .max(1) as u64;
     let (w, h) = (header.width as u64, header.height as u64);
     let (dw, dh) = (decoded.0 as u64, decoded.1 as u64);
     let e = [1, 2, 4]
@@ -286,7 +308,8 @@ fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
                 components.push(((sampling >> 4).max(1), (sampling & 0x0F).max(1)));
             }
             let progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
-            let ours = matches!(marker, 0xC0..=0xC2) && seg.first() == Some(&8) && matches!(count, 1 | 3);
+            let ours =
+                matches!(marker, 0xC0..=0xC2) && seg.first() == Some(&8) && matches!(count, 1 | 3);
             return Some(Frame {
                 progressive,
                 ours,
@@ -299,6 +322,11 @@ fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
         i += 2 + len;
     }
     None
+}
+
+/// Whether a source may decode with alpha (JPEG never does).
+pub fn may_have_alpha(bytes: &[u8], format: SourceFormat) -> bool {
+    format != SourceFormat::Jpeg && native_layout(bytes, format).1
 }
 
 /// Bytes per pixel of the decoder's native output, and whether it may

@@ -120,7 +120,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
             blur: o.blur > 0.0,
             sharpen: o.sharpen > 0.0,
             extend: geo.extend.is_some(),
-            flatten: header.format != sniff::SourceFormat::Jpeg,
+            flatten: memory::may_have_alpha(bytes, header.format),
         };
         // The format may depend on alpha: the costlier of the two.
         let after = [true, false]
@@ -563,11 +563,19 @@ mod tests {
             Rgba([p[0], p[1], p[2], ((x + y) % 256) as u8])
         });
         let mut sources: Vec<(String, Vec<u8>)> = (1..=8)
-            .map(|o| (format!("baseline JPEG, EXIF {o}"), jpeg(&img, false, Some(o))))
+            .map(|o| {
+                (
+                    format!("baseline JPEG, EXIF {o}"),
+                    jpeg(&img, false, Some(o)),
+                )
+            })
             .collect();
         sources.push(("progressive JPEG".into(), jpeg(&img, true, None)));
         sources.push(("PNG".into(), png(DynamicImage::ImageRgb8(img.clone()))));
-        sources.push(("PNG with alpha".into(), png(DynamicImage::ImageRgba8(alpha))));
+        sources.push((
+            "PNG with alpha".into(),
+            png(DynamicImage::ImageRgba8(alpha)),
+        ));
         let option_sets = [
             "w:0/f:png",
             "w:600/f:png",

@@ -114,7 +114,9 @@ pub fn decode_rows(
     let (mut band_rows, mut read) = (0u32, 0u32);
     while let Some(row) = reader.next_row().map_err(png_error)? {
         if read == height {
-            return Err(DecodeError::Decode("PNG has more rows than its header".into()));
+            return Err(DecodeError::Decode(
+                "PNG has more rows than its header".into(),
+            ));
         }
         read += 1;
         if k == 1 {

@@ -32,7 +32,7 @@ impl From<WebpError> for Error {
 /// coefficients of a progressive (or Huffman-optimised) encode would be the
 /// largest thing the transform holds, and a first pass matters least for
 /// a picture that size. libvips writes baseline unless asked.
-pub const PROGRESSIVE_MAX_PIXELS: u64 = 4_000_000;
+pub const PROGRESSIVE_MAX_PIXELS: u64 = 5_000_000;
 
 /// Whether a JPEG of this size is written progressive.
 fn progressive(w: u32, h: u32) -> bool {

@@ -343,7 +343,8 @@ impl Band {
         rows: &mut dyn Rows,
     ) -> Result<(), DecodeError> {
         while self.next < self.height {
-            let ready = (0..planes.len()).all(|i| self.converter.last_read(i, self.next) < decoded(i));
+            let ready =
+                (0..planes.len()).all(|i| self.converter.last_read(i, self.next) < decoded(i));
             if !ready {
                 break;
             }

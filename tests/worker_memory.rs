@@ -27,8 +27,14 @@ const OPTIONS: &str = "rs:fit:400:0/q:80";
 /// every size, and the 50 MP JPEG at 2048 px.
 const TARGET: u64 = 64 * 1024 * 1024;
 
-/// The sizes measured: name, options, widest output.
-const SIZES: [(&str, &str, u32); 3] = [
+/// A size measured: name, options, widest output.
+type Size = (&'static str, &'static str, u32);
+
+/// An image measured: name, note, bytes, width, and its sizes.
+type Image = (String, String, Vec<u8>, u32, &'static [Size]);
+
+/// The sizes measured.
+const SIZES: [Size; 3] = [
     ("full", "q:80", u32::MAX),
     ("2000 px", "rs:fit:2000:0/q:80", 2000),
     ("400 px", OPTIONS, 400),
@@ -172,7 +178,7 @@ async fn worker_memory_over_the_corpus() {
     let mut sources = Vec::new();
     let mut misses = Vec::new();
     // The corpus at every size, then the generated large JPEGs.
-    let mut images: Vec<(String, String, Vec<u8>, u32, &[(&str, &str, u32)])> = files
+    let mut images: Vec<Image> = files
         .iter()
         .map(|(file, note)| {
             let bytes = std::fs::read(dir.join(file)).unwrap();
@@ -180,8 +186,8 @@ async fn worker_memory_over_the_corpus() {
             (file.clone(), note.clone(), bytes, width, &SIZES[..])
         })
         .collect();
-    const FULL: [(&str, &str, u32); 1] = [("full", "q:80", u32::MAX)];
-    const AT_2048: [(&str, &str, u32); 1] = [("2048 px", "rs:fit:2048:0/q:80", 2048)];
+    const FULL: [Size; 1] = [("full", "q:80", u32::MAX)];
+    const AT_2048: [Size; 1] = [("2048 px", "rs:fit:2048:0/q:80", 2048)];
     images.push((
         "generated-6000x4000.jpg".into(),
         "6000x4000 24 MP baseline".into(),

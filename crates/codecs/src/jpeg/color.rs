@@ -36,9 +36,12 @@ impl Plane<'_> {
     }
 }
 
-/// Bilinear taps between sample centres, per output index: the two
-/// source indices and the weight of the second, in 1/256ths.
-fn taps(len: usize, factor: u8, max: u8, valid: usize) -> Vec<(usize, usize, u32)> {
+/// Per output index: the two source indices and the weight of the
+/// second, in 1/256ths.
+type Taps = Vec<(usize, usize, u32)>;
+
+/// Bilinear taps between sample centres.
+fn taps(len: usize, factor: u8, max: u8, valid: usize) -> Taps {
     let last = valid.saturating_sub(1) as f32;
     (0..len)
         .map(|i| {
@@ -55,7 +58,7 @@ pub struct Converter {
     space: ColorSpace,
     width: usize,
     /// Per plane: at full resolution (no taps), or its (x, y) taps.
-    grids: Vec<Option<(Vec<(usize, usize, u32)>, Vec<(usize, usize, u32)>)>>,
+    grids: Vec<Option<(Taps, Taps)>>,
     heights: Vec<usize>,
     /// Scratch: each plane's row at output width, a blend, the RGB row.
     rows: Vec<Vec<u8>>,

@@ -17,7 +17,8 @@ sharp.cache(false);
 
 const input = readFileSync(source);
 const once = () => {
-  const resized = sharp(input).resize({ width: Number(width) });
+  // Width 0 is full size; neither engine enlarges (edgethumb does not by default).
+  const resized = sharp(input).resize({ width: Number(width) || undefined, withoutEnlargement: true });
   const encoded =
     format === "webp"
       ? resized.webp({ quality: Number(quality) })

@@ -46,14 +46,21 @@ fuzz_target!(|data: &[u8]| {
     let rgb: Vec<u8> = if pixels.is_empty() {
         vec![90; (width * height * 3) as usize]
     } else {
-        pixels.iter().copied().cycle().take((width * height * 3) as usize).collect()
+        pixels
+            .iter()
+            .copied()
+            .cycle()
+            .take((width * height * 3) as usize)
+            .collect()
     };
     let mut bytes = Vec::new();
     let is_png = kind & 1 == 1;
     if is_png {
         let mut enc = png::Encoder::new(&mut bytes, width, height);
         enc.set_color(png::ColorType::Rgb);
-        let Ok(mut writer) = enc.write_header() else { return };
+        let Ok(mut writer) = enc.write_header() else {
+            return;
+        };
         if writer.write_image_data(&rgb).is_err() {
             return;
         }
@@ -64,7 +71,12 @@ fuzz_target!(|data: &[u8]| {
             enc.set_progressive(true);
         }
         if enc
-            .encode(&rgb, width as u16, height as u16, jpeg_encoder::ColorType::Rgb)
+            .encode(
+                &rgb,
+                width as u16,
+                height as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
             .is_err()
         {
             return;

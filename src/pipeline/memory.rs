@@ -160,26 +160,10 @@ fn jpeg_banded(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> u64 {
         let (peak, _) = jpeg_peak(bytes, header, decoded);
         return peak;
     };
-    let hmax = frame
-        .components
-        .iter()
-        .map(|c| c.0)
-        .max()
-        .unwrap_or(1)
-        .max(1) as u64;
-    let vmax = frame
-        .components
-        .iter()
-        .map(|c| c.1)
-        .max()
-        .unwrap_or(1)
-        .max(1) as u64;
+    let (hmax, vmax) = frame.max_sampling();
     let (w, h) = (header.width as u64, header.height as u64);
-    let (dw, dh) = (decoded.0 as u64, decoded.1 as u64);
-    let e = [1, 2, 4]
-        .into_iter()
-        .find(|&e| (dw, dh) == ((w * e).div_ceil(8), (h * e).div_ceil(8)))
-        .unwrap_or(8);
+    let dw = decoded.0 as u64;
+    let e = eighths(header, decoded);
     let mcus_x = w.div_ceil(8 * hmax);
     let mcus = mcus_x * h.div_ceil(8 * vmax);
     let rings: u64 = frame
@@ -227,20 +211,7 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
         components: vec![(1, 1); 3],
     });
     let n = frame.components.len().max(1) as u64;
-    let hmax = frame
-        .components
-        .iter()
-        .map(|c| c.0)
-        .max()
-        .unwrap_or(1)
-        .max(1) as u64;
-    let vmax = frame
-        .components
-        .iter()
-        .map(|c| c.1)
-        .max()
-        .unwrap_or(1)
-        .max(1) as u64;
+    let (hmax, vmax) = frame.max_sampling();
     let (dw, dh) = (decoded.0 as u64, decoded.1 as u64);
     // One plane per component at the decoded size (upper bound: no
     // subsampling), then the RGB result (grey and CMYK convert to RGB).
@@ -248,10 +219,7 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
     let result = dw * dh * 3 * if n == 3 { 1 } else { 2 };
     let (w, h) = (header.width as u64, header.height as u64);
     // The DCT scale in eighths, from the decoded size.
-    let eighths = [1, 2, 4]
-        .into_iter()
-        .find(|&e| (dw, dh) == ((w * e).div_ceil(8), (h * e).div_ceil(8)))
-        .unwrap_or(8);
+    let eighths = eighths(header, decoded);
     // Our decoder (`jpeg`) covers frames of 1 or 3 components: e×e
     // coefficients a block, and above 1/8 a 64-bit mask of which are
     // nonzero. jpeg-decoder (CMYK, 12-bit, arithmetic) keeps all 64, 8
@@ -274,6 +242,25 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
         0
     };
     (coefficients + planes + result, 3)
+}
+
+impl Frame {
+    /// The largest horizontal and vertical sampling factors (the MCU's
+    /// size in blocks).
+    fn max_sampling(&self) -> (u64, u64) {
+        let max = |f: fn(&(u8, u8)) -> u8| self.components.iter().map(f).max().unwrap_or(1).max(1);
+        (max(|c| c.0) as u64, max(|c| c.1) as u64)
+    }
+}
+
+/// The DCT scale in eighths that decodes `header` to `decoded`.
+fn eighths(header: &Header, decoded: (u32, u32)) -> u64 {
+    let (w, h) = (header.width as u64, header.height as u64);
+    let (dw, dh) = (decoded.0 as u64, decoded.1 as u64);
+    [1, 2, 4]
+        .into_iter()
+        .find(|&e| (dw, dh) == ((w * e).div_ceil(8), (h * e).div_ceil(8)))
+        .unwrap_or(8)
 }
 
 struct Frame {

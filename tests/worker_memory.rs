@@ -24,7 +24,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 const ISOLATE_LIMIT: u64 = 128 * 1024 * 1024;
 const OPTIONS: &str = "rs:fit:400:0/q:80";
 /// Where a transform's memory should sit (issue 19): every corpus image at
-/// every size, and the 50 MP JPEG at 2048 px.
+/// every size (the generated JPEGs have their own).
 const TARGET: u64 = 64 * 1024 * 1024;
 
 /// A size measured: name, options, widest output.
@@ -170,7 +170,7 @@ async fn worker_memory_over_the_corpus() {
     drop(server);
 
     let mut rows = vec![
-        "| image | source | size | estimate (MiB) | linear memory, fresh isolate (MiB) | status | under 64 MiB |"
+        "| image | source | size | estimate (MiB) | linear memory, fresh isolate (MiB) | status | served under target |"
             .to_string(),
         "| --- | --- | --- | ---: | ---: | --- | --- |".to_string(),
     ];
@@ -217,9 +217,11 @@ async fn worker_memory_over_the_corpus() {
             let m = request(&client, &server.base, &source, "jpg", options, width).await;
             drop(server);
             // The issue's targets: 64 MiB and served; the 24 MP JPEG at
-            // full size under 96 MiB.
+            // full size under 96 MiB, the 50 MP one at 2048 px under 48.
             let target = if file.starts_with("generated-6000") {
                 96 << 20
+            } else if file.starts_with("generated-8660") {
+                48 << 20
             } else {
                 TARGET
             };
@@ -255,10 +257,12 @@ async fn worker_memory_over_the_corpus() {
                     estimate as f64 / MIB
                 ));
             }
-            // What banding has reached, kept: every corpus image at 2000
-            // and 400 px is served under 64 MiB.
-            if size != "full" && !file.starts_with("generated-") && !met {
-                failures.push(format!("{file} at {size}: not served under 64 MiB"));
+            // What banding and streaming have reached, kept: every image
+            // meets its target, except at full size where the estimate
+            // is over the budget (progressive 4:4:4 frames, whose every
+            // coefficient is held until the last scan).
+            if !met && !(size == "full" && estimate > limit) {
+                failures.push(format!("{file} at {size}: not served under its target"));
             }
         }
     }

@@ -2,20 +2,23 @@
 //! built from the input, then cut short and damaged where the input says,
 //! decoded by our row decoders (`jpeg::decode_rows`, `png_shrink::
 //! decode_rows`) straight into the core's banded resampler, at a scale,
-//! region and output size the input chooses. Never a panic; the decoders
+//! region and output size the input chooses, whose rows are gathered or
+//! encoded as they come (`encode::jpeg_rows`). Never a panic; the decoders
 //! keep the `Rows` contract (one `start`, rows of the declared width, no
 //! more than the declared height, all of them when they report success);
-//! and a success is an image of exactly the size asked for.
+//! and a success is an image (or a JPEG that decodes to one) of exactly
+//! the size asked for.
 #![no_main]
 
 use edgethumb::pipeline::banded::Banded;
+use edgethumb::pipeline::encode::jpeg_rows::JpegRows;
 use edgethumb::pipeline::resize::Region;
-use edgethumb_codecs::{jpeg, png_shrink, DecodeError, Rows};
+use edgethumb_codecs::{jpeg, png_shrink, DecodeError, Gather, Rows};
 use libfuzzer_sys::fuzz_target;
 
 /// Checks the contract, and hands the rows on.
 struct Checked<'a> {
-    inner: &'a mut Banded,
+    inner: &'a mut dyn Rows,
     size: Option<(u32, u32, usize)>,
     rows: u32,
 }
@@ -111,9 +114,20 @@ fuzz_target!(|data: &[u8]| {
         h: decoded.1 as f64 * (1.0 - fy / 2.0),
     };
     let dst = (1 + dw as u32 % 200, 1 + dh as u32 % 200);
-    let mut banded = Banded::new(decoded, region, dst);
+    // Gathered, or encoded as rows arrive.
+    let (mut gathered, mut encoded) = (None, None);
+    let banded: &mut dyn Rows = if kind & 8 == 0 {
+        gathered.insert(Banded::new(decoded, region, dst, Gather::default()))
+    } else {
+        encoded.insert(Banded::new(
+            decoded,
+            region,
+            dst,
+            JpegRows::new(80, [255, 255, 255]),
+        ))
+    };
     let mut checked = Checked {
-        inner: &mut banded,
+        inner: banded,
         size: None,
         rows: 0,
     };
@@ -144,7 +158,17 @@ fuzz_target!(|data: &[u8]| {
     if ok {
         let (_, h, _) = checked.size.expect("success without start");
         assert_eq!(checked.rows, h, "success before every row");
-        let img = banded.finish().expect("every row arrived");
-        assert_eq!((img.width(), img.height()), dst);
+        let img = match (gathered, encoded) {
+            (Some(b), _) => b.finish().expect("every row arrived").into_image(),
+            (_, Some(b)) => {
+                let jpeg = b.finish().expect("every row arrived").finish();
+                let jpeg = jpeg.expect("a whole JPEG");
+                Ok(image::load_from_memory(&jpeg).expect("a JPEG that decodes"))
+            }
+            _ => unreachable!(),
+        };
+        let img = img.expect("a whole image");
+        let size = (img.width(), img.height());
+        assert_eq!(size, dst);
     }
 });

@@ -1,6 +1,8 @@
 //! The banded resample: a decoder's rows go in top to bottom, and only the
 //! band of them the next output rows need is held, so a transform's memory
 //! follows the output, not the source (as libvips streams its pipelines).
+//! Output rows go on to another [`Rows`]: gathered into an image, or
+//! straight into the JPEG encoder (`encode::jpeg_rows`).
 //!
 //! Each batch of output rows is one `fast_image_resize` call over the
 //! source rows its kernel reaches, with the crop shifted to them: the same
@@ -11,7 +13,6 @@
 
 use edgethumb_codecs::{DecodeError, Rows};
 use fast_image_resize as fr;
-use image::DynamicImage;
 
 use super::resize::Region;
 
@@ -24,8 +25,8 @@ pub const BAND_BYTES: usize = 4 << 20;
 const SUPPORT: f64 = 3.0;
 
 /// Receives rows as [`Rows`] and resamples `region` of them (in the
-/// decoded image's pixels) to `dst`.
-pub struct Banded {
+/// decoded image's pixels) to `dst`, whose rows go to `sink`.
+pub struct Banded<S: Rows> {
     region: Region,
     dst: (u32, u32),
     expect: (u32, u32),
@@ -47,14 +48,18 @@ pub struct Banded {
     held: usize,
     received: usize,
     next_out: usize,
+    /// The source rows the next batch reads ([`Self::window`]).
+    needs: (usize, usize),
+    /// One batch of output rows.
     out: Vec<u8>,
     resizer: fr::Resizer,
+    sink: S,
 }
 
-impl Banded {
+impl<S: Rows> Banded<S> {
     /// `expect` is the size the decoder is to deliver; anything else is an
     /// error, not a resample of the wrong region.
-    pub fn new(expect: (u32, u32), region: Region, dst: (u32, u32)) -> Self {
+    pub fn new(expect: (u32, u32), region: Region, dst: (u32, u32), sink: S) -> Self {
         let region = region.within(expect.0, expect.1);
         let dst = (dst.0.max(1), dst.1.max(1));
         let scale = region.h / dst.1 as f64;
@@ -78,21 +83,11 @@ impl Banded {
             held: 0,
             received: 0,
             next_out: 0,
+            needs: (0, 0),
             out: Vec::new(),
             resizer: fr::Resizer::new(),
+            sink,
         }
-    }
-
-    /// The bytes this holds at its peak for a `width`×`height` source of
-    /// `channels`: the band, the resizer's scratch (a batch's vertical
-    /// pass at source width, and the weights) and the output; for the
-    /// memory estimate.
-    pub fn peak(width: u32, height: u32, dst: (u32, u32), channels: usize) -> u64 {
-        let row = width as usize * channels;
-        let (capacity, batch) = sizes(row, height as f64 / dst.1.max(1) as f64, dst.1 as usize);
-        let band = capacity.min(height as usize) * row;
-        let scratch = batch * row + dst.0 as usize * 64;
-        (band + scratch) as u64 + dst.0 as u64 * dst.1 as u64 * channels as u64
     }
 
     /// The source rows output rows `[from, to)` read: the first and one
@@ -109,6 +104,15 @@ impl Banded {
         )
     }
 
+    /// [`Self::window`] of the next batch.
+    fn batch_window(&self) -> (usize, usize) {
+        let dh = self.dst.1 as usize;
+        if self.next_out >= dh {
+            return (0, 0);
+        }
+        self.window(self.next_out, (self.next_out + self.batch).min(dh))
+    }
+
     fn pixel_type(&self) -> fr::PixelType {
         if self.channels == 4 {
             fr::PixelType::U8x4
@@ -122,7 +126,7 @@ impl Banded {
         let dh = self.dst.1 as usize;
         while self.next_out < dh {
             let (from, to) = (self.next_out, (self.next_out + self.batch).min(dh));
-            let (lo, hi) = self.window(from, to);
+            let (lo, hi) = self.needs;
             if self.received < hi {
                 return Ok(());
             }
@@ -135,7 +139,7 @@ impl Banded {
             let src = fr::images::ImageRef::new(self.expect.0, (hi - lo) as u32, rows, pixel)
                 .map_err(|e| internal(&format!("band: {e}")))?;
             let out_row = self.dst.0 as usize * self.channels;
-            let out = &mut self.out[from * out_row..to * out_row];
+            let out = &mut self.out[..(to - from) * out_row];
             let mut dst =
                 fr::images::Image::from_slice_u8(self.dst.0, (to - from) as u32, out, pixel)
                     .map_err(|e| internal(&format!("band output: {e}")))?;
@@ -149,35 +153,43 @@ impl Banded {
             self.resizer
                 .resize(&src, &mut dst, &opts)
                 .map_err(|e| internal(&format!("band resize: {e}")))?;
+            if self.channels == 4 && !self.copy {
+                fr::MulDiv::default()
+                    .divide_alpha_inplace(&mut dst)
+                    .map_err(|e| internal(&format!("alpha: {e}")))?;
+            }
+            for row in out.chunks_exact(out_row) {
+                self.sink.row(row)?;
+            }
             self.next_out = to;
+            self.needs = self.batch_window();
         }
         Ok(())
     }
 
-    /// The output, once every row has arrived.
-    pub fn finish(mut self) -> Result<DynamicImage, DecodeError> {
+    /// The sink, once every row has arrived and gone on to it.
+    pub fn finish(self) -> Result<S, DecodeError> {
         if self.received != self.expect.1 as usize || self.next_out != self.dst.1 as usize {
             return Err(DecodeError::Decode(format!(
                 "decoder gave {} of {} rows",
                 self.received, self.expect.1
             )));
         }
-        let (dw, dh) = self.dst;
-        if self.channels == 4 && !self.copy {
-            let mut img =
-                fr::images::Image::from_slice_u8(dw, dh, &mut self.out, fr::PixelType::U8x4)
-                    .map_err(|e| internal(&format!("output: {e}")))?;
-            fr::MulDiv::default()
-                .divide_alpha_inplace(&mut img)
-                .map_err(|e| internal(&format!("alpha: {e}")))?;
-        }
-        let img = if self.channels == 4 {
-            image::RgbaImage::from_raw(dw, dh, self.out).map(DynamicImage::ImageRgba8)
-        } else {
-            image::RgbImage::from_raw(dw, dh, self.out).map(DynamicImage::ImageRgb8)
-        };
-        img.ok_or_else(|| internal("short output"))
+        Ok(self.sink)
     }
+}
+
+/// The bytes a [`Banded`] holds at its peak for a `width`×`height` source of
+/// `channels`: the band, the resizer's scratch (a batch's vertical
+/// pass at source width, and the weights) and a batch of output rows;
+/// for the memory estimate. What the sink holds is its own.
+pub fn peak(width: u32, height: u32, dst: (u32, u32), channels: usize) -> u64 {
+    let row = width as usize * channels;
+    let (capacity, batch) = sizes(row, height as f64 / dst.1.max(1) as f64, dst.1 as usize);
+    let band = capacity.min(height as usize) * row;
+    let scratch = batch * row + dst.0 as usize * 64;
+    let out = batch * dst.0 as usize * channels;
+    (band + scratch + out) as u64
 }
 
 /// Rows held and output rows per batch, for rows of `row` bytes at
@@ -196,7 +208,7 @@ fn internal(what: &str) -> DecodeError {
     DecodeError::Decode(format!("banded resize: {what}"))
 }
 
-impl Rows for Banded {
+impl<S: Rows> Rows for Banded<S> {
     fn start(&mut self, width: u32, height: u32, channels: usize) -> Result<(), DecodeError> {
         if (width, height) != self.expect || !(channels == 3 || channels == 4) {
             return Err(internal(&format!(
@@ -210,9 +222,10 @@ impl Rows for Banded {
         // Never more rows than the source has.
         self.capacity = capacity.min(height as usize);
         self.batch = batch;
+        self.needs = self.batch_window();
         self.buf = vec![0u8; self.capacity * self.row_bytes];
-        self.out = vec![0u8; self.dst.0 as usize * self.dst.1 as usize * channels];
-        Ok(())
+        self.out = vec![0u8; self.dst.0 as usize * batch * channels];
+        self.sink.start(self.dst.0, self.dst.1, channels)
     }
 
     fn row(&mut self, row: &[u8]) -> Result<(), DecodeError> {
@@ -225,7 +238,7 @@ impl Rows for Banded {
         if self.next_out >= dh {
             return Ok(());
         }
-        let (lo, _) = self.window(self.next_out, (self.next_out + self.batch).min(dh));
+        let (lo, _) = self.needs;
         if r < lo {
             // Above the region (or a crop): never read.
             return Ok(());

@@ -25,6 +25,7 @@ impl From<DecodeError> for Error {
             DecodeError::OverLimit(m) => Error::OverLimit(m),
             // Decoders are only stopped by the deadline (`stopped_by`).
             DecodeError::Stopped => Error::Internal("decode stopped".into()),
+            DecodeError::Sink(m) => Error::Internal(m),
         }
     }
 }

@@ -78,14 +78,17 @@ pub fn flatten(img: DynamicImage, bg: [u8; 3]) -> DynamicImage {
     let (w, h) = rgba.dimensions();
     let mut out = Vec::with_capacity((w * h * 3) as usize);
     for p in rgba.pixels() {
-        let a = p[3] as u32;
-        for c in 0..3 {
-            out.push(((p[c] as u32 * a + bg[c] as u32 * (255 - a) + 127) / 255) as u8);
-        }
+        out.extend(blend(&p.0, bg));
     }
     image::RgbImage::from_raw(w, h, out)
         .map(DynamicImage::ImageRgb8)
         .unwrap_or(DynamicImage::ImageRgba8(rgba))
+}
+
+/// One RGBA pixel blended onto `bg`.
+pub fn blend(p: &[u8], bg: [u8; 3]) -> [u8; 3] {
+    let a = p[3] as u32;
+    [0, 1, 2].map(|c| ((p[c] as u32 * a + bg[c] as u32 * (255 - a) + 127) / 255) as u8)
 }
 
 /// RGBA whose alpha is all 255 becomes RGB: the fallback format can then be

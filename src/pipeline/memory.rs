@@ -19,8 +19,9 @@
 //!   intermediate (output width × decoded height) and output, and for
 //!   images with alpha a premultiplied copy of the source.
 
-use super::banded::Banded;
+use super::banded;
 use super::decode::Header;
+use super::encode::jpeg_rows::JpegRows;
 use super::sniff::SourceFormat;
 
 /// What the PNG decoder holds besides its rows: the inflate window and
@@ -67,16 +68,26 @@ pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32
     bytes.len() as u64 + decode_peak + rotated + premultiplied + resize + output_work
 }
 
+/// Where the banded resampler's rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resampled {
+    /// Into an image of this size (before crops, orientation and effects).
+    Gathered((u32, u32)),
+    /// Into the JPEG encoder as they come (`encode::jpeg_rows`).
+    Streamed,
+}
+
 /// Bytes the banded path needs at its peak: the source, what the decoder
 /// holds (a band of rows; a progressive JPEG's coefficients), the
-/// resampler's band and the resampled image (`resampled`, before crops,
-/// orientation and effects), then `after` bytes per pixel of `output` for
-/// orientation, effects and encoding ([`after_resample`]).
+/// resampler's band, resampling to `resampled` (in decoded rows), and
+/// what holds its rows ([`Resampled`]); then `after` bytes per pixel of
+/// `output` for orientation, effects and encoding ([`after_resample`]).
 pub fn banded(
     bytes: &[u8],
     header: &Header,
     decoded: (u32, u32),
     resampled: (u32, u32),
+    held: Resampled,
     output: (u32, u32),
     after: u64,
 ) -> u64 {
@@ -101,8 +112,12 @@ pub fn banded(
             )
         }
     };
-    let band = Banded::peak(decoded.0, decoded.1, resampled, channels as usize);
-    bytes.len() as u64 + decoder + band + px(output) * after
+    let band = banded::peak(decoded.0, decoded.1, resampled, channels as usize);
+    let held = match held {
+        Resampled::Gathered(size) => px(size) * channels,
+        Resampled::Streamed => JpegRows::held(output.0),
+    };
+    bytes.len() as u64 + decoder + band + held + px(output) * after
 }
 
 /// Bytes per output pixel that orientation, effects and the encoder hold
@@ -114,8 +129,10 @@ pub fn banded(
 /// coefficients (two bytes each, 3 a pixel at 4:2:0), then its output
 /// (reserved at a quarter byte a pixel, doubling as it grows: 1); in wasm
 /// little of that fits the holes the resampler's band leaves, so 10, as
-/// measured in `tests/worker_memory.rs`; baseline holds only its output; PNG's filters and deflate, and libwebp's
-/// ARGB and YUV pictures, about 6 (its alpha coder: [`webp_extra`]).
+/// measured in `tests/worker_memory.rs`; baseline holds only its output,
+/// as does a streamed one (rows encoded as they come); PNG's filters and
+/// deflate, and libwebp's ARGB and YUV pictures, about 6 (its alpha
+/// coder: [`webp_extra`]).
 pub fn after_resample(effects: &Effects, encode: Encode) -> u64 {
     let mut b = 0;
     b += if effects.orient { 4 } else { 0 };
@@ -125,7 +142,7 @@ pub fn after_resample(effects: &Effects, encode: Encode) -> u64 {
     b += if effects.flatten { 3 } else { 0 };
     b + match encode {
         Encode::ProgressiveJpeg => 10,
-        Encode::BaselineJpeg => 1,
+        Encode::BaselineJpeg | Encode::StreamedJpeg => 1,
         Encode::Png => 6,
         Encode::Webp => 7,
     }
@@ -146,6 +163,7 @@ pub struct Effects {
 pub enum Encode {
     ProgressiveJpeg,
     BaselineJpeg,
+    StreamedJpeg,
     Png,
     Webp,
 }
@@ -160,27 +178,16 @@ fn jpeg_banded(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> u64 {
         let (peak, _) = jpeg_peak(bytes, header, decoded);
         return peak;
     };
-    let (hmax, vmax) = frame.max_sampling();
-    let (w, h) = (header.width as u64, header.height as u64);
+    let (hmax, _) = frame.max_sampling();
     let dw = decoded.0 as u64;
     let e = eighths(header, decoded);
-    let mcus_x = w.div_ceil(8 * hmax);
-    let mcus = mcus_x * h.div_ceil(8 * vmax);
+    let mcus_x = (header.width as u64).div_ceil(8 * hmax);
     let rings: u64 = frame
         .components
         .iter()
         .map(|&(ch, cv)| mcus_x * ch as u64 * e * 2 * cv as u64 * e)
         .sum();
-    let coefficients = if frame.progressive {
-        let per_block = if e == 1 { 2 } else { e * e * 2 + 8 };
-        frame
-            .components
-            .iter()
-            .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * per_block)
-            .sum()
-    } else {
-        0
-    };
+    let coefficients = coefficients(&frame, header, e, true);
     let converter = dw * (frame.components.len() as u64 + 3) + dw * 4;
     coefficients + rings + converter
 }
@@ -211,13 +218,11 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
         components: vec![(1, 1); 3],
     });
     let n = frame.components.len().max(1) as u64;
-    let (hmax, vmax) = frame.max_sampling();
     let (dw, dh) = (decoded.0 as u64, decoded.1 as u64);
     // One plane per component at the decoded size (upper bound: no
     // subsampling), then the RGB result (grey and CMYK convert to RGB).
     let planes = dw * dh * n;
     let result = dw * dh * 3 * if n == 3 { 1 } else { 2 };
-    let (w, h) = (header.width as u64, header.height as u64);
     // The DCT scale in eighths, from the decoded size.
     let eighths = eighths(header, decoded);
     // Our decoder (`jpeg`) covers frames of 1 or 3 components: e×e
@@ -225,23 +230,30 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
     // nonzero. jpeg-decoder (CMYK, 12-bit, arithmetic) keeps all 64, 8
     // bytes fewer than ours at full scale, so this bounds both.
     let ours = matches!(n, 1 | 3);
-    let coefficients = if frame.progressive {
-        // Blocks per component, padded to whole MCUs.
-        let (mcu_w, mcu_h) = (8 * hmax, 8 * vmax);
-        let mcus = w.div_ceil(mcu_w) * h.div_ceil(mcu_h);
-        let per_block = match (ours, eighths) {
-            (true, 1) => 2,
-            (_, e) => e * e * 2 + 8,
-        };
-        frame
-            .components
-            .iter()
-            .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * per_block)
-            .sum()
-    } else {
-        0
-    };
+    let coefficients = coefficients(&frame, header, eighths, ours);
     (coefficients + planes + result, 3)
+}
+
+/// The coefficients a progressive frame keeps until its last scan (none
+/// for a sequential one): per block, e×e at `eighths`/8 scale, two bytes
+/// each, and above 1/8 (or in jpeg-decoder, `ours` false) a 64-bit mask of
+/// which are nonzero; blocks padded to whole MCUs.
+fn coefficients(frame: &Frame, header: &Header, eighths: u64, ours: bool) -> u64 {
+    if !frame.progressive {
+        return 0;
+    }
+    let (hmax, vmax) = frame.max_sampling();
+    let (w, h) = (header.width as u64, header.height as u64);
+    let mcus = w.div_ceil(8 * hmax) * h.div_ceil(8 * vmax);
+    let per_block = match (ours, eighths) {
+        (true, 1) => 2,
+        (_, e) => e * e * 2 + 8,
+    };
+    frame
+        .components
+        .iter()
+        .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * per_block)
+        .sum()
 }
 
 impl Frame {

@@ -9,6 +9,12 @@
 //! 3. `effects`: blur, sharpen, extend, flatten;
 //! 4. `encode`.
 //!
+//! A large baseline JPEG output with nothing to do on the whole image
+//! (no orientation, blur, sharpen, extend or smart crop) is made in one
+//! pass instead, timed as `stream`: decoded rows are resampled and
+//! encoded as they arrive (`encode::jpeg_rows`), so neither the source
+//! nor the output is ever held whole.
+//!
 //! The decoders we own check the deadline inside too. Pure CPU work with
 //! no I/O, so an adapter may run it on any thread.
 
@@ -30,6 +36,7 @@ use crate::error::Error;
 use crate::request::negotiate::Negotiated;
 use crate::request::options::{Format, GravityType, Options};
 use deadline::Deadline;
+use edgethumb_codecs::Gather;
 use image::DynamicImage;
 pub use limits::Limits;
 use resize::Region;
@@ -66,6 +73,9 @@ struct Plan {
     geo: geometry::Geometry,
     /// Decoded in rows and resampled as they arrive ([`banded`]).
     banded: bool,
+    /// And the resampled rows encoded as they arrive: the output is JPEG
+    /// whatever the alpha, baseline, and nothing works on the whole image.
+    streamed: bool,
     /// Estimated peak bytes ([`memory::estimate`]).
     need: u64,
 }
@@ -114,18 +124,35 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     header.orientation = orientation;
     let smart_pre_crop = matches!(geo.pre_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
     let banded = shrink.bands() && !smart_pre_crop && decode::decodes_in_rows(&header);
+    let may_have_alpha = memory::may_have_alpha(bytes, header.format);
+    let smart_cut = matches!(geo.result_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
+    let jpeg = |alpha: bool| job.negotiated.resolve(alpha) == Format::Jpeg;
+    let streamed = banded
+        && jpeg(false)
+        && (jpeg(true) || !may_have_alpha)
+        && !encode::progressive(geo.output.0, geo.output.1)
+        && orientation == 1
+        && o.blur <= 0.0
+        && o.sharpen <= 0.0
+        && geo.extend.is_none()
+        && !smart_cut;
     let mut need = if banded {
         let effects = memory::Effects {
             orient: orientation != 1,
             blur: o.blur > 0.0,
             sharpen: o.sharpen > 0.0,
             extend: geo.extend.is_some(),
-            flatten: memory::may_have_alpha(bytes, header.format),
+            // Streamed rows are flattened one at a time.
+            flatten: may_have_alpha && !streamed,
         };
         // The format may depend on alpha: the costlier of the two.
         let after = [true, false]
             .map(|alpha| {
-                let encoder = encode::memory(job.negotiated.resolve(alpha), geo.output);
+                let encoder = if streamed {
+                    memory::Encode::StreamedJpeg
+                } else {
+                    encode::memory(job.negotiated.resolve(alpha), geo.output)
+                };
                 memory::after_resample(&effects, encoder)
             })
             .into_iter()
@@ -135,7 +162,12 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
             Some((w, h, g)) if g.kind != GravityType::Smart => (w, h),
             _ => geo.scaled,
         };
-        memory::banded(bytes, &header, decoded, resampled, geo.output, after)
+        let held = if streamed {
+            memory::Resampled::Streamed
+        } else {
+            memory::Resampled::Gathered(resampled)
+        };
+        memory::banded(bytes, &header, decoded, resampled, held, geo.output, after)
     } else {
         memory::estimate(bytes, &header, decoded, geo.output)
     };
@@ -149,6 +181,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         oriented,
         geo,
         banded,
+        streamed,
         need,
     })
 }
@@ -174,6 +207,20 @@ fn transform(
     let deadline = Deadline::after(clock, job.limits.transform_timeout);
     let mut steps = Steps::new(clock, &deadline);
     let (img, plan) = steps.run("decode", || decode_step(bytes, job, shrink, &deadline))?;
+    if let Decoded::Encoded(body, (width, height)) = img {
+        let mut timings = steps.into_timings();
+        // One step did all four.
+        if let Some(step) = timings.first_mut() {
+            step.0 = "stream";
+        }
+        return Ok(Output {
+            body,
+            format: Format::Jpeg,
+            width,
+            height,
+            timings,
+        });
+    }
     let img = steps.run("resize", || resize_step(img, &plan))?;
     let (img, format) = steps.run("effects", || effects_step(img, job, &plan))?;
     let (body, format) = steps.run("encode", || encode_step(&img, job, format))?;
@@ -188,10 +235,12 @@ fn transform(
 
 /// What the decode step hands on: the decoded image (oriented), or, when
 /// rows were resampled as they were decoded ([`banded`]), the resampled
-/// one with any smart crop still to cut.
+/// one with any smart crop still to cut, or, streamed, the finished JPEG
+/// and its size.
 enum Decoded {
     Whole(DynamicImage),
     Resampled(DynamicImage, Option<(u32, u32)>),
+    Encoded(Vec<u8>, (u32, u32)),
 }
 
 /// Sniff, structure checks, header, limits, geometry; then the decode with
@@ -240,13 +289,36 @@ fn decode_banded(
     let swap = |(a, b): (u32, u32)| if transposed { (b, a) } else { (a, b) };
     let target = target(plan, swap(stored), None);
     let region = resize::unorient(target.region, plan.orientation, swap(stored));
-    let mut sink = banded::Banded::new(stored, region, swap(target.size));
+    let size = swap(target.size);
+    if plan.streamed {
+        let o = &job.options;
+        let quality = quality(job);
+        let encoder = encode::jpeg_rows::JpegRows::new(quality, o.background.unwrap_or(WHITE));
+        let mut sink = banded::Banded::new(stored, region, size, encoder);
+        if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
+            return Ok(None);
+        }
+        let body = sink.finish()?.finish()?;
+        return Ok(Some(Decoded::Encoded(body, size)));
+    }
+    let mut sink = banded::Banded::new(stored, region, size, Gather::default());
     if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
         return Ok(None);
     }
-    let mut img = sink.finish()?;
+    let mut img = sink.finish()?.into_image()?;
     decode::orient(&mut img, plan.orientation);
     Ok(Some(Decoded::Resampled(img, target.smart_cut)))
+}
+
+/// What alpha is flattened onto when no `background` is set.
+const WHITE: [u8; 3] = [255, 255, 255];
+
+/// The quality asked for, or the default.
+fn quality(job: &Job) -> u8 {
+    match job.options.quality {
+        0 => job.default_quality,
+        q => q,
+    }
 }
 
 /// What the resample takes and makes: a region of the decoded, oriented
@@ -339,6 +411,9 @@ fn target(plan: &Plan, decoded: (u32, u32), img: Option<&DynamicImage>) -> Targe
 fn resize_step(decoded: Decoded, plan: &Plan) -> Result<DynamicImage, Error> {
     let (img, smart_cut) = match decoded {
         Decoded::Resampled(img, cut) => (img, cut),
+        Decoded::Encoded(..) => {
+            return Err(Error::Internal("an encoded result has no resize".into()))
+        }
         Decoded::Whole(img) => {
             let t = target(plan, (img.width(), img.height()), Some(&img));
             (resize::resample(img, t.region, t.size)?, t.smart_cut)
@@ -387,7 +462,7 @@ fn effects_step(
     let has_alpha = img.color().has_alpha();
     let format = job.negotiated.resolve(has_alpha);
     if has_alpha && (!format.supports_alpha() || o.background.is_some()) {
-        img = effects::flatten(img, o.background.unwrap_or([255, 255, 255]));
+        img = effects::flatten(img, o.background.unwrap_or(WHITE));
     }
     Ok((img, format))
 }
@@ -395,12 +470,7 @@ fn effects_step(
 /// Encodes; a negotiated format the encoder refuses falls back to one
 /// every client takes.
 fn encode_step(img: &DynamicImage, job: &Job, format: Format) -> Result<(Vec<u8>, Format), Error> {
-    let o = &job.options;
-    let quality = if o.quality == 0 {
-        job.default_quality
-    } else {
-        o.quality
-    };
+    let quality = quality(job);
     match encode::encode(img, format, quality) {
         Ok(b) => Ok((b, format)),
         Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
@@ -601,6 +671,67 @@ mod tests {
                 );
                 let score = ssim(&banded.body, &whole.body);
                 assert!(score >= 0.995, "{name} {text}: SSIM {score}");
+            }
+        }
+    }
+
+    /// Large JPEG outputs with nothing to do on the whole image are
+    /// streamed (timed as one `stream` step) and look as the whole-image
+    /// path's do; an EXIF turn or a PNG output is not streamed. A
+    /// transparent PNG made JPEG is flattened row by row onto the
+    /// background.
+    #[test]
+    fn large_jpeg_outputs_stream_and_match_the_whole_image_path() {
+        // Just over PROGRESSIVE_MAX_PIXELS: outputs above it are baseline.
+        let img = scene(2700, 1900);
+        let alpha = RgbaImage::from_fn(2700, 1900, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            Rgba([
+                p[0],
+                p[1],
+                p[2],
+                if (x / 40 + y / 40) % 2 == 0 { 255 } else { 0 },
+            ])
+        });
+        let sources = [
+            ("baseline JPEG", jpeg(&img, false, None)),
+            ("baseline JPEG, EXIF 6", jpeg(&img, false, Some(6))),
+            ("PNG with alpha", png(DynamicImage::ImageRgba8(alpha))),
+        ];
+        let cases = [
+            ("w:0/f:jpg", true),
+            ("c:2650:1890:ce/f:jpg/bg:20:40:200", true),
+            ("w:2690/f:jpg", true),
+            ("w:0/f:png", false),
+            ("w:1000/f:jpg", false),
+        ];
+        for (name, bytes) in &sources {
+            for (text, streams) in cases {
+                let job = job(text);
+                let out = transform(bytes, &job, || 0.0, ShrinkOnLoad::On)
+                    .unwrap_or_else(|e| panic!("{name} {text}: {e:?}"));
+                let streamed = out.timings.iter().any(|(step, _)| *step == "stream");
+                let turned = name.contains("EXIF");
+                assert_eq!(streamed, streams && !turned, "{name} {text}");
+                if !streamed {
+                    continue;
+                }
+                // The reference holds whole images, over the budget.
+                let mut roomy = job.clone();
+                roomy.limits.max_transform_bytes = 1 << 30;
+                let whole = transform(bytes, &roomy, || 0.0, ShrinkOnLoad::Whole)
+                    .unwrap_or_else(|e| panic!("{name} {text} (whole): {e:?}"));
+                assert_eq!(
+                    (out.width, out.height),
+                    (whole.width, whole.height),
+                    "{name} {text}"
+                );
+                let score = ssim(&out.body, &whole.body);
+                assert!(score >= 0.995, "{name} {text}: SSIM {score}");
+                assert!(
+                    memory_estimate(bytes, &job).unwrap() < 40 << 20,
+                    "{name} {text}: holds no image"
+                );
             }
         }
     }

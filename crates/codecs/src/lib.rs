@@ -18,8 +18,8 @@ pub mod png_shrink;
 mod wasm_libc;
 pub mod webp;
 
-/// Why a decoder gave no image: the same three answers from each, so the
-/// core maps them once.
+/// Why a decoder gave no image: the same answers from each, so the core
+/// maps them once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// Not a file this decoder can read to the end (damaged, cut, or
@@ -33,6 +33,9 @@ pub enum DecodeError {
     /// The caller's `stop` said so.
     #[error("stopped")]
     Stopped,
+    /// The caller's [`Rows`] failed: its fault, not the file's.
+    #[error("{0}")]
+    Sink(String),
 }
 
 /// Asked by a decoder as it goes (every JPEG scan and row of blocks, every

@@ -3,10 +3,14 @@
 //!   progressive (two scans) with optimised Huffman tables up to
 //!   [`PROGRESSIVE_MAX_PIXELS`], baseline with the standard tables above,
 //!   which writes a row of MCUs at a time instead of holding every block's
-//!   coefficients (3 bytes a pixel: 28 MB at 9 MP) until the end;
+//!   coefficients (3 bytes a pixel: 28 MB at 9 MP) until the end, and
+//!   which [`jpeg_rows`] feeds straight from the banded resampler, so a
+//!   large output is never held whole;
 //! - PNG: `image`'s encoder (pure Rust);
 //! - WebP: libwebp's lossy encoder, with lossless alpha (`edgethumb_codecs::
 //!   webp`: the one C library, built for wasm32 by `scripts/wasm-cc`).
+
+pub mod jpeg_rows;
 
 use edgethumb_codecs::webp::{self, WebpError};
 use image::{DynamicImage, ImageEncoder};
@@ -35,7 +39,7 @@ impl From<WebpError> for Error {
 pub const PROGRESSIVE_MAX_PIXELS: u64 = 5_000_000;
 
 /// Whether a JPEG of this size is written progressive.
-fn progressive(w: u32, h: u32) -> bool {
+pub fn progressive(w: u32, h: u32) -> bool {
     w as u64 * h as u64 <= PROGRESSIVE_MAX_PIXELS
 }
 
@@ -67,7 +71,7 @@ pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>
                 u16::try_from(h).map_err(|_| Error::Internal("JPEG height over 65535".into()))?,
             );
             let mut out = Vec::with_capacity((w * h / 4) as usize);
-            let mut enc = jpeg_encoder::Encoder::new(&mut out, quality);
+            let mut enc = jpeg_encoder_for(&mut out, quality);
             if progressive(w, h) {
                 // Progressive in two scans (DC, then all AC): a first pass
                 // for the browser at 0.2% over baseline. jpeg-encoder's
@@ -78,10 +82,6 @@ pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>
                 enc.set_progressive_scans(2);
                 enc.set_optimized_huffman_tables(true);
             }
-            enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-            // Average each 2×2 chroma block, as libjpeg does; the default
-            // takes one pixel of four, which aliases.
-            enc.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
             enc.encode(pixels, w16, h16, jpeg_encoder::ColorType::Rgb)
                 .map_err(|e| Error::Internal(format!("JPEG encode: {e}")))?;
             Ok(out)
@@ -106,6 +106,16 @@ pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>
             other => webp::encode_lossy(other.to_rgb8().as_raw(), w, h, 3, quality),
         }?),
     }
+}
+
+/// jpeg-encoder as every JPEG is written: 4:2:0, each 2×2 chroma block
+/// averaged, as libjpeg does (the default takes one pixel of four, which
+/// aliases).
+fn jpeg_encoder_for(out: &mut Vec<u8>, quality: u8) -> jpeg_encoder::Encoder<&mut Vec<u8>> {
+    let mut enc = jpeg_encoder::Encoder::new(out, quality.clamp(1, 100));
+    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+    enc.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+    enc
 }
 
 #[cfg(test)]

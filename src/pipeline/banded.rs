@@ -21,6 +21,11 @@ use super::resize::Region;
 /// 128 MB isolate.
 pub const BAND_BYTES: usize = 4 << 20;
 
+/// Output rows made per resize call, in bytes at most (one row if it is
+/// larger): a full-size output would otherwise take as many rows as the
+/// band, and its sink (an image, or the JPEG encoder) copies them anyway.
+const OUT_BYTES: usize = 1 << 20;
+
 /// Lanczos3's reach, in source pixels per unit of scale.
 const SUPPORT: f64 = 3.0;
 
@@ -185,7 +190,7 @@ impl<S: Rows> Banded<S> {
 /// for the memory estimate. What the sink holds is its own.
 pub fn peak(width: u32, height: u32, dst: (u32, u32), channels: usize) -> u64 {
     let row = width as usize * channels;
-    let (capacity, batch) = sizes(row, height as f64 / dst.1.max(1) as f64, dst.1 as usize);
+    let (capacity, batch) = sizes(row, height as f64 / dst.1.max(1) as f64, dst, channels);
     let band = capacity.min(height as usize) * row;
     let scratch = batch * row + dst.0 as usize * 64;
     let out = batch * dst.0 as usize * channels;
@@ -194,13 +199,15 @@ pub fn peak(width: u32, height: u32, dst: (u32, u32), channels: usize) -> u64 {
 
 /// Rows held and output rows per batch, for rows of `row` bytes at
 /// `scale` source rows per output row.
-fn sizes(row: usize, scale: f64, dst_rows: usize) -> (usize, usize) {
+fn sizes(row: usize, scale: f64, dst: (u32, u32), channels: usize) -> (usize, usize) {
     let reach = SUPPORT * scale.max(1.0);
     // One output row's kernel and margins, at the least.
     let least = (2.0 * reach + scale).ceil() as usize + 4;
     let capacity = (BAND_BYTES / row.max(1)).max(least);
+    let out_row = (dst.0 as usize * channels).max(1);
     let batch = (((capacity - least) as f64 / scale.max(f64::MIN_POSITIVE)) as usize + 1)
-        .min(dst_rows.max(1));
+        .min(OUT_BYTES / out_row)
+        .clamp(1, dst.1.max(1) as usize);
     (capacity, batch)
 }
 
@@ -218,7 +225,7 @@ impl<S: Rows> Rows for Banded<S> {
         }
         self.channels = channels;
         self.row_bytes = width as usize * channels;
-        let (capacity, batch) = sizes(self.row_bytes, self.scale, self.dst.1 as usize);
+        let (capacity, batch) = sizes(self.row_bytes, self.scale, self.dst, channels);
         // Never more rows than the source has.
         self.capacity = capacity.min(height as usize);
         self.batch = batch;

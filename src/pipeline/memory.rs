@@ -19,6 +19,8 @@
 //!   intermediate (output width × decoded height) and output, and for
 //!   images with alpha a premultiplied copy of the source.
 
+use edgethumb_codecs::jpeg;
+
 use super::banded;
 use super::decode::Header;
 use super::encode::jpeg_rows::JpegRows;
@@ -235,25 +237,29 @@ fn jpeg_peak(bytes: &[u8], header: &Header, decoded: (u32, u32)) -> (u64, u64) {
 }
 
 /// The coefficients a progressive frame keeps until its last scan (none
-/// for a sequential one): per block, e×e at `eighths`/8 scale, two bytes
-/// each, and above 1/8 (or in jpeg-decoder, `ours` false) a 64-bit mask of
-/// which are nonzero; blocks padded to whole MCUs.
+/// for a sequential one). Our decoder: e×e at `eighths`/8 scale, two
+/// bytes each, and above 1/8 a 64-bit mask of which are nonzero; for a
+/// large frame, the masks and one band of coefficients instead
+/// ([`jpeg::progressive_coefficient_bytes`]). Blocks are padded to whole
+/// MCUs.
 fn coefficients(frame: &Frame, header: &Header, eighths: u64, ours: bool) -> u64 {
     if !frame.progressive {
         return 0;
     }
     let (hmax, vmax) = frame.max_sampling();
-    let (w, h) = (header.width as u64, header.height as u64);
-    let mcus = w.div_ceil(8 * hmax) * h.div_ceil(8 * vmax);
-    let per_block = match (ours, eighths) {
-        (true, 1) => 2,
-        (_, e) => e * e * 2 + 8,
-    };
-    frame
+    let mcus_x = (header.width as u64).div_ceil(8 * hmax);
+    let mcus_y = (header.height as u64).div_ceil(8 * vmax);
+    let per_mcu: u64 = frame
         .components
         .iter()
-        .map(|&(ch, cv)| mcus * ch as u64 * cv as u64 * per_block)
-        .sum()
+        .map(|&(ch, cv)| ch as u64 * cv as u64)
+        .sum();
+    let blocks = mcus_x * mcus_y * per_mcu;
+    if ours {
+        jpeg::progressive_coefficient_bytes(blocks, mcus_x * per_mcu, eighths)
+    } else {
+        blocks * (eighths * eighths * 2 + 8)
+    }
 }
 
 impl Frame {

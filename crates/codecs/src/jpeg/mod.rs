@@ -35,17 +35,21 @@ mod blocks;
 mod color;
 pub mod cost;
 mod idct;
+mod progressive;
 #[cfg(test)]
 mod tests;
+
+use std::rc::Rc;
 
 use image::RgbImage;
 
 use crate::{DecodeError, Gather, Rows, Stop};
 
 use self::bits::{BitReader, Huffman};
-use self::blocks::{AcScan, Keep};
+use self::blocks::Keep;
 use self::color::{ColorSpace, Converter, Plane};
 use self::idct::Idct;
+use self::progressive::{Coefficients, Geometry, Mark};
 
 fn check(stop: Stop) -> Result<(), DecodeError> {
     if stop() {
@@ -118,6 +122,46 @@ pub fn decode_rows(
     stop: Stop,
     rows: &mut dyn Rows,
 ) -> Result<bool, DecodeError> {
+    let replay = Replay {
+        above: progressive::REPLAY_ABOVE,
+        band_bytes: progressive::BAND_BYTES,
+    };
+    decode_replaying(bytes, eighths, limits, stop, rows, replay)
+}
+
+/// When a progressive frame is replayed ([`progressive`]): above how many
+/// coefficient bytes, and in bands of how many.
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    above: u64,
+    band_bytes: u64,
+}
+
+/// The coefficient bytes a progressive frame at `eighths`/8 scale holds
+/// until its last scan if kept whole, and what it holds instead above
+/// [`progressive::REPLAY_ABOVE`] (nonzero masks, and one band); for the
+/// memory estimate. `blocks` is the frame's blocks, padded to whole MCUs,
+/// and `band_blocks` those in one row of MCUs.
+pub fn progressive_coefficient_bytes(blocks: u64, band_blocks: u64, eighths: u64) -> u64 {
+    let k = eighths * eighths;
+    let mask = if eighths > 1 { 8 } else { 0 };
+    let whole = blocks * (k * 2 + mask);
+    if eighths == 1 || blocks * k * 2 <= progressive::REPLAY_ABOVE {
+        return whole;
+    }
+    let band = band_blocks.max(1) * (progressive::BAND_BYTES / (band_blocks.max(1) * k * 2)).max(1);
+    blocks * mask + band * (k * 2 + mask)
+}
+
+/// [`decode_rows`], with progressive frames replayed as `replay` says.
+fn decode_replaying(
+    bytes: &[u8],
+    eighths: u32,
+    limits: &Limits,
+    stop: Stop,
+    rows: &mut dyn Rows,
+    replay: Replay,
+) -> Result<bool, DecodeError> {
     if !matches!(eighths, 1 | 2 | 4 | 8) {
         return Ok(false);
     }
@@ -138,6 +182,11 @@ pub fn decode_rows(
         needed: None,
         scan_index: 0,
         band: None,
+        coefficients: None,
+        replay_at: replay,
+        replay: false,
+        band_mcus: 1,
+        recorded: Vec::new(),
     };
     let mut pos = 2;
     // Without an EOI, what arrived is used.
@@ -175,6 +224,7 @@ pub fn decode_rows(
                     Some(f) => st.frame = Some(f),
                     None => return Ok(false),
                 }
+                st.keep_coefficients();
                 if marker == 0xC2 && n > 1 {
                     st.needed = Some(plan_scans(bytes, pos, &st.keep));
                 }
@@ -306,14 +356,14 @@ fn plan_scans(bytes: &[u8], pos: usize, keep: &Keep) -> Vec<bool> {
     needed
 }
 
-struct State {
+struct State<'a> {
     n: usize,
     keep: Keep,
     idct: Idct,
     /// Quantisation tables, in zigzag order.
     quant: [Option<[u16; 64]>; 4],
-    dc_tables: [Option<Huffman>; 4],
-    ac_tables: [Option<Huffman>; 4],
+    dc_tables: [Option<Rc<Huffman>>; 4],
+    ac_tables: [Option<Rc<Huffman>>; 4],
     restart_interval: u32,
     adobe_transform: Option<u8>,
     frame: Option<Frame>,
@@ -323,6 +373,16 @@ struct State {
     scan_index: usize,
     /// A sequential frame in one scan: RGB rows go out as they are ready.
     band: Option<Band>,
+    /// A progressive frame's coefficients: all of them, or (replaying)
+    /// their nonzero masks alone.
+    coefficients: Option<Coefficients>,
+    /// When a progressive frame is replayed.
+    replay_at: Replay,
+    /// Replaying, and the rows of MCUs in each band replayed.
+    replay: bool,
+    band_mcus: usize,
+    /// Replaying: every scan read, with its marks.
+    recorded: Vec<progressive::Scan<'a>>,
 }
 
 /// The output side of a banded sequential frame.
@@ -355,7 +415,31 @@ impl Band {
     }
 }
 
-impl State {
+impl<'a> State<'a> {
+    /// Sets up a progressive frame's coefficients: whole, or, above
+    /// `replay_above` bytes (and above 1/8), masks alone, to be replayed.
+    fn keep_coefficients(&mut self) {
+        let Some(frame) = self.frame.as_ref().filter(|f| f.progressive) else {
+            return;
+        };
+        let geometry = frame.geometry();
+        let k = self.keep.count;
+        let blocks: usize = geometry.iter().map(|g| g.stride * g.rows).sum();
+        let replay = self.n > 1 && (blocks * k * 2) as u64 > self.replay_at.above;
+        // At 1/8 no AC scan is read, so no mask is needed.
+        let masks = self.n > 1;
+        // Rows of MCUs a band replays: what fits in `BAND_BYTES`.
+        let row: usize = geometry.iter().map(|g| g.stride * g.v).sum();
+        self.band_mcus = (self.replay_at.band_bytes as usize / (row * k * 2).max(1))
+            .clamp(1, frame.mcus_y as usize);
+        self.coefficients = Some(if replay {
+            Coefficients::new(&geometry, 0, |g| g.rows, true)
+        } else {
+            Coefficients::new(&geometry, k, |g| g.rows, masks)
+        });
+        self.replay = replay;
+    }
+
     fn quant_tables(&mut self, mut seg: &[u8]) -> Result<(), DecodeError> {
         while let Some((&pq_tq, rest)) = seg.split_first() {
             let (precision, id) = (pq_tq >> 4, (pq_tq & 0x0F) as usize);
@@ -392,7 +476,7 @@ impl State {
             if id > 3 || class > 1 {
                 return Err(corrupt("bad Huffman table class or id"));
             }
-            let table = Some(Huffman::new(&counts, symbols)?);
+            let table = Some(Rc::new(Huffman::new(&counts, symbols)?));
             if class == 0 {
                 self.dc_tables[id] = table;
             } else {
@@ -409,7 +493,7 @@ impl State {
     fn scan(
         &mut self,
         seg: &[u8],
-        bytes: &[u8],
+        bytes: &'a [u8],
         data: usize,
         stop: Stop,
         rows: &mut dyn Rows,
@@ -428,6 +512,10 @@ impl State {
             adobe_transform,
             frame,
             needed,
+            coefficients,
+            replay,
+            band_mcus,
+            recorded,
             ..
         } = self;
         let frame = frame
@@ -469,8 +557,57 @@ impl State {
         }
         // The reader stops at the first marker other than RSTn.
         let mut reader = BitReader::new(&bytes[data..]);
-        let mut predictors = [0i32; 4];
         let interleaved = count > 1;
+        if frame.progressive {
+            let scan = progressive::Scan {
+                members: members
+                    .iter()
+                    .map(|&(i, dc, ac)| (i, dc.cloned(), ac.cloned()))
+                    .collect(),
+                ss: band.ss,
+                se: band.se,
+                ah,
+                al,
+                restart_interval: *restart_interval,
+                interleaved,
+                marks: Vec::new(),
+            };
+            let geometry = frame.geometry();
+            let store = coefficients
+                .as_mut()
+                .ok_or_else(|| corrupt("scan before the frame header"))?;
+            let units_y = scan.rows(&geometry, 0..frame.mcus_y as usize).end;
+            let mut at = Mark {
+                reader,
+                eobrun: 0,
+                predictors: [0; 4],
+                unit: 0,
+            };
+            if !*replay {
+                scan.run(&geometry, keep, &mut at, 0..units_y, store, stop, |_, _| {})?;
+                return Ok(data + at.reader.position());
+            }
+            // Masks alone, and a mark where each band's rows start.
+            let step = scan.rows(&geometry, 0..*band_mcus).len().max(1);
+            let mut marks = Vec::new();
+            let none = Keep::new(0);
+            scan.run(
+                &geometry,
+                &none,
+                &mut at,
+                0..units_y,
+                store,
+                stop,
+                |y, m| {
+                    if y % step == 0 {
+                        marks.push(*m);
+                    }
+                },
+            )?;
+            recorded.push(progressive::Scan { marks, ..scan });
+            return Ok(data + at.reader.position());
+        }
+        let mut predictors = [0i32; 4];
         // Units: MCUs when interleaved, single blocks otherwise.
         let (units_x, units_y) = if interleaved {
             (frame.mcus_x, frame.mcus_y)
@@ -482,73 +619,33 @@ impl State {
         // there now.
         let mut dequant = Vec::with_capacity(count);
         let mut tables = Vec::with_capacity(count);
-        if !frame.progressive {
-            if index == 0 {
-                // One scan with every component streams; one scan per
-                // component must hold whole planes until the last.
-                let banded = count == frame.components.len();
-                for c in &mut frame.components {
-                    let held = if !banded {
-                        c.rows
-                    } else if interleaved {
-                        2 * c.v as usize
-                    } else {
-                        2
-                    };
-                    c.hold(held.min(c.rows));
-                }
-                if banded {
-                    *out = Some(frame.band(n, *adobe_transform, rows)?);
-                }
-            } else if out.is_some() {
-                // Every component has been sent: nothing more to read.
-                return Ok(end_of_scan(bytes, data));
-            }
-            for &(index, dc, ac) in &members {
-                tables.push((table(dc, "DC")?, table(ac, "AC")?));
-                dequant.push(frame.components[index].dequantiser(quant, keep)?);
-            }
-        }
-        let mut ac_scan = AcScan {
-            huffman: members[0].2,
-            ss: band.ss,
-            se: band.se,
-            al,
-            eobrun: 0,
-        };
-        if frame.progressive && band.ss > 0 {
-            // An AC scan: one component, block by block. Most blocks sit
-            // in end-of-band runs, so this loop is kept lean.
-            let c = &mut frame.components[members[0].0];
-            let (k, width) = (keep.count, c.blocks_w as usize);
-            let mut unit = 0u32;
-            for y in 0..c.blocks_h as usize {
-                check(stop)?;
-                let row = y * c.stride;
-                let (Some(coefs), Some(masks)) = (
-                    c.coefs.get_mut(row * k..(row + width) * k),
-                    c.nonzero.get_mut(row..row + width),
-                ) else {
-                    return Err(corrupt("AC scan outside the frame"));
+        if index == 0 {
+            // One scan with every component streams; one scan per
+            // component must hold whole planes until the last.
+            let banded = count == frame.components.len();
+            for c in &mut frame.components {
+                let held = if !banded {
+                    c.rows
+                } else if interleaved {
+                    2 * c.v as usize
+                } else {
+                    2
                 };
-                for (coefs, mask) in coefs.chunks_exact_mut(k).zip(masks) {
-                    if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
-                        reader.restart();
-                        ac_scan.eobrun = 0;
-                    }
-                    unit += 1;
-                    if ah == 0 {
-                        if ac_scan.eobrun > 0 {
-                            ac_scan.eobrun -= 1;
-                            continue;
-                        }
-                        ac_scan.first(&mut reader, keep, coefs, mask)?;
-                    } else {
-                        ac_scan.refine(&mut reader, keep, coefs, mask)?;
-                    }
-                }
+                c.hold(held.min(c.rows));
             }
-            return Ok(data + reader.position());
+            if banded {
+                *out = Some(frame.band(n, *adobe_transform, rows)?);
+            }
+        } else if out.is_some() {
+            // Every component has been sent: nothing more to read.
+            return Ok(end_of_scan(bytes, data));
+        }
+        for &(index, dc, ac) in &members {
+            tables.push((
+                table(dc.map(|t| &**t), "DC")?,
+                table(ac.map(|t| &**t), "AC")?,
+            ));
+            dequant.push(frame.components[index].dequantiser(quant, keep)?);
         }
         let mut unit = 0u32;
         let mut coef = [0i32; 64];
@@ -560,7 +657,7 @@ impl State {
                     predictors = [0; 4];
                 }
                 unit += 1;
-                for (m, &(index, dc, _)) in members.iter().enumerate() {
+                for (m, &(index, _, _)) in members.iter().enumerate() {
                     let c = &mut frame.components[index];
                     let (bw, bh) = if interleaved {
                         (c.h as u32, c.v as u32)
@@ -573,35 +670,16 @@ impl State {
                             if x >= c.stride || y >= c.rows {
                                 return Err(corrupt("block outside the frame"));
                             }
-                            let b = y * c.stride + x;
-                            if !frame.progressive {
-                                coef[..keep.count].fill(0);
-                                blocks::sequential(
-                                    &mut reader,
-                                    tables[m].0,
-                                    tables[m].1,
-                                    &mut predictors[m],
-                                    keep,
-                                    &mut coef,
-                                )?;
-                                c.put_block(idct, &dequant[m], &coef, x, y);
-                                continue;
-                            }
-                            let k = keep.count;
-                            let coefs = &mut c.coefs[b * k..b * k + k];
-                            // A DC scan (AC scans took the loop above).
-                            if ah == 0 {
-                                let dc = table(dc, "DC")?;
-                                blocks::dc_first(
-                                    &mut reader,
-                                    dc,
-                                    &mut predictors[m],
-                                    al,
-                                    &mut coefs[0],
-                                )?;
-                            } else {
-                                blocks::dc_refine(&mut reader, al, &mut coefs[0]);
-                            }
+                            coef[..keep.count].fill(0);
+                            blocks::sequential(
+                                &mut reader,
+                                tables[m].0,
+                                tables[m].1,
+                                &mut predictors[m],
+                                keep,
+                                &mut coef,
+                            )?;
+                            c.put_block(idct, &dequant[m], &coef, x, y);
                         }
                     }
                 }
@@ -640,33 +718,65 @@ impl State {
             let mut band = frame.band(n, self.adobe_transform, rows)?;
             return band.send(&frame.planes(n), |_| usize::MAX, rows);
         }
-        let k = self.keep.count;
-        let mut coefs = Vec::with_capacity(frame.components.len());
+        let geometry = frame.geometry();
         let mut dequant = Vec::with_capacity(frame.components.len());
         for c in &mut frame.components {
             dequant.push(c.dequantiser(&self.quant, &self.keep)?);
-            c.nonzero = Vec::new();
-            coefs.push(std::mem::take(&mut c.coefs));
             c.hold(2 * c.v as usize);
         }
         let mut band = frame.band(n, self.adobe_transform, rows)?;
-        for my in 0..frame.mcus_y as usize {
-            check(stop)?;
-            for (i, c) in frame.components.iter_mut().enumerate() {
-                let v = c.v as usize;
-                for by in my * v..(my + 1) * v {
-                    for bx in 0..c.stride {
-                        let b = by * c.stride + bx;
-                        let Some(block) = coefs[i].get(b * k..b * k + k) else {
-                            return Err(corrupt("block outside the frame"));
-                        };
-                        c.put_block(&self.idct, &dequant[i], block, bx, by);
+        let mcus_y = frame.mcus_y as usize;
+        // Replaying: the scans again, a band of rows of MCUs at a time,
+        // into a band's worth of coefficients. Otherwise all of them, kept.
+        let step = if self.replay { self.band_mcus } else { mcus_y };
+        let mut store = if self.replay {
+            drop(self.coefficients);
+            Coefficients::new(&geometry, self.keep.count, |g| step * g.v, true)
+        } else {
+            self.coefficients
+                .ok_or_else(|| corrupt("no coefficients"))?
+        };
+        for (i, from) in (0..mcus_y).step_by(step).enumerate() {
+            let mcus = from..(from + step).min(mcus_y);
+            if self.replay {
+                store.reset(|c| from * geometry[c].v);
+                for scan in &self.recorded {
+                    let units = scan.rows(&geometry, mcus.clone());
+                    if units.is_empty() {
+                        continue;
                     }
+                    let mut at = *scan
+                        .marks
+                        .get(i)
+                        .ok_or_else(|| corrupt("scan ended before the band"))?;
+                    scan.run(
+                        &geometry,
+                        &self.keep,
+                        &mut at,
+                        units,
+                        &mut store,
+                        stop,
+                        |_, _| {},
+                    )?;
                 }
             }
-            let planes = frame.planes(n);
-            let decoded = |i: usize| (my + 1) * frame.components[i].v as usize * n;
-            band.send(&planes, decoded, rows)?;
+            for my in mcus {
+                check(stop)?;
+                for (i, c) in frame.components.iter_mut().enumerate() {
+                    let v = c.v as usize;
+                    for by in my * v..(my + 1) * v {
+                        for bx in 0..c.stride {
+                            let Some(block) = store.get(i, bx, by) else {
+                                return Err(corrupt("block outside the frame"));
+                            };
+                            c.put_block(&self.idct, &dequant[i], block, bx, by);
+                        }
+                    }
+                }
+                let planes = frame.planes(n);
+                let decoded = |i: usize| (my + 1) * frame.components[i].v as usize * n;
+                band.send(&planes, decoded, rows)?;
+            }
         }
         band.send(&frame.planes(n), |_| usize::MAX, rows)
     }
@@ -716,10 +826,6 @@ struct Component {
     /// Holds `held` rows of blocks: block row y is at `y % held`.
     plane: Vec<u8>,
     held: usize,
-    /// Progressive only: the kept coefficients of each block, and which of
-    /// its 64 are nonzero (by zigzag position).
-    coefs: Vec<i16>,
-    nonzero: Vec<u64>,
     n: usize,
 }
 
@@ -798,6 +904,21 @@ impl Component {
 }
 
 impl Frame {
+    /// The shape of each component's blocks.
+    fn geometry(&self) -> Vec<Geometry> {
+        self.components
+            .iter()
+            .map(|c| Geometry {
+                h: c.h as usize,
+                v: c.v as usize,
+                stride: c.stride,
+                rows: c.rows,
+                blocks_w: c.blocks_w as usize,
+                blocks_h: c.blocks_h as usize,
+            })
+            .collect()
+    }
+
     /// A side of the frame at n/8 scale.
     fn scaled(len: u32, n: usize) -> usize {
         (len as usize * n).div_ceil(8).max(1)
@@ -898,8 +1019,6 @@ impl Frame {
                 rows: 0,
                 plane: Vec::new(),
                 held: 0,
-                coefs: Vec::new(),
-                nonzero: Vec::new(),
                 n,
             });
         }
@@ -907,7 +1026,6 @@ impl Frame {
         let vmax = components.iter().map(|c| c.v).max().unwrap_or(1);
         let mcus_x = width.div_ceil(8 * hmax as u32);
         let mcus_y = height.div_ceil(8 * vmax as u32);
-        let keep = n * n;
         for c in &mut components {
             c.width = (width * c.h as u32).div_ceil(hmax as u32);
             c.height = (height * c.v as u32).div_ceil(vmax as u32);
@@ -915,14 +1033,6 @@ impl Frame {
             c.blocks_h = c.height.div_ceil(8);
             c.stride = (mcus_x * c.h as u32) as usize;
             c.rows = (mcus_y * c.v as u32) as usize;
-            let blocks = c.stride * c.rows;
-            if progressive {
-                c.coefs = vec![0; blocks * keep];
-                // At 1/8 no AC scan is read, so no mask is needed.
-                if n > 1 {
-                    c.nonzero = vec![0; blocks];
-                }
-            }
         }
         Ok(Some(Frame {
             width,

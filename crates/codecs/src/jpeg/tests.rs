@@ -348,3 +348,81 @@ fn a_frame_past_the_pixel_limit_is_refused_before_anything_is_allocated() {
     let err = decode(&huge, 1, &Limits::default(), &never).unwrap_err();
     assert!(matches!(err, DecodeError::OverLimit(_)), "{err}");
 }
+
+/// Decoded with every progressive frame replayed (masks alone through the
+/// scans, then the scans again) one row of MCUs at a time.
+fn replayed(bytes: &[u8], n: u32) -> RgbImage {
+    let mut gather = Gather::default();
+    let replay = Replay {
+        above: 0,
+        band_bytes: 1,
+    };
+    assert!(decode_replaying(bytes, n, &Limits::default(), &never, &mut gather, replay).unwrap());
+    RgbImage::from_raw(gather.width, gather.height, gather.pixels).unwrap()
+}
+
+#[test]
+fn replayed_progressive_frames_decode_exactly_as_kept_ones() {
+    // libjpeg's script (DC and AC refinement, EOB runs across rows),
+    // mozjpeg's, grey, 4:4:4, restarts; jpeg-encoder's layouts. Bands are
+    // one row of MCUs here, so the replay crosses every row.
+    use jpeg_encoder::SamplingFactor as S;
+    let mut files: Vec<(String, Vec<u8>)> = LIBJPEG_FILES
+        .iter()
+        .filter(|(name, _)| name.starts_with("progressive"))
+        .map(|(name, bytes)| (name.to_string(), bytes.to_vec()))
+        .collect();
+    for (sampling, restart) in [(S::F_2_2, 0), (S::F_1_1, 3), (S::F_2_1, 7), (S::F_1_2, 1)] {
+        files.push((
+            format!("{sampling:?} restart {restart}"),
+            encoded(true, sampling, restart, false),
+        ));
+    }
+    files.push(("grey".into(), encoded(true, S::F_1_1, 0, true)));
+    for (name, bytes) in &files {
+        for n in [2, 4, 8] {
+            let kept = decode(bytes, n, &Limits::default(), &never)
+                .unwrap()
+                .unwrap();
+            assert!(replayed(bytes, n) == kept, "{name} at {n}/8");
+        }
+    }
+}
+
+/// Replayed, files cut short decode as kept ones do, a row of MCUs per
+/// band; damaged ones never panic. (On damaged data the two may differ:
+/// where the reader picks up again after a restart marker it did not
+/// reach depends on how far it had read ahead, which depends on how its
+/// bits were consumed, in either pass.)
+#[test]
+fn replayed_cut_files_decode_as_kept_ones_and_damaged_ones_never_panic() {
+    let replay = Replay {
+        above: 0,
+        band_bytes: 1,
+    };
+    let answer = |bytes: &[u8], n: u32, replay: Option<Replay>| {
+        let mut gather = Gather::default();
+        let r = match replay {
+            Some(r) => decode_replaying(bytes, n, &Limits::default(), &never, &mut gather, r),
+            None => decode_rows(bytes, n, &Limits::default(), &never, &mut gather),
+        };
+        r.map(|covered| covered.then_some(gather.pixels))
+    };
+    for (name, bytes) in LIBJPEG_FILES
+        .iter()
+        .filter(|(n, _)| n.starts_with("progressive"))
+    {
+        for n in [2, 8] {
+            for cut in (0..bytes.len()).step_by(211) {
+                let kept = answer(&bytes[..cut], n, None);
+                let replayed = answer(&bytes[..cut], n, Some(replay));
+                assert!(kept == replayed, "{name} at {n}/8 cut to {cut}");
+            }
+            for at in (2..bytes.len()).step_by(53) {
+                let mut damaged = bytes.to_vec();
+                damaged[at] ^= 0x5A;
+                let _ = answer(&damaged, n, Some(replay));
+            }
+        }
+    }
+}

@@ -16,6 +16,9 @@
 //!   and a 64-bit mask of which are nonzero, because refinement scans
 //!   interleave correction bits for every nonzero coefficient of their band
 //!   with the new ones, so the mask is needed to read them.
+//! - **Large progressive frames** (over 24 MiB of coefficients) keep only
+//!   the masks through their scans, then replay the scans a band of rows
+//!   at a time ([`progressive`]).
 //! - **Whole scans are skipped** when no coefficient they carry is needed,
 //!   now or by a later refinement scan that must be read ([`plan_scans`]).
 //!   At 1/8 that is every AC scan, found by looking for the next marker,

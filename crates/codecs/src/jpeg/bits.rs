@@ -283,6 +283,13 @@ fn refill_slow(data: &[u8], mut pos: usize, mut acc: u64, mut bits: u32) -> (usi
     (pos, acc, bits)
 }
 
+/// Whether a restart marker comes before coding unit `unit` (counted from
+/// 0 in its scan), with a restart every `interval` units (0: none).
+#[inline(always)]
+pub fn restart_due(interval: u32, unit: u32) -> bool {
+    interval > 0 && unit > 0 && unit.is_multiple_of(interval)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,11 +125,7 @@ pub fn decode_rows(
     stop: Stop,
     rows: &mut dyn Rows,
 ) -> Result<bool, DecodeError> {
-    let replay = Replay {
-        above: progressive::REPLAY_ABOVE,
-        band_bytes: progressive::BAND_BYTES,
-    };
-    decode_replaying(bytes, eighths, limits, stop, rows, replay)
+    decode_replaying(bytes, eighths, limits, stop, rows, Replay::DEFAULT)
 }
 
 /// When a progressive frame is replayed ([`progressive`]): above how many
@@ -140,6 +136,24 @@ struct Replay {
     band_bytes: u64,
 }
 
+impl Replay {
+    const DEFAULT: Replay = Replay {
+        above: progressive::REPLAY_ABOVE,
+        band_bytes: progressive::BAND_BYTES,
+    };
+
+    /// Whether a frame whose `blocks` keep `k` coefficients each is
+    /// replayed, and then how many rows of MCUs (of `row_blocks` blocks)
+    /// a band holds. Only frames with AC scans to read (`masks`, above
+    /// 1/8) are replayed.
+    fn band_rows(&self, blocks: u64, k: u64, row_blocks: u64, masks: bool) -> Option<u64> {
+        if !masks || blocks * k * 2 <= self.above {
+            return None;
+        }
+        Some((self.band_bytes / (row_blocks * k * 2).max(1)).max(1))
+    }
+}
+
 /// The coefficient bytes a progressive frame at `eighths`/8 scale holds
 /// until its last scan if kept whole, and what it holds instead above
 /// [`progressive::REPLAY_ABOVE`] (nonzero masks, and one band); for the
@@ -148,12 +162,10 @@ struct Replay {
 pub fn progressive_coefficient_bytes(blocks: u64, band_blocks: u64, eighths: u64) -> u64 {
     let k = eighths * eighths;
     let mask = if eighths > 1 { 8 } else { 0 };
-    let whole = blocks * (k * 2 + mask);
-    if eighths == 1 || blocks * k * 2 <= progressive::REPLAY_ABOVE {
-        return whole;
+    match Replay::DEFAULT.band_rows(blocks, k, band_blocks, mask > 0) {
+        None => blocks * (k * 2 + mask),
+        Some(rows) => blocks * mask + rows * band_blocks.max(1) * (k * 2 + mask),
     }
-    let band = band_blocks.max(1) * (progressive::BAND_BYTES / (band_blocks.max(1) * k * 2)).max(1);
-    blocks * mask + band * (k * 2 + mask)
 }
 
 /// [`decode_rows`], with progressive frames replayed as `replay` says.
@@ -428,13 +440,14 @@ impl<'a> State<'a> {
         let geometry = frame.geometry();
         let k = self.keep.count;
         let blocks: usize = geometry.iter().map(|g| g.stride * g.rows).sum();
-        let replay = self.n > 1 && (blocks * k * 2) as u64 > self.replay_at.above;
         // At 1/8 no AC scan is read, so no mask is needed.
         let masks = self.n > 1;
-        // Rows of MCUs a band replays: what fits in `BAND_BYTES`.
         let row: usize = geometry.iter().map(|g| g.stride * g.v).sum();
-        self.band_mcus = (self.replay_at.band_bytes as usize / (row * k * 2).max(1))
-            .clamp(1, frame.mcus_y as usize);
+        let band = self
+            .replay_at
+            .band_rows(blocks as u64, k as u64, row as u64, masks);
+        let replay = band.is_some();
+        self.band_mcus = band.unwrap_or(1).clamp(1, frame.mcus_y as u64) as usize;
         self.coefficients = Some(if replay {
             Coefficients::new(&geometry, 0, |g| g.rows, true)
         } else {
@@ -655,7 +668,7 @@ impl<'a> State<'a> {
         for uy in 0..units_y {
             check(stop)?;
             for ux in 0..units_x {
-                if *restart_interval > 0 && unit > 0 && unit.is_multiple_of(*restart_interval) {
+                if bits::restart_due(*restart_interval, unit) {
                     reader.restart();
                     predictors = [0; 4];
                 }

@@ -13,7 +13,7 @@
 use std::ops::Range;
 use std::rc::Rc;
 
-use super::bits::{BitReader, Huffman};
+use super::bits::{restart_due, BitReader, Huffman};
 use super::blocks::{self, AcScan, Keep};
 use super::{check, corrupt, table, DecodeError, Stop};
 
@@ -81,6 +81,13 @@ struct Part {
     masks: Vec<u64>,
 }
 
+impl Part {
+    /// Where block (`x`, `y`) of the frame is held, if its row is.
+    fn index(&self, x: usize, y: usize) -> Option<usize> {
+        Some(y.checked_sub(self.first_row)? * self.stride + x)
+    }
+}
+
 impl Coefficients {
     /// `rows` block rows of each component (with `masks`, or, at 1/8 where
     /// no AC scan is read, without), keeping `k` coefficients a block.
@@ -126,7 +133,7 @@ impl Coefficients {
         if self.k == 0 {
             return Some(&mut self.scratch[0]);
         }
-        let b = y.checked_sub(p.first_row)? * p.stride + x;
+        let b = p.index(x, y)?;
         p.coefs.get_mut(b * self.k)
     }
 
@@ -137,7 +144,7 @@ impl Coefficients {
     fn row(&mut self, c: usize, y: usize, width: usize) -> Option<(&mut [i16], &mut [u64], usize)> {
         let k = self.k;
         let p = self.parts.get_mut(c)?;
-        let b = y.checked_sub(p.first_row)? * p.stride;
+        let b = p.index(0, y)?;
         let masks = p.masks.get_mut(b..b + width)?;
         let coefs = if k == 0 {
             &mut [][..]
@@ -150,7 +157,7 @@ impl Coefficients {
     /// Block (x, y) of component `c`'s kept coefficients, to read.
     pub fn get(&self, c: usize, x: usize, y: usize) -> Option<&[i16]> {
         let p = self.parts.get(c)?;
-        let b = y.checked_sub(p.first_row)? * p.stride + x;
+        let b = p.index(x, y)?;
         p.coefs.get(b * self.k..(b + 1) * self.k)
     }
 }
@@ -209,7 +216,7 @@ impl<'a> Scan<'a> {
                     .row(first.0, y, units_x)
                     .ok_or_else(|| corrupt("AC scan outside the frame"))?;
                 for (x, mask) in masks.iter_mut().enumerate() {
-                    if restart > 0 && unit > 0 && unit.is_multiple_of(restart) {
+                    if restart_due(restart, unit) {
                         reader.restart();
                         ac.eobrun = 0;
                     }
@@ -228,7 +235,7 @@ impl<'a> Scan<'a> {
                 continue;
             }
             for x in 0..units_x {
-                if restart > 0 && unit > 0 && unit.is_multiple_of(restart) {
+                if restart_due(restart, unit) {
                     reader.restart();
                     predictors = [0; 4];
                 }

@@ -26,6 +26,8 @@ const OPTIONS: &str = "rs:fit:400:0/q:80";
 /// Where a transform's memory should sit (issue 19): every corpus image at
 /// every size (the generated JPEGs have their own).
 const TARGET: u64 = 64 * 1024 * 1024;
+/// How far above the measured memory the estimate may sit (issue 19).
+const MAX_OVER: f64 = 1.2;
 
 /// A size measured: name, options, widest output.
 type Size = (&'static str, &'static str, u32);
@@ -170,9 +172,9 @@ async fn worker_memory_over_the_corpus() {
     drop(server);
 
     let mut rows = vec![
-        "| image | source | size | estimate (MiB) | linear memory, fresh isolate (MiB) | status | served under target |"
+        "| image | source | size | estimate (MiB) | linear memory, fresh isolate (MiB) | estimate ÷ (memory − floor) | status | served under target |"
             .to_string(),
-        "| --- | --- | --- | ---: | ---: | --- | --- |".to_string(),
+        "| --- | --- | --- | ---: | ---: | ---: | --- | --- |".to_string(),
     ];
     let mut failures = Vec::new();
     let mut sources = Vec::new();
@@ -226,8 +228,10 @@ async fn worker_memory_over_the_corpus() {
                 TARGET
             };
             let met = m.status == 200 && m.memory < target;
+            let used = m.memory.saturating_sub(floor).max(1);
+            let ratio = estimate as f64 / used as f64;
             rows.push(format!(
-                "| {file} | {note} | {size} | {:.1} | {:.1} | {} | {} |",
+                "| {file} | {note} | {size} | {:.1} | {:.1} | {ratio:.2} | {} | {} |",
                 estimate as f64 / MIB,
                 m.memory as f64 / MIB,
                 m.status,
@@ -249,12 +253,13 @@ async fn worker_memory_over_the_corpus() {
                     m.memory
                 ));
             }
-            if m.status == 200 && m.memory > floor + estimate {
+            // The estimate is what a transform adds to the isolate: at
+            // least what was measured, and at most 20% above it (issue 19).
+            if m.status == 200 && !(1.0..=MAX_OVER).contains(&ratio) {
                 failures.push(format!(
-                    "{file} at {size}: measured {:.1} MiB over floor {:.1} + estimate {:.1}",
-                    m.memory as f64 / MIB,
-                    floor as f64 / MIB,
-                    estimate as f64 / MIB
+                    "{file} at {size}: estimate {:.1} MiB is {ratio:.2}× the {:.1} MiB measured over the floor (want 1 to {MAX_OVER})",
+                    estimate as f64 / MIB,
+                    used as f64 / MIB,
                 ));
             }
             // What banding and streaming have reached, kept: every image

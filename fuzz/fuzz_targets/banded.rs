@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
             decoded,
             region,
             dst,
-            JpegRows::new(80, [255, 255, 255]),
+            JpegRows::new(80, [255, 255, 255], 0),
         ))
     };
     let mut checked = Checked {

@@ -192,7 +192,12 @@ pub fn peak(width: u32, height: u32, dst: (u32, u32), channels: usize) -> u64 {
     let row = width as usize * channels;
     let (capacity, batch) = sizes(row, height as f64 / dst.1.max(1) as f64, dst, channels);
     let band = capacity.min(height as usize) * row;
-    let scratch = batch * row + dst.0 as usize * 64;
+    // Rows at their own size are copied, not resized.
+    let scratch = if dst == (width, height) {
+        0
+    } else {
+        batch * row + dst.0 as usize * 64
+    };
     let out = batch * dst.0 as usize * channels;
     (band + scratch + out) as u64
 }

@@ -79,19 +79,23 @@ pub enum Resampled {
     Streamed,
 }
 
-/// Bytes the banded path needs at its peak: the source, what the decoder
-/// holds (a band of rows; a progressive JPEG's coefficients), the
-/// resampler's band, resampling to `resampled` (in decoded rows), and
-/// what holds its rows ([`Resampled`]); then `after` bytes per pixel of
-/// `output` for orientation, effects and encoding ([`after_resample`]).
+/// Bytes the banded path needs at its peak: the source, and its two
+/// phases as wasm's heap lays them out (measured natively with
+/// `edgethumb-heap-peak`, in the Worker by `tests/worker_memory.rs`):
+/// - decoding: what takes the resampled rows ([`Resampled`]: the image,
+///   allocated first, or the streaming encoder and its `reserve`d
+///   output), what the decoder holds (a band of rows; a progressive
+///   JPEG's coefficients) and the resampler's band, all at once;
+/// - after: the decoder and the band are freed, which leaves that much
+///   free at the top of the heap for orientation, effects and the encoder
+///   ([`after_resample`]); only what does not fit there grows memory.
 pub fn banded(
     bytes: &[u8],
     header: &Header,
     decoded: (u32, u32),
     resampled: (u32, u32),
     held: Resampled,
-    output: (u32, u32),
-    after: u64,
+    after: &After,
 ) -> u64 {
     let px = |(w, h): (u32, u32)| w as u64 * h as u64;
     let (decoder, channels) = match header.format {
@@ -115,38 +119,114 @@ pub fn banded(
         }
     };
     let band = banded::peak(decoded.0, decoded.1, resampled, channels as usize);
-    let held = match held {
-        Resampled::Gathered(size) => px(size) * channels,
-        Resampled::Streamed => JpegRows::held(output.0),
+    let decoding = decoder + band;
+    let (held, grown) = match held {
+        Resampled::Gathered(size) => {
+            let image = px(size) * channels;
+            (image, after_resample(image, decoding, after))
+        }
+        Resampled::Streamed => (JpegRows::held(after.output.0) + after.reserve, 0),
     };
-    bytes.len() as u64 + decoder + band + held + px(output) * after
+    bytes.len() as u64 + SMALL + held + decoding + grown
 }
 
-/// Bytes per output pixel that orientation, effects and the encoder hold
-/// besides the resampled image, from what each allocates: a flip or turn
-/// copies the image (4); blur converts to RGBA and back (12), sharpen also
-/// keeps the original and the blur (20), extend makes an RGBA canvas (8),
-/// flattening an RGB copy (3); jpeg-encoder, progressive, first makes
-/// full-resolution Y, Cb and Cr planes (3), then every block's
-/// coefficients (two bytes each, 3 a pixel at 4:2:0), then its output
-/// (reserved at a quarter byte a pixel, doubling as it grows: 1); in wasm
-/// little of that fits the holes the resampler's band leaves, so 10, as
-/// measured in `tests/worker_memory.rs`; baseline holds only its output,
-/// as does a streamed one (rows encoded as they come); PNG's filters and
-/// deflate, and libwebp's ARGB and YUV pictures, about 6 (its alpha
-/// coder: [`webp_extra`]).
-pub fn after_resample(effects: &Effects, encode: Encode) -> u64 {
-    let mut b = 0;
-    b += if effects.orient { 4 } else { 0 };
-    b += if effects.blur { 12 } else { 0 };
-    b += if effects.sharpen { 20 } else { 0 };
-    b += if effects.extend { 8 } else { 0 };
-    b += if effects.flatten { 3 } else { 0 };
-    b + match encode {
-        Encode::ProgressiveJpeg => 10,
-        Encode::BaselineJpeg | Encode::StreamedJpeg => 1,
-        Encode::Png => 6,
-        Encode::Webp => 7,
+/// Allocations too small to model one by one: tables, a few rows, state.
+const SMALL: u64 = 512 * 1024;
+
+/// Wasm's page: the unit linear memory grows by.
+const PAGE: u64 = 64 * 1024;
+
+/// What happens to the resampled image: its `output` size, the effects
+/// on it, the encoder, and the bytes reserved for a JPEG result
+/// ([`jpeg_reserve`]).
+#[derive(Debug, Clone, Copy)]
+pub struct After {
+    pub output: (u32, u32),
+    pub effects: Effects,
+    pub encode: Encode,
+    pub reserve: u64,
+}
+
+/// How much the steps after the resample grow memory, given an `image` of
+/// that many bytes at the bottom of the heap and `free` bytes above it.
+/// Each step allocates its blocks, then frees its input: a flip or turn
+/// copies the image; flattening makes an RGB copy (3 a pixel); then the
+/// encoder: jpeg-encoder, progressive, its output, Y, Cb and Cr planes (a
+/// byte a pixel each), then each plane's coefficients (two bytes a pixel
+/// each); baseline, only its output; PNG's filters and deflate, and
+/// libwebp's ARGB and YUV pictures, about 6 and 7 a pixel (its alpha
+/// coder: [`webp_extra`]). Blur (RGBA and back, 12 a pixel), sharpen
+/// (which also keeps the original and the blur, 20) and extend (an RGBA
+/// canvas, 8) are added whole: they are rare on large outputs, and an
+/// overestimate there only refuses sooner.
+pub fn after_resample(image: u64, free: u64, after: &After) -> u64 {
+    let px = after.output.0 as u64 * after.output.1 as u64;
+    let e = &after.effects;
+    let mut heap = Heap::new(free);
+    let mut image = image;
+    if e.orient {
+        heap.alloc(image);
+        heap.free(image);
+    }
+    if e.flatten {
+        heap.alloc(3 * px);
+        heap.free(image);
+        image = 3 * px;
+    }
+    let _ = image;
+    match after.encode {
+        Encode::ProgressiveJpeg => {
+            for block in [after.reserve, px, px, px, 2 * px, 2 * px, 2 * px] {
+                heap.alloc(block);
+            }
+        }
+        Encode::BaselineJpeg => heap.alloc(after.reserve),
+        Encode::StreamedJpeg => {}
+        Encode::Png => heap.alloc(6 * px),
+        Encode::Webp => heap.alloc(7 * px),
+    }
+    let on_top = px
+        * (if e.blur { 12 } else { 0 }
+            + if e.sharpen { 20 } else { 0 }
+            + if e.extend { 8 } else { 0 });
+    heap.grown + on_top
+}
+
+/// Wasm's heap as its allocator (dlmalloc, std's) treats large blocks: a
+/// block goes into the smallest free hole it fits, else the free top;
+/// when neither holds it, memory grows by the whole block and the free top
+/// stays as it was. Linear memory never shrinks, so what grows is kept.
+struct Heap {
+    top: u64,
+    holes: Vec<u64>,
+    grown: u64,
+}
+
+impl Heap {
+    fn new(top: u64) -> Self {
+        Heap {
+            top,
+            holes: Vec::new(),
+            grown: 0,
+        }
+    }
+
+    fn alloc(&mut self, block: u64) {
+        let best = (0..self.holes.len())
+            .filter(|&i| self.holes[i] >= block)
+            .min_by_key(|&i| self.holes[i]);
+        match best {
+            Some(i) => self.holes[i] -= block,
+            None if self.top >= block => self.top -= block,
+            // Memory grows in whole 64 KiB pages, with the allocator's
+            // own few bytes on top.
+            None => self.grown += block.next_multiple_of(PAGE) + PAGE,
+        }
+    }
+
+    /// A block below the free top (the image the step replaced).
+    fn free(&mut self, block: u64) {
+        self.holes.push(block);
     }
 }
 
@@ -168,6 +248,25 @@ pub enum Encode {
     StreamedJpeg,
     Png,
     Webp,
+}
+
+/// Bytes to reserve for a JPEG result of `output` pixels, reserved once so
+/// it never grows: a growing buffer is copied, and in wasm both copies
+/// are held at once. Predicted from the source's bytes per pixel, since
+/// resizing adds no detail: half again a JPEG source's density (a source
+/// of lower quality than ours grows), half a PNG's or another lossless
+/// source's (lossless costs more than JPEG for the same picture). Between
+/// an eighth of a byte a pixel (flat pictures) and two (noise). A result
+/// larger than this still works: its buffer grows, as before.
+pub fn jpeg_reserve(source_bytes: usize, header: &Header, output: (u32, u32)) -> u64 {
+    let out = output.0 as u64 * output.1 as u64;
+    let source = (header.width as u64 * header.height as u64).max(1);
+    let (num, den) = match header.format {
+        SourceFormat::Jpeg => (3, 2),
+        _ => (1, 2),
+    };
+    let predicted = (source_bytes as u128 * out as u128 * num / (source as u128 * den)) as u64;
+    predicted.clamp(out / 8, out * 2)
 }
 
 /// What our JPEG decoder holds decoding in bands: two rows of MCUs of
@@ -329,6 +428,13 @@ fn jpeg_frame(bytes: &[u8]) -> Option<Frame> {
     None
 }
 
+/// Whether our JPEG decoder takes this frame (Huffman, 8-bit, one or three
+/// components), so it decodes in rows; other frames go to jpeg-decoder,
+/// whole.
+pub fn jpeg_in_rows(bytes: &[u8]) -> bool {
+    jpeg_frame(bytes).is_some_and(|f| f.ours)
+}
+
 /// Whether a source may decode with alpha (JPEG never does).
 pub fn may_have_alpha(bytes: &[u8], format: SourceFormat) -> bool {
     format != SourceFormat::Jpeg && native_layout(bytes, format).1
@@ -424,6 +530,62 @@ mod tests {
         }
         // Baseline: only the scaled planes and the result.
         assert!(estimate(&baseline, &h, (200, 200), (100, 100)) < 1_000_000);
+    }
+
+    #[test]
+    fn wasm_memory_grows_by_whole_blocks_and_keeps_its_free_top() {
+        let mut heap = Heap::new(10 * PAGE);
+        // Fits the free top.
+        heap.alloc(6 * PAGE);
+        assert_eq!((heap.top, heap.grown), (4 * PAGE, 0));
+        // Does not: memory grows by the whole block (and a page), and the
+        // free top stays for what comes next.
+        heap.alloc(5 * PAGE);
+        assert_eq!((heap.top, heap.grown), (4 * PAGE, 6 * PAGE));
+        // A freed block below is a hole the smallest fitting block takes.
+        heap.free(3 * PAGE);
+        heap.alloc(2 * PAGE);
+        assert_eq!(
+            (heap.holes[0], heap.top, heap.grown),
+            (PAGE, 4 * PAGE, 6 * PAGE)
+        );
+    }
+
+    #[test]
+    fn a_jpeg_result_reserves_by_the_sources_density() {
+        let h = header(SourceFormat::Jpeg, 4000, 3000);
+        let out = (2000, 1500);
+        // 1 MB over 12 MP: half again its density over 3 MP.
+        assert_eq!(jpeg_reserve(1_000_000, &h, out), 375_000);
+        // Flat, then noise: an eighth of a byte a pixel, at most two.
+        assert_eq!(jpeg_reserve(1_000, &h, out), 375_000);
+        assert_eq!(jpeg_reserve(100_000_000, &h, out), 6_000_000);
+        // PNG: half its density.
+        let png = header(SourceFormat::Png, 4000, 3000);
+        assert_eq!(jpeg_reserve(24_000_000, &png, out), 3_000_000);
+    }
+
+    #[test]
+    fn progressive_encoding_after_the_band_grows_only_past_what_it_freed() {
+        let px = 1000 * 1000;
+        let after = |free| {
+            after_resample(
+                3 * px,
+                free,
+                &After {
+                    output: (1000, 1000),
+                    effects: Effects::default(),
+                    encode: Encode::ProgressiveJpeg,
+                    reserve: px / 4,
+                },
+            )
+        };
+        // Nothing freed: the output, three planes and three coefficient
+        // planes (9.25 bytes a pixel), each block rounded up to pages.
+        let all = after(0);
+        assert!((9 * px + px / 4..10 * px).contains(&all), "{all}");
+        // Room for everything: no growth.
+        assert_eq!(after(10 * px), 0);
     }
 
     #[test]

@@ -76,6 +76,8 @@ struct Plan {
     /// And the resampled rows encoded as they arrive: the output is JPEG
     /// whatever the alpha, baseline, and nothing works on the whole image.
     streamed: bool,
+    /// Bytes reserved for a JPEG result ([`memory::jpeg_reserve`]).
+    reserve: u64,
     /// Estimated peak bytes ([`memory::estimate`]).
     need: u64,
 }
@@ -123,7 +125,10 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     let decoded = decode::decoded_size(&header, shrink.decode_scale(geo.scale));
     header.orientation = orientation;
     let smart_pre_crop = matches!(geo.pre_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
-    let banded = shrink.bands() && !smart_pre_crop && decode::decodes_in_rows(&header);
+    let banded = shrink.bands()
+        && !smart_pre_crop
+        && decode::decodes_in_rows(&header)
+        && (header.format != sniff::SourceFormat::Jpeg || memory::jpeg_in_rows(bytes));
     let may_have_alpha = memory::may_have_alpha(bytes, header.format);
     let smart_cut = matches!(geo.result_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
     let jpeg = |alpha: bool| job.negotiated.resolve(alpha) == Format::Jpeg;
@@ -136,6 +141,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         && o.sharpen <= 0.0
         && geo.extend.is_none()
         && !smart_cut;
+    let reserve = memory::jpeg_reserve(bytes.len(), &header, geo.output);
     let mut need = if banded {
         let effects = memory::Effects {
             orient: orientation != 1,
@@ -145,19 +151,6 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
             // Streamed rows are flattened one at a time.
             flatten: may_have_alpha && !streamed,
         };
-        // The format may depend on alpha: the costlier of the two.
-        let after = [true, false]
-            .map(|alpha| {
-                let encoder = if streamed {
-                    memory::Encode::StreamedJpeg
-                } else {
-                    encode::memory(job.negotiated.resolve(alpha), geo.output)
-                };
-                memory::after_resample(&effects, encoder)
-            })
-            .into_iter()
-            .max()
-            .unwrap_or(0);
         let resampled = match geo.result_crop {
             Some((w, h, g)) if g.kind != GravityType::Smart => (w, h),
             _ => geo.scaled,
@@ -167,7 +160,25 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         } else {
             memory::Resampled::Gathered(resampled)
         };
-        memory::banded(bytes, &header, decoded, resampled, held, geo.output, after)
+        // The format may depend on alpha: the costlier of the two.
+        [true, false]
+            .map(|alpha| {
+                let encode = if streamed {
+                    memory::Encode::StreamedJpeg
+                } else {
+                    encode::memory(job.negotiated.resolve(alpha), geo.output)
+                };
+                let after = memory::After {
+                    output: geo.output,
+                    effects,
+                    encode,
+                    reserve,
+                };
+                memory::banded(bytes, &header, decoded, resampled, held, &after)
+            })
+            .into_iter()
+            .max()
+            .unwrap_or(0)
     } else {
         memory::estimate(bytes, &header, decoded, geo.output)
     };
@@ -182,6 +193,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         geo,
         banded,
         streamed,
+        reserve,
         need,
     })
 }
@@ -205,25 +217,29 @@ fn transform(
     shrink: ShrinkOnLoad,
 ) -> Result<Output, Error> {
     let deadline = Deadline::after(clock, job.limits.transform_timeout);
+    let plan = plan(bytes, job, shrink)?;
+    if plan.need > job.limits.max_transform_bytes {
+        return Err(Error::OverMemoryBudget {
+            need: plan.need,
+            limit: job.limits.max_transform_bytes,
+        });
+    }
     let mut steps = Steps::new(clock, &deadline);
-    let (img, plan) = steps.run("decode", || decode_step(bytes, job, shrink, &deadline))?;
+    // A streamed output is decoded, resized and encoded in one step.
+    let step = if plan.streamed { "stream" } else { "decode" };
+    let img = steps.run(step, || decode_step(bytes, job, &plan, shrink, &deadline))?;
     if let Decoded::Encoded(body, (width, height)) = img {
-        let mut timings = steps.into_timings();
-        // One step did all four.
-        if let Some(step) = timings.first_mut() {
-            step.0 = "stream";
-        }
         return Ok(Output {
             body,
             format: Format::Jpeg,
             width,
             height,
-            timings,
+            timings: steps.into_timings(),
         });
     }
     let img = steps.run("resize", || resize_step(img, &plan))?;
     let (img, format) = steps.run("effects", || effects_step(img, job, &plan))?;
-    let (body, format) = steps.run("encode", || encode_step(&img, job, format))?;
+    let (body, format) = steps.run("encode", || encode_step(&img, job, &plan, format))?;
     Ok(Output {
         body,
         format,
@@ -243,33 +259,27 @@ enum Decoded {
     Encoded(Vec<u8>, (u32, u32)),
 }
 
-/// Sniff, structure checks, header, limits, geometry; then the decode with
-/// shrink-on-load, and EXIF orientation. Sources that decode in rows
+/// The decode with shrink-on-load, and EXIF orientation, as `plan` (sniff,
+/// structure checks, header, limits, geometry) decided. Sources that decode in rows
 /// (baseline and progressive JPEG, non-interlaced PNG) are resampled band
 /// by band as they decode, so the full-size image is never held: the
 /// resample then happens here, not in `resize`.
 fn decode_step(
     bytes: &[u8],
     job: &Job,
+    plan: &Plan,
     shrink: ShrinkOnLoad,
     deadline: &Deadline,
-) -> Result<(Decoded, Plan), Error> {
-    let plan = plan(bytes, job, shrink)?;
-    if plan.need > job.limits.max_transform_bytes {
-        return Err(Error::OverMemoryBudget {
-            need: plan.need,
-            limit: job.limits.max_transform_bytes,
-        });
-    }
+) -> Result<Decoded, Error> {
     let scale = shrink.decode_scale(plan.geo.scale);
     if plan.banded {
-        if let Some(done) = decode_banded(bytes, job, &plan, scale, deadline)? {
-            return Ok((done, plan));
+        if let Some(done) = decode_banded(bytes, job, plan, scale, deadline)? {
+            return Ok(done);
         }
     }
     let mut img = decode::decode(bytes, &plan.header, scale, &job.limits, deadline)?;
     decode::orient(&mut img, plan.orientation);
-    Ok((Decoded::Whole(img), plan))
+    Ok(Decoded::Whole(img))
 }
 
 /// Decodes into the banded resampler. The resample runs in the stored
@@ -293,7 +303,11 @@ fn decode_banded(
     if plan.streamed {
         let o = &job.options;
         let quality = quality(job);
-        let encoder = encode::jpeg_rows::JpegRows::new(quality, o.background.unwrap_or(WHITE));
+        let encoder = encode::jpeg_rows::JpegRows::new(
+            quality,
+            o.background.unwrap_or(WHITE),
+            plan.reserve as usize,
+        );
         let mut sink = banded::Banded::new(stored, region, size, encoder);
         if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
             return Ok(None);
@@ -301,7 +315,13 @@ fn decode_banded(
         let body = sink.finish()?.finish()?;
         return Ok(Some(Decoded::Encoded(body, size)));
     }
-    let mut sink = banded::Banded::new(stored, region, size, Gather::default());
+    let channels = if memory::may_have_alpha(bytes, plan.header.format) {
+        4
+    } else {
+        3
+    };
+    let gather = Gather::reserved(size.0 as usize * size.1 as usize * channels);
+    let mut sink = banded::Banded::new(stored, region, size, gather);
     if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
         return Ok(None);
     }
@@ -469,13 +489,19 @@ fn effects_step(
 
 /// Encodes; a negotiated format the encoder refuses falls back to one
 /// every client takes.
-fn encode_step(img: &DynamicImage, job: &Job, format: Format) -> Result<(Vec<u8>, Format), Error> {
+fn encode_step(
+    img: &DynamicImage,
+    job: &Job,
+    plan: &Plan,
+    format: Format,
+) -> Result<(Vec<u8>, Format), Error> {
     let quality = quality(job);
-    match encode::encode(img, format, quality) {
+    let reserve = plan.reserve as usize;
+    match encode::encode(img, format, quality, reserve) {
         Ok(b) => Ok((b, format)),
         Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
             let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
-            Ok((encode::encode(img, fallback, quality)?, fallback))
+            Ok((encode::encode(img, fallback, quality, reserve)?, fallback))
         }
         Err(e) => Err(e),
     }

@@ -390,11 +390,15 @@ pub fn cases() -> Vec<Case> {
         // Bad sources.
         case("too_large_with_content_length", Route::Large { len: 4_000_000, content_length: true }, "rs:fit:100:0", err(413, "larger than")),
         case("too_large_streamed", Route::Large { len: 4_000_000, content_length: false }, "rs:fit:100:0", err(413, "larger than")),
-        // A valid 6000x4000 progressive JPEG (24 MP, under the pixel limit)
-        // thumbnailed at 2000 px: decoded at 1/2, it would hold ~72 MB of
-        // DCT coefficients, so it is refused from its header against the
-        // transform budget (48 MB here), quickly.
-        case("over_transform_memory_budget", body(fx::jpeg_blank_progressive(6000, 4000), JPEG), "rs:fit:2000:0", err(413, "MiB to transform").within(ms(2000))),
+        // A valid 6000x4000 WebP (24 MP, under the pixel limit) thumbnailed
+        // at 2000 px: WebP decodes whole, 96 MB of RGBA, so it is refused
+        // from its header against the transform budget (48 MB here),
+        // quickly. (JPEG and PNG decode in bands, and fit.)
+        case("over_transform_memory_budget", body(fx::webp_blank(6000, 4000), "image/webp"), "rs:fit:2000:0", err(413, "MiB to transform").within(ms(2000))),
+        // The same size as a progressive JPEG fits: its coefficients (45 MB
+        // at 1/2) are over 24 MiB, so it is decoded in two passes, a band
+        // of rows at a time.
+        case("large_progressive_jpeg_fits", body(fx::jpeg_blank_progressive(6000, 4000), JPEG), "rs:fit:2000:0", ok(JPEG, (2000, 1333))),
         // A 6000x4000 RGB PNG, 72 MB decoded, shrinks row by row as it
         // decodes, so it fits the same budget.
         case("large_png_shrinks_on_load", body(fx::png_blank(6000, 4000), PNG), "rs:fit:100:0", ok(JPEG, (100, 67))),

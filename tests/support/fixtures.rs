@@ -176,6 +176,15 @@ pub fn webp(w: u32, h: u32) -> Vec<u8> {
     )
 }
 
+/// A valid all-transparent lossless WebP of any size: a few hundred bytes
+/// that decode whole to 4 bytes a pixel.
+pub fn webp_blank(w: u32, h: u32) -> Vec<u8> {
+    encode(
+        DynamicImage::ImageRgba8(RgbaImage::new(w, h)),
+        ImageFormat::WebP,
+    )
+}
+
 pub fn bmp(w: u32, h: u32) -> Vec<u8> {
     encode(DynamicImage::ImageRgb8(photo(w, h)), ImageFormat::Bmp)
 }

@@ -31,5 +31,5 @@ pub fn jpeg() -> Result<Vec<u8>, edgethumb::Error> {
             ])
         }
     });
-    edgethumb::pipeline::encode::encode(&DynamicImage::ImageRgb8(img), Format::Jpeg, 90)
+    edgethumb::pipeline::encode::encode(&DynamicImage::ImageRgb8(img), Format::Jpeg, 90, 0)
 }

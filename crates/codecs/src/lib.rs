@@ -65,7 +65,10 @@ pub struct Gather {
 impl Rows for Gather {
     fn start(&mut self, width: u32, height: u32, channels: usize) -> Result<(), DecodeError> {
         (self.width, self.height, self.channels) = (width, height, channels);
-        self.pixels = Vec::with_capacity(width as usize * height as usize * channels);
+        self.pixels.clear();
+        // Keeps a reservation made before the decode ([`Gather::reserved`]).
+        self.pixels
+            .reserve_exact(width as usize * height as usize * channels);
         Ok(())
     }
 
@@ -76,6 +79,17 @@ impl Rows for Gather {
 }
 
 impl Gather {
+    /// A gather whose pixels are allocated now, before the decoder's own
+    /// buffers: in wasm, what the decoder frees then lies above the image
+    /// and joins the free top of the heap, instead of leaving holes below
+    /// it that the encoder's larger blocks do not fit.
+    pub fn reserved(bytes: usize) -> Self {
+        Gather {
+            pixels: Vec::with_capacity(bytes),
+            ..Gather::default()
+        }
+    }
+
     /// The image, if every row arrived.
     pub fn into_image(self) -> Result<image::DynamicImage, DecodeError> {
         let short = || DecodeError::Decode("decoder gave fewer rows than it declared".into());

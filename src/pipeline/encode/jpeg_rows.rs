@@ -21,6 +21,8 @@ pub struct JpegRows {
     quality: u8,
     /// Where RGBA rows are blended onto, as the `flatten` effect does.
     background: [u8; 3],
+    /// Bytes reserved for the file when the first row arrives.
+    reserve: usize,
     width: u16,
     height: u16,
     channels: usize,
@@ -35,8 +37,10 @@ pub struct JpegRows {
 }
 
 impl JpegRows {
-    pub fn new(quality: u8, background: [u8; 3]) -> Self {
+    /// `reserve`: bytes for the file ([`crate::pipeline::memory::jpeg_reserve`]).
+    pub fn new(quality: u8, background: [u8; 3], reserve: usize) -> Self {
         JpegRows {
+            reserve,
             quality,
             background,
             width: 0,
@@ -152,8 +156,7 @@ impl Rows for JpegRows {
         }
         (self.width, self.height, self.channels) = (w, h, channels);
         self.strip = Vec::with_capacity(width as usize * 3 * MCU);
-        // As `encode` reserves for a whole image.
-        self.out = Vec::with_capacity(width as usize * height as usize / 4);
+        self.out = Vec::with_capacity(self.reserve);
         Ok(())
     }
 
@@ -201,7 +204,7 @@ mod tests {
     }
 
     fn rows(px: &[u8], w: u32, h: u32) -> Vec<u8> {
-        let mut j = JpegRows::new(80, [255, 255, 255]);
+        let mut j = JpegRows::new(80, [255, 255, 255], 0);
         j.start(w, h, 3).unwrap();
         for r in px.chunks_exact(w as usize * 3) {
             j.row(r).unwrap();
@@ -224,7 +227,7 @@ mod tests {
 
     #[test]
     fn rgba_rows_are_flattened_and_short_input_is_an_error() {
-        let mut j = JpegRows::new(90, [0, 0, 255]);
+        let mut j = JpegRows::new(90, [0, 0, 255], 0);
         j.start(20, 20, 4).unwrap();
         for _ in 0..20 {
             j.row(&[255, 0, 0, 0].repeat(20)).unwrap();
@@ -235,11 +238,11 @@ mod tests {
         let p = back.get_pixel(10, 10);
         assert!(p[2] > 240 && p[0] < 15, "{p:?}");
 
-        let mut j = JpegRows::new(90, [0, 0, 0]);
+        let mut j = JpegRows::new(90, [0, 0, 0], 0);
         j.start(20, 20, 3).unwrap();
         j.row(&[0; 60]).unwrap();
         assert!(j.finish().is_err());
-        let mut j = JpegRows::new(90, [0, 0, 0]);
+        let mut j = JpegRows::new(90, [0, 0, 0], 0);
         j.start(20, 20, 3).unwrap();
         assert!(j.row(&[0; 59]).is_err());
     }

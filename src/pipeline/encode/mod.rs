@@ -53,7 +53,14 @@ pub fn memory(format: Format, size: (u32, u32)) -> Encode {
     }
 }
 
-pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>, Error> {
+/// Encodes `img`; a JPEG goes into a buffer of `reserve` bytes
+/// ([`super::memory::jpeg_reserve`]).
+pub fn encode(
+    img: &DynamicImage,
+    format: Format,
+    quality: u8,
+    reserve: usize,
+) -> Result<Vec<u8>, Error> {
     let (w, h) = (img.width(), img.height());
     let quality = quality.clamp(1, 100);
     match format {
@@ -70,7 +77,7 @@ pub fn encode(img: &DynamicImage, format: Format, quality: u8) -> Result<Vec<u8>
                 u16::try_from(w).map_err(|_| Error::Internal("JPEG width over 65535".into()))?,
                 u16::try_from(h).map_err(|_| Error::Internal("JPEG height over 65535".into()))?,
             );
-            let mut out = Vec::with_capacity((w * h / 4) as usize);
+            let mut out = Vec::with_capacity(reserve);
             let mut enc = jpeg_encoder_for(&mut out, quality);
             if progressive(w, h) {
                 // Progressive in two scans (DC, then all AC): a first pass
@@ -161,7 +168,7 @@ mod tests {
     fn lossy_webp_is_sound_at_every_quality() {
         let img = broke_webp_rust();
         for q in [1, 30, 80, 100] {
-            let body = encode(&img, Format::Webp, q).unwrap();
+            let body = encode(&img, Format::Webp, q, 0).unwrap();
             let err = mean_error(&img, &body);
             // webp-rust's corrupt output was over 34.
             assert!(err < 13.0, "q{q}: mean error {err}");
@@ -173,7 +180,7 @@ mod tests {
         let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(64, 40, |x, _| {
             image::Rgba([200, 30, 30, if x < 32 { 255 } else { 0 }])
         }));
-        let back = image::load_from_memory(&encode(&rgba, Format::Webp, 80).unwrap())
+        let back = image::load_from_memory(&encode(&rgba, Format::Webp, 80, 0).unwrap())
             .unwrap()
             .to_rgba8();
         assert_eq!(back.get_pixel(5, 5).0[3], 255);
@@ -181,6 +188,6 @@ mod tests {
         let grey = DynamicImage::ImageLuma8(image::GrayImage::from_fn(33, 17, |x, _| {
             image::Luma([(x * 7) as u8])
         }));
-        assert!(mean_error(&grey, &encode(&grey, Format::Webp, 90).unwrap()) < 3.0);
+        assert!(mean_error(&grey, &encode(&grey, Format::Webp, 90, 0).unwrap()) < 3.0);
     }
 }

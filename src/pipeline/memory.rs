@@ -163,7 +163,7 @@ pub fn after_resample(image: u64, free: u64, after: &After) -> u64 {
     let px = after.output.0 as u64 * after.output.1 as u64;
     let e = &after.effects;
     let mut heap = Heap::new(free);
-    let mut image = image;
+    // A turn's copy is the image's size, so it frees as much as it takes.
     if e.orient {
         heap.alloc(image);
         heap.free(image);
@@ -171,9 +171,7 @@ pub fn after_resample(image: u64, free: u64, after: &After) -> u64 {
     if e.flatten {
         heap.alloc(3 * px);
         heap.free(image);
-        image = 3 * px;
     }
-    let _ = image;
     match after.encode {
         Encode::ProgressiveJpeg => {
             for block in [after.reserve, px, px, px, 2 * px, 2 * px, 2 * px] {

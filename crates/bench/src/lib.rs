@@ -54,6 +54,20 @@ fn bench_limits() -> Limits {
     }
 }
 
+/// The job for processing options in URL form (`w:400/q:80/f:jpg`), with
+/// [`bench_limits`]: what both the benchmark and `edgethumb-heap-peak` run.
+pub fn job(options: &str, default_quality: u8) -> Result<Job, String> {
+    let raw: Vec<RawOption> = options.split('/').filter_map(RawOption::split).collect();
+    let options = build(&raw, None, &Presets::default()).map_err(|e| e.to_string())?;
+    let negotiated = negotiate(options.format, None, &[]);
+    Ok(Job {
+        options,
+        negotiated,
+        limits: bench_limits(),
+        default_quality,
+    })
+}
+
 /// Makes one thumbnail of `src`.
 pub fn thumbnail(src: &[u8], work: &Work) -> Result<Vec<u8>, String> {
     match work.pipeline {
@@ -64,16 +78,7 @@ pub fn thumbnail(src: &[u8], work: &Work) -> Result<Vec<u8>, String> {
                 work.quality,
                 work.format.extension()
             );
-            let raw: Vec<RawOption> = text.split('/').filter_map(RawOption::split).collect();
-            let options = build(&raw, None, &Presets::default()).map_err(|e| e.to_string())?;
-            let negotiated = negotiate(options.format, None, &[]);
-            let job = Job {
-                options,
-                negotiated,
-                limits: bench_limits(),
-                default_quality: work.quality,
-            };
-            run(src, &job, || 0.0)
+            run(src, &job(&text, work.quality)?, || 0.0)
                 .map(|o| o.body)
                 .map_err(|e| e.to_string())
         }

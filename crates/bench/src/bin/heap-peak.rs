@@ -13,9 +13,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-use edgethumb::pipeline::{self, Job, Limits};
-use edgethumb::request::negotiate::negotiate;
-use edgethumb::request::options::{build, Presets, RawOption};
+use edgethumb::pipeline;
 
 /// System's allocator, counting live bytes, their peak, and (when
 /// tracing) large events into a fixed table: no allocation inside.
@@ -84,22 +82,6 @@ static ALLOCATOR: Counting = Counting;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-fn job(options: &str) -> Result<Job, String> {
-    let raw: Vec<RawOption> = options.split('/').filter_map(RawOption::split).collect();
-    let options = build(&raw, Some("jpg"), &Presets::default()).map_err(|e| e.to_string())?;
-    let negotiated = negotiate(options.format, None, &[]);
-    Ok(Job {
-        options,
-        negotiated,
-        // Measure, never refuse.
-        limits: Limits {
-            max_transform_bytes: u64::MAX,
-            ..Limits::default()
-        },
-        default_quality: 80,
-    })
-}
-
 fn main() {
     let mut trace = false;
     let mut options = "q:80,rs:fit:2000:0/q:80,rs:fit:400:0/q:80".to_string();
@@ -122,7 +104,9 @@ fn main() {
         let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
         let name = file.rsplit('/').next().unwrap_or(file);
         for opts in options.split(',') {
-            let job = job(opts).unwrap_or_else(|e| panic!("{opts}: {e}"));
+            // JPEG out, as the Worker memory test asks for.
+            let job = edgethumb_bench::job(&format!("{opts}/f:jpg"), 80)
+                .unwrap_or_else(|e| panic!("{opts}: {e}"));
             let estimate =
                 pipeline::memory_estimate(&bytes, &job).unwrap_or_else(|e| panic!("{name}: {e}"));
             let base = LIVE.load(Relaxed);

@@ -151,9 +151,9 @@ pub struct After {
 /// that many bytes at the bottom of the heap and `free` bytes above it.
 /// Each step allocates its blocks, then frees its input: a flip or turn
 /// copies the image; flattening makes an RGB copy (3 a pixel); then the
-/// encoder: jpeg-encoder, progressive, its output, Y, Cb and Cr planes (a
-/// byte a pixel each), then each plane's coefficients (two bytes a pixel
-/// each); baseline, only its output; PNG's filters and deflate, and
+/// encoder: ours, progressive, its output, then Y, Cb and Cr's
+/// coefficients (two bytes each: 2, ½ and ½ a pixel over whole MCUs);
+/// baseline, only its output; PNG's filters and deflate, and
 /// libwebp's ARGB and YUV pictures, about 6 and 7 a pixel (its alpha
 /// coder: [`webp_extra`]). Blur (RGBA and back, 12 a pixel), sharpen
 /// (which also keeps the original and the blur, 20) and extend (an RGBA
@@ -174,7 +174,9 @@ pub fn after_resample(image: u64, free: u64, after: &After) -> u64 {
     }
     match after.encode {
         Encode::ProgressiveJpeg => {
-            for block in [after.reserve, px, px, px, 2 * px, 2 * px, 2 * px] {
+            let (w, h) = after.output;
+            let mcus = (w as u64).next_multiple_of(16) * (h as u64).next_multiple_of(16);
+            for block in [after.reserve, 2 * mcus, mcus / 2, mcus / 2] {
                 heap.alloc(block);
             }
         }
@@ -578,12 +580,13 @@ mod tests {
                 },
             )
         };
-        // Nothing freed: the output, three planes and three coefficient
-        // planes (9.25 bytes a pixel), each block rounded up to pages.
+        // Nothing freed: the output and three components' coefficients
+        // over whole MCUs (3.25 bytes a pixel), each block rounded up to
+        // pages.
         let all = after(0);
-        assert!((9 * px + px / 4..10 * px).contains(&all), "{all}");
+        assert!((3 * px + px / 4..4 * px).contains(&all), "{all}");
         // Room for everything: no growth.
-        assert_eq!(after(10 * px), 0);
+        assert_eq!(after(4 * px), 0);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! - [`jpeg`]: a JPEG decoder at 1/8, 1/4, 1/2 and full scale that keeps
 //!   only the coefficients a scale needs (shrink-on-load), and the cost
 //!   check every JPEG passes before any decoder runs;
+//! - [`jpeg_encode`]: the JPEG encoder for results, baseline written as
+//!   rows arrive or progressive with tables made for the picture;
 //! - [`png_shrink`]: a non-interlaced PNG box-shrunk row by row as it
 //!   decodes, so the full-size image is never resident;
 //! - [`webp`]: lossy WebP through libwebp (C, FFI);
@@ -14,6 +16,7 @@
 //! what each codec covers and its limits.
 
 pub mod jpeg;
+pub mod jpeg_encode;
 pub mod png_shrink;
 mod wasm_libc;
 pub mod webp;

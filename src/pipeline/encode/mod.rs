@@ -1,6 +1,6 @@
 //! Encoders:
-//! - JPEG: `jpeg-encoder` (pure Rust) with averaged 4:2:0 chroma;
-//!   progressive (two scans) with optimised Huffman tables up to
+//! - JPEG: ours (`edgethumb_codecs::jpeg_encode`), 4:2:0 with averaged
+//!   chroma; progressive with Huffman tables made for the picture up to
 //!   [`PROGRESSIVE_MAX_PIXELS`], baseline with the standard tables above,
 //!   which writes a row of MCUs at a time instead of holding every block's
 //!   coefficients (3 bytes a pixel: 28 MB at 9 MP) until the end, and
@@ -12,6 +12,7 @@
 
 pub mod jpeg_rows;
 
+use edgethumb_codecs::jpeg_encode::{self, EncodeError, Mode};
 use edgethumb_codecs::webp::{self, WebpError};
 use image::{DynamicImage, ImageEncoder};
 
@@ -29,6 +30,13 @@ impl From<WebpError> for Error {
             },
             WebpError::Failed(_) => Error::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<EncodeError> for Error {
+    // Sizes are checked against the result limits before any work.
+    fn from(e: EncodeError) -> Self {
+        Error::Internal(e.to_string())
     }
 }
 
@@ -73,25 +81,15 @@ pub fn encode(
                     rgb.as_raw()
                 }
             };
-            let (w16, h16) = (
-                u16::try_from(w).map_err(|_| Error::Internal("JPEG width over 65535".into()))?,
-                u16::try_from(h).map_err(|_| Error::Internal("JPEG height over 65535".into()))?,
-            );
-            let mut out = Vec::with_capacity(reserve);
-            let mut enc = jpeg_encoder_for(&mut out, quality);
-            if progressive(w, h) {
-                // Progressive in two scans (DC, then all AC): a first pass
-                // for the browser at 0.2% over baseline. jpeg-encoder's
-                // default four spectral bands cost 8% more bytes at the
-                // same quality (measured over the corpus' 400 px
-                // thumbnails).
-                enc.set_progressive(true);
-                enc.set_progressive_scans(2);
-                enc.set_optimized_huffman_tables(true);
-            }
-            enc.encode(pixels, w16, h16, jpeg_encoder::ColorType::Rgb)
-                .map_err(|e| Error::Internal(format!("JPEG encode: {e}")))?;
-            Ok(out)
+            let mode = if progressive(w, h) {
+                // Two passes, DC then AC: a first picture for the browser
+                // at about baseline's bytes.
+                Mode::Progressive
+            } else {
+                Mode::Baseline
+            };
+            let out = Vec::with_capacity(reserve);
+            Ok(jpeg_encode::encode_rgb(pixels, w, h, quality, mode, out)?)
         }
         Format::Png => {
             let mut out = Vec::new();
@@ -113,16 +111,6 @@ pub fn encode(
             other => webp::encode_lossy(other.to_rgb8().as_raw(), w, h, 3, quality),
         }?),
     }
-}
-
-/// jpeg-encoder as every JPEG is written: 4:2:0, each 2×2 chroma block
-/// averaged, as libjpeg does (the default takes one pixel of four, which
-/// aliases).
-fn jpeg_encoder_for(out: &mut Vec<u8>, quality: u8) -> jpeg_encoder::Encoder<&mut Vec<u8>> {
-    let mut enc = jpeg_encoder::Encoder::new(out, quality.clamp(1, 100));
-    enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-    enc.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
-    enc
 }
 
 #[cfg(test)]

@@ -108,11 +108,30 @@ impl Sink for BitWriter {
     }
 }
 
+/// The size category of every magnitude a coefficient can have.
+static SIZES: [u8; 2048] = sizes();
+
+const fn sizes() -> [u8; 2048] {
+    let mut t = [0u8; 2048];
+    let mut v = 1;
+    while v < 2048 {
+        t[v] = (32 - (v as u32).leading_zeros()) as u8;
+        v += 1;
+    }
+    t
+}
+
 /// A value's size category and its bits as JPEG codes them (negative
 /// values as their one's complement).
 #[inline(always)]
 fn category(value: i32) -> (u32, u32) {
-    let size = 32 - value.unsigned_abs().leading_zeros();
+    let magnitude = value.unsigned_abs() as usize;
+    // Coefficients are within ±1023 and DC differences ±2046; the table
+    // is a load where counting bits is three dependent instructions.
+    let size = match SIZES.get(magnitude) {
+        Some(&s) => s as u32,
+        None => 32 - (magnitude as u32).leading_zeros(),
+    };
     let bits = if value < 0 { value - 1 } else { value } as u32 & ((1u32 << size) - 1);
     (size, bits)
 }

@@ -62,7 +62,9 @@ pub struct Converter {
     heights: Vec<usize>,
     /// Scratch: each plane's row at output width, a blend, the RGB row.
     rows: Vec<Vec<u8>>,
-    blended: Vec<u32>,
+    /// A vertical blend, in 1/256ths: at most 255·256, so 16 bits, which
+    /// keeps the blend in SIMD lanes (there is no 32-bit multiply in SSE2).
+    blended: Vec<u16>,
     line: Vec<u8>,
 }
 
@@ -87,7 +89,7 @@ impl Converter {
             grids,
             heights: planes.iter().map(|p| p.height).collect(),
             rows: planes.iter().map(|_| vec![0u8; w]).collect(),
-            blended: vec![0u32; widest],
+            blended: vec![0u16; widest],
             line: vec![0u8; 3 * w],
         }
     }
@@ -117,14 +119,16 @@ impl Converter {
             let (r0, r1) = (p.row(y0), p.row(y1));
             let blended = &mut self.blended[..p.width];
             for ((v, &a), &b) in blended.iter_mut().zip(r0).zip(r1) {
-                *v = a as u32 * (256 - ty) + b as u32 * ty;
+                // ty is at most 256 (taps round to 1/256ths).
+                let ty = ty as u16;
+                *v = a as u16 * (256 - ty) + b as u16 * ty;
             }
             if p.hmax == 2 * p.h && p.width >= 2 && w == 2 * p.width {
                 double_width(blended, row);
                 continue;
             }
             for (px, &(x0, x1, tx)) in row.iter_mut().zip(xs) {
-                let v = blended[x0] * (256 - tx) + blended[x1] * tx;
+                let v = blended[x0] as u32 * (256 - tx) + blended[x1] as u32 * tx;
                 *px = ((v + (1 << 15)) >> 16) as u8;
             }
         }
@@ -149,12 +153,12 @@ impl Converter {
 /// The same taps for the common 2:1 case, without the table: each sample
 /// becomes two, 3/4 of itself and 1/4 of its neighbour on that side (the
 /// edges repeat). `blended` is in 1/256ths.
-fn double_width(blended: &[u32], row: &mut [u8]) {
+fn double_width(blended: &[u16], row: &mut [u8]) {
     const N: usize = 16;
     let n = blended.len();
     let round = |v: u32| ((v + (1 << 9)) >> 10) as u8;
-    row[0] = ((blended[0] + (1 << 7)) >> 8) as u8;
-    row[2 * n - 1] = ((blended[n - 1] + (1 << 7)) >> 8) as u8;
+    row[0] = ((blended[0] as u32 + (1 << 7)) >> 8) as u8;
+    row[2 * n - 1] = ((blended[n - 1] as u32 + (1 << 7)) >> 8) as u8;
     // Between samples j and j+1: outputs 2j+1 and 2j+2. N pairs at a
     // time, each side computed lane-wise first (SIMD), then interleaved.
     let pairs = n - 1;
@@ -163,15 +167,16 @@ fn double_width(blended: &[u32], row: &mut [u8]) {
     for (a, out) in blended.windows(N + 1).step_by(N).zip(out) {
         let (mut left, mut right) = ([0u8; N], [0u8; N]);
         for i in 0..N {
-            left[i] = round(3 * a[i] + a[i + 1]);
-            right[i] = round(a[i] + 3 * a[i + 1]);
+            let (a, b) = (a[i] as u32, a[i + 1] as u32);
+            left[i] = round(3 * a + b);
+            right[i] = round(a + 3 * b);
         }
         for (o, (l, r)) in out.chunks_exact_mut(2).zip(left.into_iter().zip(right)) {
-            o.copy_from_slice(&[l, r]);
+            (o[0], o[1]) = (l, r);
         }
     }
     for (j, pair) in blended.windows(2).enumerate().skip(full) {
-        let (a, b) = (pair[0], pair[1]);
+        let (a, b) = (pair[0] as u32, pair[1] as u32);
         row[2 * j + 1] = round(3 * a + b);
         row[2 * j + 2] = round(a + 3 * b);
     }
@@ -193,8 +198,9 @@ fn ycbcr_row(ys: &[u8], cbs: &[u8], crs: &[u8], out: &mut [u8]) {
         for i in 0..N {
             [r[i], g[i], b[i]] = ycbcr_to_rgb(y[i], cb[i], cr[i]);
         }
+        // Three stores a pixel: a 3-byte copy_from_slice is a call's worth.
         for (i, p) in px.chunks_exact_mut(3).enumerate() {
-            p.copy_from_slice(&[r[i], g[i], b[i]]);
+            (p[0], p[1], p[2]) = (r[i], g[i], b[i]);
         }
     }
     let rest = ys[full..]
@@ -251,10 +257,10 @@ mod tests {
         // vertical blend makes them (0..=255·256).
         let mut seed = 7u32;
         for n in 2..70 {
-            let samples: Vec<u32> = (0..n)
+            let samples: Vec<u16> = (0..n)
                 .map(|_| {
                     seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (seed >> 8) % (255 * 256 + 1)
+                    ((seed >> 8) % (255 * 256 + 1)) as u16
                 })
                 .collect();
             let mut fast = vec![0u8; 2 * n];
@@ -262,7 +268,7 @@ mod tests {
             let slow: Vec<u8> = taps(2 * n, 1, 2, n)
                 .iter()
                 .map(|&(x0, x1, t)| {
-                    let v = samples[x0] * (256 - t) + samples[x1] * t;
+                    let v = samples[x0] as u32 * (256 - t) + samples[x1] as u32 * t;
                     ((v + (1 << 15)) >> 16) as u8
                 })
                 .collect();

@@ -12,6 +12,8 @@ pub struct JpegRows {
     background: [u8; 3],
     /// Bytes reserved for the file when the first row arrives.
     reserve: usize,
+    /// Bytes a row must have: width × channels.
+    row_bytes: usize,
     channels: usize,
     /// An RGBA row, flattened.
     flat: Vec<u8>,
@@ -25,6 +27,7 @@ impl JpegRows {
             reserve,
             quality,
             background,
+            row_bytes: 0,
             channels: 0,
             flat: Vec::new(),
             writer: None,
@@ -56,6 +59,7 @@ impl Rows for JpegRows {
             return Err(fail("JPEG encode: neither RGB nor RGBA"));
         }
         self.channels = channels;
+        self.row_bytes = width as usize * channels;
         let out = Vec::with_capacity(self.reserve);
         let writer = JpegWriter::new(width, height, self.quality, Mode::Baseline, out)
             .map_err(|e| fail(&e.to_string()))?;
@@ -68,14 +72,16 @@ impl Rows for JpegRows {
             .writer
             .as_mut()
             .ok_or_else(|| fail("row before start"))?;
+        // One row a call, as `Rows` promises: the writer alone would take
+        // two rows' bytes as two rows.
+        if row.len() != self.row_bytes {
+            return Err(fail("JPEG encode: a row of the wrong length"));
+        }
         let rgb = if self.channels == 4 {
             self.flat.clear();
             let bg = self.background;
             for p in row.chunks_exact(4) {
                 self.flat.extend(super::super::effects::blend(p, bg));
-            }
-            if self.flat.len() * 4 != row.len() * 3 {
-                return Err(fail("JPEG encode: a row of the wrong length"));
             }
             &self.flat
         } else {
@@ -143,6 +149,7 @@ mod tests {
         let mut j = JpegRows::new(90, [0, 0, 0], 0);
         j.start(20, 20, 3).unwrap();
         assert!(j.row(&[0; 59]).is_err());
+        assert!(j.row(&[0; 120]).is_err());
         let mut j = JpegRows::new(90, [0, 0, 0], 0);
         assert!(j.start(70_000, 20, 3).is_err());
         assert!(j.start(20, 20, 2).is_err());

@@ -19,7 +19,7 @@
 //!   intermediate (output width × decoded height) and output, and for
 //!   images with alpha a premultiplied copy of the source.
 
-use edgethumb_codecs::jpeg;
+use edgethumb_codecs::{jpeg, jpeg_encode};
 
 use super::banded;
 use super::decode::Header;
@@ -174,9 +174,8 @@ pub fn after_resample(image: u64, free: u64, after: &After) -> u64 {
     }
     match after.encode {
         Encode::ProgressiveJpeg => {
-            let (w, h) = after.output;
-            let mcus = (w as u64).next_multiple_of(16) * (h as u64).next_multiple_of(16);
-            for block in [after.reserve, 2 * mcus, mcus / 2, mcus / 2] {
+            let [y, cb, cr] = jpeg_encode::coefficient_bytes(after.output.0, after.output.1);
+            for block in [after.reserve, y, cb, cr] {
                 heap.alloc(block);
             }
         }

@@ -106,7 +106,6 @@ fn block_8(coef: &[i32], out: &mut [u8], stride: usize) {
 /// column at a time did not), so the same samples.
 #[inline(always)]
 fn lanes_8(coef: &[i32], out: &mut [u8], stride: usize) {
-    const PASS1_BITS: u32 = 2;
     // rows[v][u]: the coefficients, vertical frequency by row.
     let mut rows = [[0i32; 8]; 8];
     for (row, c) in rows.iter_mut().zip(coef[..64].chunks_exact(8)) {
@@ -154,7 +153,6 @@ fn separable<const N: usize>(
     idct: impl Fn([Wrapping<i32>; N], u32) -> [Wrapping<i32>; N],
     gain_bits: u32,
 ) {
-    const PASS1_BITS: u32 = 2;
     let coef = &coef[..N * N];
     // t[y][u]: vertical pass done.
     let mut t = [[Wrapping(0i32); N]; N];
@@ -184,6 +182,9 @@ fn separable<const N: usize>(
 
 /// Fixed-point bits of the IDCT's constants.
 const FIX_BITS: u32 = 13;
+
+/// Bits of precision kept between the two passes.
+const PASS1_BITS: u32 = 2;
 
 /// One 8-point IDCT, scaled by 2√2 · 2^13 and then shifted right by
 /// `descale` (rounded).

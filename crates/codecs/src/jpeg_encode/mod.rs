@@ -46,13 +46,21 @@ impl Mode {
     /// progressive file keeps (two bytes each, 4:2:0 so 3 a pixel, over
     /// whole MCUs), and the strip and rows being gathered.
     pub fn held(self, width: u32, height: u32) -> u64 {
-        let padded = (width as u64).next_multiple_of(16);
-        let strip = padded * ROWS as u64 * (4 + 2 + 3);
+        let strip = (width as u64).next_multiple_of(16) * ROWS as u64 * (4 + 2 + 3);
         match self {
             Mode::Baseline => strip,
-            Mode::Progressive => strip + padded * (height as u64).next_multiple_of(16) * 3,
+            Mode::Progressive => strip + coefficient_bytes(width, height).iter().sum::<u64>(),
         }
     }
+}
+
+/// The bytes of Y's, Cb's and Cr's coefficients a progressive file keeps,
+/// each allocated whole by [`JpegWriter::new`]: 64 of two bytes a block,
+/// over whole MCUs (four Y blocks and one of each chroma).
+pub fn coefficient_bytes(width: u32, height: u32) -> [u64; 3] {
+    let mcus = (width as u64).div_ceil(16) * (height as u64).div_ceil(16);
+    let block = 64 * 2;
+    [4 * mcus * block, mcus * block, mcus * block]
 }
 
 /// Encodes a whole RGB picture into `out` (its capacity is kept).

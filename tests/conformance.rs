@@ -56,3 +56,25 @@ async fn breaker_and_negative_cache_in_process() {
     let service = InProcess::new(&env, &[&origin, &other]);
     harness::check_breaker(&service, &origin, &other).await;
 }
+
+/// The colour rows mean something: LittleCMS moves the stripes well away
+/// from their sRGB values in both wide-gamut profiles, so serving the
+/// pixels unconverted fails them.
+#[test]
+fn wide_gamut_fixtures_differ_from_srgb() {
+    use support::fixtures as fx;
+    for icc in [fx::adobe_rgb_icc(), fx::display_p3_icc()] {
+        let moved = fx::STRIPES
+            .iter()
+            .map(|&c| {
+                let s = fx::lcms_to_srgb(&icc, c);
+                (0..3).map(|i| c[i].abs_diff(s[i])).max().unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        assert!(
+            moved > 20,
+            "a stripe should move by more than 20 levels, moved {moved}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
+use super::colour::{SrgbRows, ToSrgb};
 use super::deadline::Deadline;
 use super::sniff::SourceFormat;
 use super::Limits;
@@ -123,19 +124,42 @@ fn check_pixels(width: u64, height: u64, limits: &Limits) -> Result<(), Error> {
     Ok(())
 }
 
-/// Decodes to 8-bit RGB or RGBA, stored orientation. `scale` (≤ 1) is how
-/// much the output shrinks the source: JPEG decodes at the smallest DCT
-/// scale that still covers it.
+/// Decodes to 8-bit sRGB or sRGBA (`colour` converts, where the source is
+/// in another space), stored orientation. `scale` (≤ 1) is how much the
+/// output shrinks the source: JPEG decodes at the smallest DCT scale that
+/// still covers it.
 pub fn decode(
     bytes: &[u8],
     header: &Header,
     scale: f64,
     limits: &Limits,
     deadline: &Deadline,
+    colour: Option<&ToSrgb>,
+) -> Result<DynamicImage, Error> {
+    let mut img = decode_device(bytes, header, scale, limits, deadline, colour)?;
+    if let Some(to) = colour {
+        match &mut img {
+            DynamicImage::ImageRgb8(i) => to.convert(i, 3),
+            DynamicImage::ImageRgba8(i) => to.convert(i, 4),
+            _ => {}
+        }
+    }
+    Ok(img)
+}
+
+/// [`decode`] before the conversion to sRGB (but CMYK, which converts as
+/// it becomes RGB).
+fn decode_device(
+    bytes: &[u8],
+    header: &Header,
+    scale: f64,
+    limits: &Limits,
+    deadline: &Deadline,
+    colour: Option<&ToSrgb>,
 ) -> Result<DynamicImage, Error> {
     let png_factor = png_factor(header, scale);
     match header.format {
-        SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits, deadline),
+        SourceFormat::Jpeg => decode_jpeg(bytes, header, scale, limits, deadline, colour),
         SourceFormat::Png if png_factor > 1 => {
             let png_limits = png_shrink::Limits {
                 max_pixels: limits.max_src_pixels,
@@ -168,10 +192,32 @@ pub fn decodes_in_rows(header: &Header) -> bool {
 }
 
 /// Decodes into `rows`, top to bottom, at the size [`decoded_size`] says,
-/// stored orientation. `Ok(false)`, with `rows` untouched, when the source
-/// cannot be decoded in rows (see [`decodes_in_rows`]; and JPEG frames our
-/// decoder does not cover).
+/// stored orientation, converted to sRGB by `colour`. `Ok(false)`, with
+/// `rows` untouched, when the source cannot be decoded in rows (see
+/// [`decodes_in_rows`]; and JPEG frames our decoder does not cover).
 pub fn decode_rows(
+    bytes: &[u8],
+    header: &Header,
+    scale: f64,
+    limits: &Limits,
+    deadline: &Deadline,
+    colour: Option<&ToSrgb>,
+    rows: &mut dyn Rows,
+) -> Result<bool, Error> {
+    match colour {
+        Some(to) => decode_device_rows(
+            bytes,
+            header,
+            scale,
+            limits,
+            deadline,
+            &mut SrgbRows::new(rows, to),
+        ),
+        None => decode_device_rows(bytes, header, scale, limits, deadline, rows),
+    }
+}
+
+fn decode_device_rows(
     bytes: &[u8],
     header: &Header,
     scale: f64,
@@ -253,6 +299,7 @@ fn decode_jpeg(
     scale: f64,
     limits: &Limits,
     deadline: &Deadline,
+    colour: Option<&ToSrgb>,
 ) -> Result<DynamicImage, Error> {
     // Our own decoder: at reduced scales it keeps only the coefficients
     // they need. The frames it does not take (sequential at full scale,
@@ -284,19 +331,28 @@ fn decode_jpeg(
             .chunks_exact(2)
             .flat_map(|c| [c[0], c[0], c[0]])
             .collect(),
-        // jpeg-decoder has already undone Adobe's inversion: plain CMYK.
-        jpeg_decoder::PixelFormat::CMYK32 => pixels
-            .chunks_exact(4)
-            .flat_map(|p| {
-                let k = 255 - p[3] as u32;
-                let ch = |c: u8| ((255 - c as u32) * k / 255) as u8;
-                [ch(p[0]), ch(p[1]), ch(p[2])]
-            })
-            .collect(),
+        // jpeg-decoder has already undone Adobe's inversion: plain CMYK,
+        // through its profile where it has one, else a naive conversion.
+        jpeg_decoder::PixelFormat::CMYK32 => match colour.and_then(|c| c.cmyk(&pixels)) {
+            Some(rgb) => rgb,
+            None => naive_cmyk(&pixels),
+        },
     };
     image::RgbImage::from_raw(w, h, rgb)
         .map(DynamicImage::ImageRgb8)
         .ok_or_else(|| Error::Decode("JPEG decoded to a short buffer".into()))
+}
+
+/// CMYK to RGB with no profile: each ink darkens its complement.
+fn naive_cmyk(pixels: &[u8]) -> Vec<u8> {
+    pixels
+        .chunks_exact(4)
+        .flat_map(|p| {
+            let k = 255 - p[3] as u32;
+            let ch = |c: u8| ((255 - c as u32) * k / 255) as u8;
+            [ch(p[0]), ch(p[1]), ch(p[2])]
+        })
+        .collect()
 }
 
 fn reader<'a>(
@@ -370,7 +426,7 @@ mod tests {
             let bytes = jpeg(w, h);
             let header = probe(&bytes, SourceFormat::Jpeg, &limits).unwrap();
             for scale in [1.0, 0.6, 0.5, 0.3, 0.2, 0.126, 0.05, 0.001] {
-                let img = decode(&bytes, &header, scale, &limits, &Deadline::none()).unwrap();
+                let img = decode(&bytes, &header, scale, &limits, &Deadline::none(), None).unwrap();
                 assert_eq!(
                     decoded_size(&header, scale),
                     (img.width(), img.height()),

@@ -19,6 +19,7 @@
 //! no I/O, so an adapter may run it on any thread.
 
 pub mod banded;
+pub mod colour;
 pub mod deadline;
 pub mod decode;
 pub mod effects;
@@ -80,6 +81,8 @@ struct Plan {
     reserve: u64,
     /// Estimated peak bytes ([`memory::estimate`]).
     need: u64,
+    /// The conversion to sRGB, if the source is in another space.
+    colour: Option<colour::ToSrgb>,
 }
 
 /// Shrink-on-load decodes at the smallest size that still covers the
@@ -182,6 +185,8 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     } else {
         memory::estimate(bytes, &header, decoded, geo.output)
     };
+    let colour = colour::ToSrgb::for_source(bytes, header.format);
+    need += colour.as_ref().map_or(0, colour::ToSrgb::memory);
     if job.negotiated.resolve(true) == Format::Webp {
         let pads_transparent = geo.extend.is_some() && o.background.is_none();
         need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
@@ -195,6 +200,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         streamed,
         reserve,
         need,
+        colour,
     })
 }
 
@@ -277,7 +283,14 @@ fn decode_step(
             return Ok(done);
         }
     }
-    let mut img = decode::decode(bytes, &plan.header, scale, &job.limits, deadline)?;
+    let mut img = decode::decode(
+        bytes,
+        &plan.header,
+        scale,
+        &job.limits,
+        deadline,
+        plan.colour.as_ref(),
+    )?;
     decode::orient(&mut img, plan.orientation);
     Ok(Decoded::Whole(img))
 }
@@ -309,7 +322,15 @@ fn decode_banded(
             plan.reserve as usize,
         );
         let mut sink = banded::Banded::new(stored, region, size, encoder);
-        if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
+        if !decode::decode_rows(
+            bytes,
+            &plan.header,
+            scale,
+            &job.limits,
+            deadline,
+            plan.colour.as_ref(),
+            &mut sink,
+        )? {
             return Ok(None);
         }
         let body = sink.finish()?.finish()?;
@@ -322,7 +343,15 @@ fn decode_banded(
     };
     let gather = Gather::reserved(size.0 as usize * size.1 as usize * channels);
     let mut sink = banded::Banded::new(stored, region, size, gather);
-    if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
+    if !decode::decode_rows(
+        bytes,
+        &plan.header,
+        scale,
+        &job.limits,
+        deadline,
+        plan.colour.as_ref(),
+        &mut sink,
+    )? {
         return Ok(None);
     }
     let mut img = sink.finish()?.into_image()?;

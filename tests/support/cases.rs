@@ -290,6 +290,41 @@ fn transparent_corner(img: &DynamicImage) -> Result<(), String> {
     check(a == 0, "alpha should survive as transparency", img)
 }
 
+/// Levels an output may stray from LittleCMS's sRGB at a stripe's centre:
+/// JPEG and lossy WebP round the colour a little on the way out.
+const COLOUR_TOLERANCE: u8 = 4;
+
+/// Each [`fx::stripes`] centre is LittleCMS's sRGB conversion of the
+/// source colour from the profile `icc`.
+fn stripes_as_lcms(img: &DynamicImage, icc: &[u8]) -> Result<(), String> {
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    for (i, &src) in fx::STRIPES.iter().enumerate() {
+        let want = fx::lcms_to_srgb(icc, src);
+        let got = rgb.get_pixel((2 * i as u32 + 1) * w / 8, h / 2).0;
+        let off = got.iter().zip(want).map(|(a, b)| a.abs_diff(b)).max();
+        if off > Some(COLOUR_TOLERANCE) {
+            return Err(format!(
+                "stripe {i}: {src:?} is {want:?} in sRGB (LittleCMS), served {got:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn adobe_rgb_in_srgb(img: &DynamicImage) -> Result<(), String> {
+    stripes_as_lcms(img, &fx::adobe_rgb_icc())
+}
+
+fn display_p3_in_srgb(img: &DynamicImage) -> Result<(), String> {
+    stripes_as_lcms(img, &fx::display_p3_icc())
+}
+
+/// sRGB to sRGB: the source's own colours.
+fn stripes_unchanged(img: &DynamicImage) -> Result<(), String> {
+    stripes_as_lcms(img, &fx::srgb_icc())
+}
+
 /// The table's first row alone: a template for checks that build their
 /// own URLs. Cheap, where [`cases`] makes every fixture (some are tens of
 /// megapixels).
@@ -350,6 +385,18 @@ pub fn cases() -> Vec<Case> {
         case("gif_first_frame", body(fx::gif(400, 200), GIF), "rs:fit:100:0", ok(JPEG, (100, 50))),
         case("webp_source", body(fx::webp(400, 200), WEBP), "rs:fit:100:0", ok(JPEG, (100, 50))),
         case("bmp_source", body(fx::bmp(400, 200), "image/bmp"), "rs:fit:100:0", ok(JPEG, (100, 50))),
+        // Colour management: wide-gamut profiles (made by LittleCMS) are
+        // converted to sRGB, to within a few levels of LittleCMS's own
+        // conversion; sRGB-tagged and untagged sources keep their colours.
+        case("icc_adobe_rgb_jpeg_to_srgb", body(fx::jpeg_stripes(400, 200, Some(&fx::adobe_rgb_icc())), JPEG), "rs:fit:100:0", ok(JPEG, (100, 50)).pixels(adobe_rgb_in_srgb)),
+        case("icc_adobe_rgb_jpeg_to_srgb_png", body(fx::jpeg_stripes(400, 200, Some(&fx::adobe_rgb_icc())), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(adobe_rgb_in_srgb)),
+        case("icc_adobe_rgb_jpeg_to_srgb_webp", body(fx::jpeg_stripes(400, 200, Some(&fx::adobe_rgb_icc())), JPEG), "rs:fit:100:0/f:webp", ok(WEBP, (100, 50)).pixels(adobe_rgb_in_srgb)),
+        case("icc_display_p3_png_to_srgb", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(display_p3_in_srgb)),
+        case("icc_display_p3_png_to_srgb_jpeg", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0", ok(JPEG, (100, 50)).pixels(display_p3_in_srgb)),
+        case("icc_display_p3_png_to_srgb_webp", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:webp", ok(WEBP, (100, 50)).pixels(display_p3_in_srgb)),
+        case("icc_display_p3_webp_to_srgb", body(fx::webp_stripes(400, 200, &fx::display_p3_icc()), WEBP), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(display_p3_in_srgb)),
+        case("icc_srgb_tagged_unchanged", body(fx::jpeg_stripes(400, 200, Some(&fx::srgb_icc())), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(stripes_unchanged)),
+        case("icc_untagged_unchanged", body(fx::jpeg_stripes(400, 200, None), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(stripes_unchanged)),
         // Output formats and negotiation.
         case("format_option_png", photo(), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).vary(false)),
         case("format_webp", photo(), "rs:fit:100:0/f:webp", ok(WEBP, (100, 50))),

@@ -378,3 +378,111 @@ pub fn png_iccp_bomb(inflated: usize) -> Vec<u8> {
     out.extend_from_slice(&png[33..]);
     out
 }
+
+/// Flat stripes, left to right, each a quarter of the width: colours a
+/// resize cannot blur at their centres, saturated enough that a wide-gamut
+/// profile moves them well away from sRGB, and a grey.
+pub const STRIPES: [[u8; 3]; 4] = [[220, 40, 30], [50, 200, 60], [40, 60, 210], [128, 128, 128]];
+
+pub fn stripes(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, _| Rgb(STRIPES[(x * 4 / w) as usize]))
+}
+
+/// The D65 white and a gamut's xy primaries, as LittleCMS takes them.
+fn lcms_rgb(primaries: [(f64, f64); 3], curve: &lcms2::ToneCurve) -> lcms2::Profile {
+    let xy = |(x, y): (f64, f64)| lcms2::CIExyY { x, y, Y: 1.0 };
+    let d65 = lcms2::CIExyY {
+        x: 0.3127,
+        y: 0.3290,
+        Y: 1.0,
+    };
+    let gamut = lcms2::CIExyYTRIPLE {
+        Red: xy(primaries[0]),
+        Green: xy(primaries[1]),
+        Blue: xy(primaries[2]),
+    };
+    lcms2::Profile::new_rgb(&d65, &gamut, &[curve, curve, curve]).unwrap()
+}
+
+/// Adobe RGB (1998), made by LittleCMS: its primaries, D65, gamma 563/256.
+pub fn adobe_rgb_icc() -> Vec<u8> {
+    let curve = lcms2::ToneCurve::new(563.0 / 256.0);
+    lcms_rgb([(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], &curve)
+        .icc()
+        .unwrap()
+}
+
+/// Display P3 (the iPhone's), made by LittleCMS: P3 primaries, D65, the
+/// sRGB curve.
+pub fn display_p3_icc() -> Vec<u8> {
+    let srgb_curve = lcms2::ToneCurve::new_parametric(
+        4,
+        &[2.4, 1.0 / 1.055, 0.055 / 1.055, 1.0 / 12.92, 0.04045],
+    )
+    .unwrap();
+    lcms_rgb([(0.68, 0.32), (0.265, 0.69), (0.15, 0.06)], &srgb_curve)
+        .icc()
+        .unwrap()
+}
+
+/// sRGB as LittleCMS writes it.
+pub fn srgb_icc() -> Vec<u8> {
+    lcms2::Profile::new_srgb().icc().unwrap()
+}
+
+/// What LittleCMS makes of `rgb` in the space `icc` describes, in sRGB
+/// (perceptual intent, which is relative colorimetric for these).
+pub fn lcms_to_srgb(icc: &[u8], rgb: [u8; 3]) -> [u8; 3] {
+    let from = lcms2::Profile::new_icc(icc).unwrap();
+    let to = lcms2::Profile::new_srgb();
+    let t: lcms2::Transform<[u8; 3], [u8; 3]> = lcms2::Transform::new(
+        &from,
+        lcms2::PixelFormat::RGB_8,
+        &to,
+        lcms2::PixelFormat::RGB_8,
+        lcms2::Intent::Perceptual,
+    )
+    .unwrap();
+    let mut out = [[0u8; 3]];
+    t.transform_pixels(&[rgb], &mut out);
+    out[0]
+}
+
+/// [`stripes`] as a baseline JPEG carrying `icc` (APP2).
+pub fn jpeg_stripes(w: u32, h: u32, icc: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
+    if let Some(icc) = icc {
+        enc.add_icc_profile(icc).unwrap();
+    }
+    enc.encode(
+        stripes(w, h).as_raw(),
+        w as u16,
+        h as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .unwrap();
+    out
+}
+
+/// [`stripes`] as a PNG carrying `icc` (`iCCP`).
+pub fn png_stripes(w: u32, h: u32, icc: &[u8]) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut out);
+    enc.set_icc_profile(icc.to_vec()).unwrap();
+    enc.write_image(stripes(w, h).as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+/// [`stripes`] as a lossless WebP carrying `icc` (`ICCP`).
+pub fn webp_stripes(w: u32, h: u32, icc: &[u8]) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+    enc.set_icc_profile(icc.to_vec()).unwrap();
+    enc.write_image(stripes(w, h).as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}

@@ -58,8 +58,9 @@ async fn breaker_and_negative_cache_in_process() {
 }
 
 /// The colour rows mean something: LittleCMS moves the stripes well away
-/// from their sRGB values in both wide-gamut profiles, so serving the
-/// pixels unconverted fails them.
+/// from their sRGB values in both wide-gamut profiles, and the CMYK
+/// profile away from the naive conversion, so serving the pixels
+/// unconverted fails them.
 #[test]
 fn wide_gamut_fixtures_differ_from_srgb() {
     use support::fixtures as fx;

@@ -467,6 +467,8 @@ fn png_profile(
         Model::Grey => ColorProfile::new_gray_with_gamma(2.2),
         _ => ColorProfile::new_srgb(),
     };
+    // Its CICP tags would stand for the curves set below.
+    profile.cicp = None;
     if let Some([w, r, g, b]) = chrm {
         let c = |(x, y): (f32, f32)| Chromaticity { x, y };
         profile.update_rgb_colorimetry(
@@ -552,6 +554,43 @@ mod tests {
         let at = bad.windows(4).position(|w| w == b"acsp").unwrap();
         bad[at] = b'x';
         assert!(ToSrgb::for_source(&bad, SourceFormat::Jpeg).is_none());
+    }
+
+    #[test]
+    fn a_grey_profile_converts_as_littlecms_does() {
+        let d50 = lcms2::CIExyY {
+            x: 0.3457,
+            y: 0.3585,
+            Y: 1.0,
+        };
+        let grey = lcms2::Profile::new_gray(&d50, &lcms2::ToneCurve::new(1.8)).unwrap();
+        let icc = grey.icc().unwrap();
+        let mut jpeg = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+        enc.add_icc_profile(&icc).unwrap();
+        enc.encode(&[100; 64], 8, 8, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        let to = ToSrgb::for_source(&jpeg, SourceFormat::Jpeg).expect("gamma 1.8 converts");
+        let lcms: lcms2::Transform<u8, [u8; 3]> = lcms2::Transform::new(
+            &grey,
+            lcms2::PixelFormat::GRAY_8,
+            &lcms2::Profile::new_srgb(),
+            lcms2::PixelFormat::RGB_8,
+            lcms2::Intent::Perceptual,
+        )
+        .unwrap();
+        for v in (0..=255u8).step_by(5) {
+            let mut px = [v, v, v];
+            to.convert(&mut px, 3);
+            let mut want = [[0u8; 3]];
+            lcms.transform_pixels(&[v], &mut want);
+            let off = px.iter().zip(want[0]).map(|(a, b)| a.abs_diff(b)).max();
+            assert!(
+                off <= Some(2),
+                "{v}: {px:?} against LittleCMS {:?}",
+                want[0]
+            );
+        }
     }
 
     #[test]

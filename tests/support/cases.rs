@@ -320,6 +320,28 @@ fn display_p3_in_srgb(img: &DynamicImage) -> Result<(), String> {
     stripes_as_lcms(img, &fx::display_p3_icc())
 }
 
+fn gamma_18_in_srgb(img: &DynamicImage) -> Result<(), String> {
+    stripes_as_lcms(img, &fx::gamma_18_icc())
+}
+
+/// A CMYK JPEG through its profile: LittleCMS's sRGB for each ink stripe.
+fn cmyk_profile_in_srgb(img: &DynamicImage) -> Result<(), String> {
+    let icc = fx::cmyk_icc();
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    for (i, &ink) in fx::CMYK_STRIPES.iter().enumerate() {
+        let want = fx::lcms_cmyk_to_srgb(&icc, ink);
+        let got = rgb.get_pixel((2 * i as u32 + 1) * w / 8, h / 2).0;
+        let off = got.iter().zip(want).map(|(a, b)| a.abs_diff(b)).max();
+        if off > Some(COLOUR_TOLERANCE) {
+            return Err(format!(
+                "stripe {i}: ink {ink:?} is {want:?} in sRGB (LittleCMS), served {got:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// sRGB to sRGB: the source's own colours.
 fn stripes_unchanged(img: &DynamicImage) -> Result<(), String> {
     stripes_as_lcms(img, &fx::srgb_icc())
@@ -395,6 +417,8 @@ pub fn cases() -> Vec<Case> {
         case("icc_display_p3_png_to_srgb_jpeg", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0", ok(JPEG, (100, 50)).pixels(display_p3_in_srgb)),
         case("icc_display_p3_png_to_srgb_webp", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:webp", ok(WEBP, (100, 50)).pixels(display_p3_in_srgb)),
         case("icc_display_p3_webp_to_srgb", body(fx::webp_stripes(400, 200, &fx::display_p3_icc()), WEBP), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(display_p3_in_srgb)),
+        case("icc_cmyk_jpeg_to_srgb", body(fx::jpeg_cmyk_stripes(400, 200, &fx::cmyk_icc()), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(cmyk_profile_in_srgb)),
+        case("png_gama_to_srgb", body(fx::png_gama_stripes(400, 200), PNG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(gamma_18_in_srgb)),
         case("icc_srgb_tagged_unchanged", body(fx::jpeg_stripes(400, 200, Some(&fx::srgb_icc())), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(stripes_unchanged)),
         case("icc_untagged_unchanged", body(fx::jpeg_stripes(400, 200, None), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(stripes_unchanged)),
         // Output formats and negotiation.

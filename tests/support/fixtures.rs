@@ -486,3 +486,137 @@ pub fn webp_stripes(w: u32, h: u32, icc: &[u8]) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// Ink stripes (C, M, Y, K; 0 = no ink), as [`STRIPES`] are for RGB.
+pub const CMYK_STRIPES: [[u8; 4]; 4] = [
+    [0, 200, 220, 20],
+    [200, 0, 200, 30],
+    [220, 160, 0, 10],
+    [0, 0, 0, 128],
+];
+
+/// A CMYK print profile, written byte by byte (ICC v2, one `mft2` A2B0
+/// table to Lab): a 9-node grid whose every node is the naive "ink
+/// darkens its complement" colour, in Lab as LittleCMS computes it from
+/// sRGB. A real LUT profile, as print workflows embed, fine enough that
+/// LittleCMS's and moxcms' interpolations agree.
+pub fn cmyk_icc() -> Vec<u8> {
+    let d50 = lcms2::CIExyY {
+        x: 0.3457,
+        y: 0.3585,
+        Y: 1.0,
+    };
+    let lab = lcms2::Profile::new_lab4_context(lcms2::GlobalContext::new(), &d50).unwrap();
+    let to_lab: lcms2::Transform<[u8; 3], [f64; 3]> = lcms2::Transform::new(
+        &lcms2::Profile::new_srgb(),
+        lcms2::PixelFormat::RGB_8,
+        &lab,
+        lcms2::PixelFormat::Lab_DBL,
+        lcms2::Intent::RelativeColorimetric,
+    )
+    .unwrap();
+    let u16be = |v: u16| v.to_be_bytes();
+    let s15 = |v: f64| ((v * 65536.0).round() as i32).to_be_bytes();
+    const NODES: u32 = 9;
+    // mft2: 4 in, 3 out, NODES grid points, identity matrix, 2-entry tables.
+    let mut lut = b"mft2\0\0\0\0".to_vec();
+    lut.extend_from_slice(&[4, 3, NODES as u8, 0]);
+    for i in 0..9 {
+        lut.extend_from_slice(&s15(if i % 4 == 0 { 1.0 } else { 0.0 }));
+    }
+    lut.extend_from_slice(&u16be(2));
+    lut.extend_from_slice(&u16be(2));
+    for _ in 0..4 {
+        lut.extend_from_slice(&u16be(0));
+        lut.extend_from_slice(&u16be(65535));
+    }
+    // The first input channel varies slowest.
+    for node in 0..NODES.pow(4) {
+        let ink = |place: u32| (node / NODES.pow(place) % NODES) as f64 / (NODES - 1) as f64;
+        let (c, m, y, k) = (ink(3), ink(2), ink(1), ink(0));
+        let level = |i: f64| (255.0 * (1.0 - i) * (1.0 - k)).round() as u8;
+        let mut out = [[0.0; 3]];
+        to_lab.transform_pixels(&[[level(c), level(m), level(y)]], &mut out);
+        let [l, a, b] = out[0];
+        // ICC v2 16-bit Lab: L 0..100 to 0..0xFF00, a and b + 128 times 256.
+        lut.extend_from_slice(&u16be((l / 100.0 * 65280.0).round() as u16));
+        lut.extend_from_slice(&u16be(((a + 128.0) * 256.0).round() as u16));
+        lut.extend_from_slice(&u16be(((b + 128.0) * 256.0).round() as u16));
+    }
+    for _ in 0..3 {
+        lut.extend_from_slice(&u16be(0));
+        lut.extend_from_slice(&u16be(65535));
+    }
+    let offset = 128 + 4 + 12;
+    let size = offset + lut.len();
+    let mut icc = Vec::with_capacity(size);
+    icc.extend_from_slice(&(size as u32).to_be_bytes());
+    icc.extend_from_slice(b"lcms");
+    icc.extend_from_slice(&[2, 0x10, 0, 0]);
+    icc.extend_from_slice(b"prtrCMYKLab ");
+    icc.extend_from_slice(&[0; 12]); // date
+    icc.extend_from_slice(b"acsp");
+    icc.extend_from_slice(&[0; 24]); // platform, flags, maker, model, attributes
+    icc.extend_from_slice(&[0; 4]); // perceptual intent
+    for v in [0.9642, 1.0, 0.8249] {
+        icc.extend_from_slice(&s15(v)); // D50
+    }
+    icc.resize(128, 0);
+    icc.extend_from_slice(&1u32.to_be_bytes());
+    icc.extend_from_slice(b"A2B0");
+    icc.extend_from_slice(&(offset as u32).to_be_bytes());
+    icc.extend_from_slice(&(lut.len() as u32).to_be_bytes());
+    icc.extend_from_slice(&lut);
+    icc
+}
+
+/// What LittleCMS makes of ink values under `icc`, in sRGB.
+pub fn lcms_cmyk_to_srgb(icc: &[u8], cmyk: [u8; 4]) -> [u8; 3] {
+    let t: lcms2::Transform<[u8; 4], [u8; 3]> = lcms2::Transform::new(
+        &lcms2::Profile::new_icc(icc).unwrap(),
+        lcms2::PixelFormat::CMYK_8,
+        &lcms2::Profile::new_srgb(),
+        lcms2::PixelFormat::RGB_8,
+        lcms2::Intent::Perceptual,
+    )
+    .unwrap();
+    let mut out = [[0u8; 3]];
+    t.transform_pixels(&[cmyk], &mut out);
+    out[0]
+}
+
+/// [`CMYK_STRIPES`] as a CMYK JPEG carrying `icc`.
+pub fn jpeg_cmyk_stripes(w: u32, h: u32, icc: &[u8]) -> Vec<u8> {
+    let ink: Vec<u8> = (0..w * h)
+        .flat_map(|i| CMYK_STRIPES[(i % w * 4 / w) as usize])
+        .collect();
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
+    enc.add_icc_profile(icc).unwrap();
+    enc.encode(&ink, w as u16, h as u16, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    out
+}
+
+/// [`STRIPES`] as a PNG with only a `gAMA` chunk of 1/1.8 (an old Mac's
+/// files): libpng corrects that gamma, as it is not near sRGB's.
+pub fn png_gama_stripes(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_source_gamma(png::ScaledFloat::new(1.0 / 1.8));
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(stripes(w, h).as_raw()).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+/// The space [`png_gama_stripes`] describes, as LittleCMS builds it: sRGB's
+/// primaries with a pure 1.8 gamma.
+pub fn gamma_18_icc() -> Vec<u8> {
+    let curve = lcms2::ToneCurve::new(1.8);
+    lcms_rgb([(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)], &curve)
+        .icc()
+        .unwrap()
+}

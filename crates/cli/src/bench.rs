@@ -70,6 +70,11 @@ pub struct BenchArgs {
     /// corpus folder) by upscaling the corpus's first JPEG.
     #[arg(long)]
     pub large: bool,
+    /// Also measure a Display P3-tagged copy of each corpus JPEG that has no
+    /// profile (made in the output folder), reported apart beside its
+    /// original: what converting to sRGB costs.
+    #[arg(long)]
+    pub wide_gamut: bool,
     /// Where outputs are written (default: a folder under the system
     /// temporary directory).
     #[arg(long)]
@@ -138,6 +143,8 @@ struct Source {
     note: String,
     /// In the corpus medians (the generated 100 MP image is reported apart).
     in_medians: bool,
+    /// A Display P3-tagged copy of this source (`--wide-gamut`).
+    tagged_from: Option<usize>,
 }
 
 /// One measured (image, format, engine).
@@ -183,6 +190,7 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
                 file_name(&first.path)
             ),
             in_medians: false,
+            tagged_from: None,
         });
     }
     let out_dir = match &args.out {
@@ -193,6 +201,27 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
     let out_dir = out_dir
         .canonicalize()
         .map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    if args.wide_gamut {
+        for i in 0..sources.len() {
+            let from = &sources[i];
+            if !from.in_medians || !has_extension(&from.path, &["jpg", "jpeg"]) {
+                continue;
+            }
+            let bytes =
+                std::fs::read(&from.path).map_err(|e| format!("{}: {e}", from.path.display()))?;
+            let Some(tagged) = display_p3_copy(&bytes)? else {
+                continue;
+            };
+            let path = out_dir.join(format!("display-p3-{}", file_name(&from.path)));
+            std::fs::write(&path, tagged).map_err(|e| format!("{}: {e}", path.display()))?;
+            sources.push(Source {
+                path,
+                note: format!("{} tagged Display P3", file_name(&from.path)),
+                in_medians: false,
+                tagged_from: Some(i),
+            });
+        }
+    }
     let engines: Vec<Engine> = args.engines.clone().unwrap_or_else(|| Engine::ALL.to_vec());
     if engines.iter().any(|e| e.uses_wasm()) && args.runner_wasm.is_none() {
         return Err("--runner-wasm is needed for the wasm engines".into());
@@ -468,6 +497,7 @@ fn corpus(dir: &Path) -> Result<Vec<Source>, String> {
                 path: dir.join(file),
                 note: format!("{w}×{h} {}", cols.get(5).copied().unwrap_or("")),
                 in_medians: true,
+                tagged_from: None,
             });
         }
     } else {
@@ -481,12 +511,31 @@ fn corpus(dir: &Path) -> Result<Vec<Source>, String> {
             note: String::new(),
             path,
             in_medians: true,
+            tagged_from: None,
         }));
     }
     if sources.is_empty() {
         return Err(format!("{}: no images", dir.display()));
     }
     Ok(sources)
+}
+
+/// `jpeg` with a Display P3 profile (APP2) after its SOI marker, or `None`
+/// if it carries a profile already.
+fn display_p3_copy(jpeg: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    if jpeg.windows(12).any(|w| w == b"ICC_PROFILE\0") {
+        return Ok(None);
+    }
+    let icc = moxcms::ColorProfile::new_display_p3()
+        .encode()
+        .map_err(|e| format!("Display P3 profile: {e:?}"))?;
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE2]);
+    out.extend_from_slice(&((2 + 14 + icc.len()) as u16).to_be_bytes());
+    out.extend_from_slice(b"ICC_PROFILE\0\x01\x01");
+    out.extend_from_slice(&icc);
+    out.extend_from_slice(&jpeg[2..]);
+    Ok(Some(out))
 }
 
 /// About 100 MP (12648×7905, the corpus's 16:10) as a baseline JPEG q90,
@@ -659,6 +708,42 @@ fn report(
                     engine.label(),
                     in_medians.len()
                 );
+            }
+        }
+    }
+
+    if sources.iter().any(|s| s.tagged_from.is_some()) {
+        let _ = writeln!(md, "\n### Colour management (`--wide-gamut`)\n");
+        let _ = writeln!(
+            md,
+            "Each JPEG tagged with a Display P3 profile, against the untagged \
+             original: the conversion to sRGB (edgethumb: moxcms on the decoded \
+             rows; sharp: libvips' `icc_transform`).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| image | format | engine | untagged (ms) | Display P3 (ms) | cost |"
+        );
+        let _ = writeln!(md, "| --- | --- | --- | ---: | ---: | ---: |");
+        for (i, source) in sources.iter().enumerate() {
+            let Some(from) = source.tagged_from else {
+                continue;
+            };
+            for format in formats {
+                for &engine in engines {
+                    let get = |k: usize| results.get(&(k, format.clone(), engine));
+                    if let (Some(Ok(plain)), Some(Ok(tagged))) = (get(from), get(i)) {
+                        let _ = writeln!(
+                            md,
+                            "| {} | {format} | {} | {:.1} | {:.1} | {:+.1}% |",
+                            file_name(&sources[from].path),
+                            engine.label(),
+                            plain.median_ms,
+                            tagged.median_ms,
+                            (tagged.median_ms / plain.median_ms - 1.0) * 100.0
+                        );
+                    }
+                }
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Colour management: the decode step hands on sRGB pixels.
+//! Colour management: every output is sRGB.
 //!
 //! A source's colour space is its embedded ICC profile (JPEG APP2, PNG
 //! `iCCP`, WebP `ICCP`), or, for a PNG without one, its `sRGB`, `gAMA` and
@@ -7,9 +7,14 @@
 //! an `sRGB` chunk, or a profile that maps every probe colour to itself
 //! within one level. Those sources pay nothing per pixel.
 //!
-//! Rows are converted as they leave the decoder, after shrink-on-load and
-//! before the resample, the order libvips and sharp use: the resample then
-//! works on the same sRGB values an sRGB source would give it.
+//! RGB is converted after the resample, on output pixels, before effects,
+//! flattening and encoding: a thumbnail has a few times fewer pixels than
+//! even a shrunk-on-load decode, and the conversion costs a few percent of
+//! a transform there instead of tens. The resample works on the stored
+//! values, as sharp's and imgproxy's do by default (neither resamples in
+//! linear light either), so converting before or after it differs only
+//! where it mixes unlike colours, by a level or two. CMYK becomes sRGB in
+//! the decoder, as it becomes RGB ([`ToSrgb::cmyk`]).
 //!
 //! A profile that does not parse, or that does not fit the pixels (an RGB
 //! profile on a grey JPEG), is ignored, as libvips does: the pixels are
@@ -212,6 +217,15 @@ impl ToSrgb {
         }
     }
 
+    /// Converts a decoded or resampled image (8-bit RGB or RGBA) in place.
+    pub fn convert_image(&self, img: &mut image::DynamicImage) {
+        match img {
+            image::DynamicImage::ImageRgb8(i) => self.convert(i, 3),
+            image::DynamicImage::ImageRgba8(i) => self.convert(i, 4),
+            _ => {}
+        }
+    }
+
     /// CMYK samples (0 = no ink) to sRGB, when the profile is a CMYK one.
     pub fn cmyk(&self, cmyk: &[u8]) -> Option<Vec<u8>> {
         let Kind::Cmyk(exec) = &*self.kind else {
@@ -298,16 +312,18 @@ fn transform_options() -> TransformOptions {
     }
 }
 
-/// Rows on their way from a decoder to `inner`, converted to sRGB.
-pub struct SrgbRows<'a> {
-    inner: &'a mut dyn Rows,
-    to: &'a ToSrgb,
+/// Resampled rows on their way to `inner` (the streamed JPEG encoder),
+/// converted to sRGB when there is a conversion, passed on as they are
+/// otherwise.
+pub struct SrgbRows<'a, S: Rows> {
+    inner: S,
+    to: Option<&'a ToSrgb>,
     channels: usize,
     row: Vec<u8>,
 }
 
-impl<'a> SrgbRows<'a> {
-    pub fn new(inner: &'a mut dyn Rows, to: &'a ToSrgb) -> Self {
+impl<'a, S: Rows> SrgbRows<'a, S> {
+    pub fn new(inner: S, to: Option<&'a ToSrgb>) -> Self {
         SrgbRows {
             inner,
             to,
@@ -315,19 +331,28 @@ impl<'a> SrgbRows<'a> {
             row: Vec::new(),
         }
     }
+
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
-impl Rows for SrgbRows<'_> {
+impl<S: Rows> Rows for SrgbRows<'_, S> {
     fn start(&mut self, width: u32, height: u32, channels: usize) -> Result<(), DecodeError> {
         self.channels = channels;
-        self.row = Vec::with_capacity(width as usize * channels);
+        if self.to.is_some() {
+            self.row = Vec::with_capacity(width as usize * channels);
+        }
         self.inner.start(width, height, channels)
     }
 
     fn row(&mut self, row: &[u8]) -> Result<(), DecodeError> {
+        let Some(to) = self.to else {
+            return self.inner.row(row);
+        };
         self.row.clear();
         self.row.extend_from_slice(row);
-        self.to.convert(&mut self.row, self.channels);
+        to.convert(&mut self.row, self.channels);
         self.inner.row(&self.row)
     }
 }

@@ -12,7 +12,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
-use super::colour::{SrgbRows, ToSrgb};
+use super::colour::ToSrgb;
 use super::deadline::Deadline;
 use super::sniff::SourceFormat;
 use super::Limits;
@@ -124,32 +124,12 @@ fn check_pixels(width: u64, height: u64, limits: &Limits) -> Result<(), Error> {
     Ok(())
 }
 
-/// Decodes to 8-bit sRGB or sRGBA (`colour` converts, where the source is
-/// in another space), stored orientation. `scale` (≤ 1) is how much the
-/// output shrinks the source: JPEG decodes at the smallest DCT scale that
-/// still covers it.
+/// Decodes to 8-bit RGB or RGBA, stored orientation. `scale` (≤ 1) is how
+/// much the output shrinks the source: JPEG decodes at the smallest DCT
+/// scale that still covers it. RGB stays in the source's colour space
+/// (it is converted after the resample); CMYK becomes sRGB through
+/// `colour`, its profile, as it becomes RGB.
 pub fn decode(
-    bytes: &[u8],
-    header: &Header,
-    scale: f64,
-    limits: &Limits,
-    deadline: &Deadline,
-    colour: Option<&ToSrgb>,
-) -> Result<DynamicImage, Error> {
-    let mut img = decode_device(bytes, header, scale, limits, deadline, colour)?;
-    if let Some(to) = colour {
-        match &mut img {
-            DynamicImage::ImageRgb8(i) => to.convert(i, 3),
-            DynamicImage::ImageRgba8(i) => to.convert(i, 4),
-            _ => {}
-        }
-    }
-    Ok(img)
-}
-
-/// [`decode`] before the conversion to sRGB (but CMYK, which converts as
-/// it becomes RGB).
-fn decode_device(
     bytes: &[u8],
     header: &Header,
     scale: f64,
@@ -192,32 +172,10 @@ pub fn decodes_in_rows(header: &Header) -> bool {
 }
 
 /// Decodes into `rows`, top to bottom, at the size [`decoded_size`] says,
-/// stored orientation, converted to sRGB by `colour`. `Ok(false)`, with
+/// stored orientation, in the source's colour space. `Ok(false)`, with
 /// `rows` untouched, when the source cannot be decoded in rows (see
 /// [`decodes_in_rows`]; and JPEG frames our decoder does not cover).
 pub fn decode_rows(
-    bytes: &[u8],
-    header: &Header,
-    scale: f64,
-    limits: &Limits,
-    deadline: &Deadline,
-    colour: Option<&ToSrgb>,
-    rows: &mut dyn Rows,
-) -> Result<bool, Error> {
-    match colour {
-        Some(to) => decode_device_rows(
-            bytes,
-            header,
-            scale,
-            limits,
-            deadline,
-            &mut SrgbRows::new(rows, to),
-        ),
-        None => decode_device_rows(bytes, header, scale, limits, deadline, rows),
-    }
-}
-
-fn decode_device_rows(
     bytes: &[u8],
     header: &Header,
     scale: f64,

@@ -321,19 +321,13 @@ fn decode_banded(
             o.background.unwrap_or(WHITE),
             plan.reserve as usize,
         );
+        // Resampled rows become sRGB before they are flattened and encoded.
+        let encoder = colour::SrgbRows::new(encoder, plan.colour.as_ref());
         let mut sink = banded::Banded::new(stored, region, size, encoder);
-        if !decode::decode_rows(
-            bytes,
-            &plan.header,
-            scale,
-            &job.limits,
-            deadline,
-            plan.colour.as_ref(),
-            &mut sink,
-        )? {
+        if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
             return Ok(None);
         }
-        let body = sink.finish()?.finish()?;
+        let body = sink.finish()?.into_inner().finish()?;
         return Ok(Some(Decoded::Encoded(body, size)));
     }
     let channels = if memory::may_have_alpha(bytes, plan.header.format) {
@@ -343,15 +337,7 @@ fn decode_banded(
     };
     let gather = Gather::reserved(size.0 as usize * size.1 as usize * channels);
     let mut sink = banded::Banded::new(stored, region, size, gather);
-    if !decode::decode_rows(
-        bytes,
-        &plan.header,
-        scale,
-        &job.limits,
-        deadline,
-        plan.colour.as_ref(),
-        &mut sink,
-    )? {
+    if !decode::decode_rows(bytes, &plan.header, scale, &job.limits, deadline, &mut sink)? {
         return Ok(None);
     }
     let mut img = sink.finish()?.into_image()?;
@@ -457,8 +443,10 @@ fn target(plan: &Plan, decoded: (u32, u32), img: Option<&DynamicImage>) -> Targe
 
 /// Crop and resample in one pass (a smart crop after), unless the decode
 /// already resampled.
+/// The resample (unless the decode did it), then the conversion to sRGB,
+/// then any smart crop.
 fn resize_step(decoded: Decoded, plan: &Plan) -> Result<DynamicImage, Error> {
-    let (img, smart_cut) = match decoded {
+    let (mut img, smart_cut) = match decoded {
         Decoded::Resampled(img, cut) => (img, cut),
         Decoded::Encoded(..) => {
             return Err(Error::Internal("an encoded result has no resize".into()))
@@ -468,6 +456,9 @@ fn resize_step(decoded: Decoded, plan: &Plan) -> Result<DynamicImage, Error> {
             (resize::resample(img, t.region, t.size)?, t.smart_cut)
         }
     };
+    if let Some(to) = &plan.colour {
+        to.convert_image(&mut img);
+    }
     Ok(match smart_cut {
         Some((rw, rh)) => {
             let (x, y) = smart_crop::find(&img, (rw, rh));
@@ -788,6 +779,70 @@ mod tests {
                     "{name} {text}: holds no image"
                 );
             }
+        }
+    }
+
+    /// A wide-gamut source is converted to sRGB on the streamed path too,
+    /// row by row, as on the whole-image path.
+    #[test]
+    fn streamed_outputs_are_converted_to_srgb() {
+        let curve = lcms2::ToneCurve::new(2.2);
+        let p3 = lcms2::Profile::new_rgb(
+            &lcms2::CIExyY {
+                x: 0.3127,
+                y: 0.329,
+                Y: 1.0,
+            },
+            &lcms2::CIExyYTRIPLE {
+                Red: lcms2::CIExyY {
+                    x: 0.68,
+                    y: 0.32,
+                    Y: 1.0,
+                },
+                Green: lcms2::CIExyY {
+                    x: 0.265,
+                    y: 0.69,
+                    Y: 1.0,
+                },
+                Blue: lcms2::CIExyY {
+                    x: 0.15,
+                    y: 0.06,
+                    Y: 1.0,
+                },
+            },
+            &[&curve, &curve, &curve],
+        )
+        .unwrap();
+        let (w, h) = (2700u32, 1900u32);
+        let colour = [40u8, 200, 60];
+        let pixels: Vec<u8> = (0..w * h).flat_map(|_| colour).collect();
+        let mut bytes = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut bytes, 95);
+        enc.add_icc_profile(&p3.icc().unwrap()).unwrap();
+        enc.encode(&pixels, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let to_srgb: lcms2::Transform<[u8; 3], [u8; 3]> = lcms2::Transform::new(
+            &p3,
+            lcms2::PixelFormat::RGB_8,
+            &lcms2::Profile::new_srgb(),
+            lcms2::PixelFormat::RGB_8,
+            lcms2::Intent::Perceptual,
+        )
+        .unwrap();
+        let mut want = [[0u8; 3]];
+        to_srgb.transform_pixels(&[colour], &mut want);
+        for (shrink, step) in [
+            (ShrinkOnLoad::On, "stream"),
+            (ShrinkOnLoad::Whole, "resize"),
+        ] {
+            let mut job = job("w:0/f:jpg");
+            job.limits.max_transform_bytes = 1 << 30;
+            let out = transform(&bytes, &job, || 0.0, shrink).unwrap();
+            assert!(out.timings.iter().any(|(s, _)| *s == step), "{step}");
+            let img = image::load_from_memory(&out.body).unwrap().to_rgb8();
+            let got = img.get_pixel(w / 2, h / 2).0;
+            let off = got.iter().zip(want[0]).map(|(a, b)| a.abs_diff(b)).max();
+            assert!(off <= Some(6), "{step}: {got:?}, LittleCMS {:?}", want[0]);
         }
     }
 

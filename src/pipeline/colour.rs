@@ -167,6 +167,18 @@ impl ToSrgb {
         })
     }
 
+    /// The profile an RGB source carries, to keep on the output as it is
+    /// (`strip_color_profile:0`), if it has one that parses as an RGB
+    /// profile. Grey and CMYK sources are converted whatever the option
+    /// says: their profiles cannot describe an RGB output.
+    pub fn rgb_profile(bytes: &[u8], format: SourceFormat) -> Option<Vec<u8>> {
+        let (Space::Icc(icc), Model::Rgb) = read_space(bytes, format)? else {
+            return None;
+        };
+        let profile = ColorProfile::new_from_slice_with_options(&icc, parsing_options()).ok()?;
+        (profile.color_space == DataColorSpace::Rgb).then_some(icc)
+    }
+
     /// Bytes the conversion holds while the image decodes: moxcms' tables
     /// (a 3- or 4-D grid for LUT profiles, well under a MiB), its parse of
     /// the profile, and a row of scratch.
@@ -243,14 +255,7 @@ fn build(space: Space, model: Model) -> Option<Kind> {
     let profile = match space {
         Space::Srgb => return None,
         Space::Icc(icc) => {
-            let options = ParsingOptions {
-                max_profile_size: MAX_ICC_BYTES + 1,
-                // The CLUT comes from the profile's bytes, so this
-                // bounds it in proportion to them.
-                max_allowed_clut_size: MAX_ICC_BYTES,
-                ..ParsingOptions::default()
-            };
-            ColorProfile::new_from_slice_with_options(&icc, options).ok()?
+            ColorProfile::new_from_slice_with_options(&icc, parsing_options()).ok()?
         }
         Space::Png { gamma, chrm } => png_profile(gamma, chrm, model)?,
     };
@@ -301,6 +306,16 @@ fn build(space: Space, model: Model) -> Option<Kind> {
         _ => return None,
     };
     Some(kind)
+}
+
+/// Profiles up to [`MAX_ICC_BYTES`]; a CLUT comes from the profile's
+/// bytes, so the same bound keeps it in proportion to them.
+fn parsing_options() -> ParsingOptions {
+    ParsingOptions {
+        max_profile_size: MAX_ICC_BYTES + 1,
+        max_allowed_clut_size: MAX_ICC_BYTES,
+        ..ParsingOptions::default()
+    }
 }
 
 /// Fixed point (Q2.13 through the matrix): three times faster than

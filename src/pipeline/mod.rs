@@ -83,6 +83,9 @@ struct Plan {
     need: u64,
     /// The conversion to sRGB, if the source is in another space.
     colour: Option<colour::ToSrgb>,
+    /// The source's RGB profile, carried over to the output instead
+    /// (`strip_color_profile:0`).
+    keep_profile: Option<Vec<u8>>,
 }
 
 /// Shrink-on-load decodes at the smallest size that still covers the
@@ -185,8 +188,17 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     } else {
         memory::estimate(bytes, &header, decoded, geo.output)
     };
-    let colour = colour::ToSrgb::for_source(bytes, header.format);
+    let keep_profile = match o.strip_color_profile {
+        true => None,
+        false => colour::ToSrgb::rgb_profile(bytes, header.format),
+    };
+    let colour = match keep_profile {
+        Some(_) => None,
+        None => colour::ToSrgb::for_source(bytes, header.format),
+    };
     need += colour.as_ref().map_or(0, colour::ToSrgb::memory);
+    // Held, then copied into the output.
+    need += 2 * keep_profile.as_ref().map_or(0, |p| p.len() as u64);
     if job.negotiated.resolve(true) == Format::Webp {
         let pads_transparent = geo.extend.is_some() && o.background.is_none();
         need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
@@ -201,6 +213,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         reserve,
         need,
         colour,
+        keep_profile,
     })
 }
 
@@ -328,6 +341,10 @@ fn decode_banded(
             return Ok(None);
         }
         let body = sink.finish()?.into_inner().finish()?;
+        let body = match &plan.keep_profile {
+            Some(icc) => encode::with_icc(body, Format::Jpeg, icc, size),
+            None => body,
+        };
         return Ok(Some(Decoded::Encoded(body, size)));
     }
     let channels = if memory::may_have_alpha(bytes, plan.header.format) {
@@ -517,14 +534,21 @@ fn encode_step(
 ) -> Result<(Vec<u8>, Format), Error> {
     let quality = quality(job);
     let reserve = plan.reserve as usize;
-    match encode::encode(img, format, quality, reserve) {
-        Ok(b) => Ok((b, format)),
+    let (body, format) = match encode::encode(img, format, quality, reserve) {
+        Ok(b) => (b, format),
         Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
             let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
-            Ok((encode::encode(img, fallback, quality, reserve)?, fallback))
+            (encode::encode(img, fallback, quality, reserve)?, fallback)
         }
-        Err(e) => Err(e),
-    }
+        Err(e) => return Err(e),
+    };
+    Ok(match &plan.keep_profile {
+        Some(icc) => {
+            let size = (img.width(), img.height());
+            (encode::with_icc(body, format, icc, size), format)
+        }
+        None => (body, format),
+    })
 }
 
 #[cfg(test)]

@@ -126,6 +126,9 @@ pub struct Options {
     pub sharpen: f32,
     pub auto_rotate: bool,
     pub strip_metadata: bool,
+    /// Convert to sRGB and drop the profile (imgproxy's default), or keep
+    /// the source's RGB profile and its pixels as they are.
+    pub strip_color_profile: bool,
     pub expires: Option<i64>,
     pub cachebuster: Option<String>,
     pub filename: Option<String>,
@@ -152,6 +155,7 @@ impl Default for Options {
             sharpen: 0.0,
             auto_rotate: true,
             strip_metadata: true,
+            strip_color_profile: true,
             expires: None,
             cachebuster: None,
             filename: None,
@@ -369,6 +373,10 @@ fn apply(
         "strip_metadata" | "sm" => {
             max_args("strip_metadata", &a, 1)?;
             o.strip_metadata = parse_bool("strip_metadata", a[0])?;
+        }
+        "strip_color_profile" | "scp" => {
+            max_args("strip_color_profile", &a, 1)?;
+            o.strip_color_profile = parse_bool("strip_color_profile", a[0])?;
         }
         "expires" | "exp" => {
             max_args("expires", &a, 1)?;
@@ -623,6 +631,9 @@ mod tests {
         assert_eq!(o.filename.as_deref(), Some("cat"));
         assert!(!o.auto_rotate && !o.strip_metadata);
         assert_eq!(o.format, Some(Format::Webp));
+        assert!(t("sm:1").unwrap().strip_color_profile);
+        assert!(!t("scp:0").unwrap().strip_color_profile);
+        assert!(!t("strip_color_profile:false").unwrap().strip_color_profile);
         assert_eq!(t("fn:Y2F0:1").unwrap().filename.as_deref(), Some("cat"));
     }
 

@@ -55,6 +55,8 @@ pub struct Expect {
     pub cache_control: Option<&'static str>,
     pub header: Option<(&'static str, &'static str)>,
     pub pixels: Option<PixelCheck>,
+    /// The body must hold these bytes (a chunk or segment name).
+    pub body_has: Option<&'static [u8]>,
     /// The response must arrive within this time.
     pub within: Option<Duration>,
 }
@@ -202,6 +204,12 @@ impl Expect {
     fn dims(self, dims: (u32, u32)) -> Self {
         Expect {
             dims: Some(dims),
+            ..self
+        }
+    }
+    fn body_has(self, bytes: &'static [u8]) -> Self {
+        Expect {
+            body_has: Some(bytes),
             ..self
         }
     }
@@ -367,6 +375,10 @@ fn stripes_unchanged(img: &DynamicImage) -> Result<(), String> {
     stripes_as_lcms(img, &fx::srgb_icc(), false)
 }
 
+fn stripes_unchanged_lossy(img: &DynamicImage) -> Result<(), String> {
+    stripes_as_lcms(img, &fx::srgb_icc(), true)
+}
+
 /// The table's first row alone: a template for checks that build their
 /// own URLs. Cheap, where [`cases`] makes every fixture (some are tens of
 /// megapixels).
@@ -439,6 +451,10 @@ pub fn cases() -> Vec<Case> {
         case("icc_display_p3_webp_to_srgb", body(fx::webp_stripes(400, 200, &fx::display_p3_icc()), WEBP), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(display_p3_in_srgb)),
         case("icc_cmyk_jpeg_to_srgb", body(fx::jpeg_cmyk_stripes(400, 200, &fx::cmyk_icc()), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(cmyk_profile_in_srgb)),
         case("png_gama_to_srgb", body(fx::png_gama_stripes(400, 200), PNG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(gamma_18_in_srgb)),
+        // strip_color_profile:0 keeps the profile, and the pixels as they are.
+        case("icc_kept_with_scp_0_png", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:png/scp:0", ok(PNG, (100, 50)).pixels(stripes_unchanged).body_has(b"iCCP")),
+        case("icc_kept_with_scp_0_jpeg", body(fx::jpeg_stripes(400, 200, Some(&fx::adobe_rgb_icc())), JPEG), "rs:fit:100:0/scp:0", ok(JPEG, (100, 50)).pixels(stripes_unchanged_lossy).body_has(b"ICC_PROFILE\0")),
+        case("icc_kept_with_scp_0_webp", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:webp/scp:0", ok(WEBP, (100, 50)).pixels(stripes_unchanged_lossy).body_has(b"ICCP")),
         case("icc_srgb_tagged_unchanged", body(fx::jpeg_stripes(400, 200, Some(&fx::srgb_icc())), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(stripes_unchanged)),
         case("icc_untagged_unchanged", body(fx::jpeg_stripes(400, 200, None), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(stripes_unchanged)),
         // Output formats and negotiation.

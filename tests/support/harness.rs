@@ -189,6 +189,11 @@ fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
             ));
         }
     }
+    if let Some(want) = e.body_has {
+        if !r.body.windows(want.len()).any(|w| w == want) {
+            return Err(format!("body lacks {:?}", String::from_utf8_lossy(want)));
+        }
+    }
     if let Some(want) = e.vary_accept {
         let has = header(r, "vary").to_ascii_lowercase().contains("accept");
         if has != want {

@@ -113,9 +113,151 @@ pub fn encode(
     }
 }
 
+/// `body` (an encoded `format` image of `size`) carrying the ICC profile
+/// `icc`: JPEG APP2 segments after SOI, a PNG `iCCP` chunk after IHDR, a
+/// WebP `ICCP` chunk in the extended (VP8X) container. Each is written
+/// into the finished file, so every encoder and the streamed path share
+/// it; only `strip_color_profile:0` pays for the copy.
+pub fn with_icc(body: Vec<u8>, format: Format, icc: &[u8], size: (u32, u32)) -> Vec<u8> {
+    match format {
+        Format::Jpeg => jpeg_with_icc(body, icc),
+        Format::Png => png_with_icc(body, icc),
+        Format::Webp => webp_with_icc(body, icc, size),
+    }
+}
+
+fn jpeg_with_icc(body: Vec<u8>, icc: &[u8]) -> Vec<u8> {
+    // 65535 less the length field and the 14-byte "ICC_PROFILE\0" n/m header.
+    const PER_SEGMENT: usize = 65535 - 2 - 14;
+    let parts: Vec<&[u8]> = icc.chunks(PER_SEGMENT).collect();
+    if body.get(..2) != Some(&[0xFF, 0xD8][..]) || parts.is_empty() || parts.len() > 255 {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len() + icc.len() + 18 * parts.len());
+    out.extend_from_slice(&body[..2]);
+    for (i, part) in parts.iter().enumerate() {
+        out.extend_from_slice(&[0xFF, 0xE2]);
+        out.extend_from_slice(&((2 + 14 + part.len()) as u16).to_be_bytes());
+        out.extend_from_slice(b"ICC_PROFILE\0");
+        out.extend_from_slice(&[i as u8 + 1, parts.len() as u8]);
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&body[2..]);
+    out
+}
+
+fn png_with_icc(body: Vec<u8>, icc: &[u8]) -> Vec<u8> {
+    // The signature (8) and IHDR (4 + 4 + 13 + 4) come first.
+    const AFTER_IHDR: usize = 33;
+    if body.get(12..16) != Some(&b"IHDR"[..]) || body.len() < AFTER_IHDR {
+        return body;
+    }
+    let mut data = b"icc\0\0".to_vec(); // name, then compression method 0
+    data.extend_from_slice(&fdeflate::compress_to_vec(icc));
+    let mut chunk = b"iCCP".to_vec();
+    chunk.extend_from_slice(&data);
+    let mut out = Vec::with_capacity(body.len() + data.len() + 12);
+    out.extend_from_slice(&body[..AFTER_IHDR]);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    out.extend_from_slice(&body[AFTER_IHDR..]);
+    out
+}
+
+/// The CRC-32 PNG chunks end with (ISO 3309).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+fn webp_with_icc(body: Vec<u8>, icc: &[u8], (w, h): (u32, u32)) -> Vec<u8> {
+    const ICC_FLAG: u8 = 0x20;
+    const ALPHA_FLAG: u8 = 0x10;
+    if body.get(..4) != Some(&b"RIFF"[..]) || body.get(8..12) != Some(&b"WEBP"[..]) {
+        return body;
+    }
+    let chunks = &body[12..];
+    let mut iccp = b"ICCP".to_vec();
+    iccp.extend_from_slice(&(icc.len() as u32).to_le_bytes());
+    iccp.extend_from_slice(icc);
+    if icc.len() % 2 == 1 {
+        iccp.push(0);
+    }
+    let mut out = Vec::with_capacity(body.len() + iccp.len() + 18);
+    out.extend_from_slice(b"RIFF\0\0\0\0WEBP");
+    // VP8X: its fourcc, size 10, flags, 3 reserved bytes, width - 1 and
+    // height - 1 in 24 bits each; the ICCP chunk must follow it.
+    let rest = if chunks.get(..4) == Some(&b"VP8X"[..]) && chunks.len() >= 18 {
+        let mut vp8x = chunks[..18].to_vec();
+        vp8x[8] |= ICC_FLAG;
+        out.extend_from_slice(&vp8x);
+        &chunks[18..]
+    } else {
+        // A simple file has alpha only as a lossless one that says so (the
+        // bit after its 14-bit width and height).
+        let alpha = chunks.get(..4) == Some(&b"VP8L"[..])
+            && chunks.get(9..13).is_some_and(|h| h[3] & 0x10 != 0);
+        out.extend_from_slice(b"VP8X");
+        out.extend_from_slice(&10u32.to_le_bytes());
+        out.push(ICC_FLAG | if alpha { ALPHA_FLAG } else { 0 });
+        out.extend_from_slice(&[0; 3]);
+        out.extend_from_slice(&(w.saturating_sub(1)).to_le_bytes()[..3]);
+        out.extend_from_slice(&(h.saturating_sub(1)).to_le_bytes()[..3]);
+        chunks
+    };
+    out.extend_from_slice(&iccp);
+    out.extend_from_slice(rest);
+    let riff = (out.len() - 8) as u32;
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every format carries the profile where its decoders look for it,
+    /// and still decodes to the same picture.
+    #[test]
+    fn outputs_carry_a_kept_profile() {
+        use image::ImageDecoder;
+        let img = broke_webp_rust();
+        let icc: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        for format in [Format::Jpeg, Format::Png, Format::Webp] {
+            for alpha in [false, true] {
+                let img = if alpha {
+                    let mut rgba = img.to_rgba8();
+                    for p in rgba.pixels_mut().step_by(7) {
+                        p[3] = 100;
+                    }
+                    DynamicImage::ImageRgba8(rgba)
+                } else {
+                    img.clone()
+                };
+                let plain = encode(&img, format, 80, 0).unwrap();
+                let size = (img.width(), img.height());
+                let tagged = with_icc(plain.clone(), format, &icc, size);
+                let read = |bytes: &[u8]| {
+                    let r = image::ImageReader::new(std::io::Cursor::new(bytes))
+                        .with_guessed_format()
+                        .unwrap();
+                    let mut d = r.into_decoder().unwrap();
+                    let icc = d.icc_profile().unwrap();
+                    (icc, DynamicImage::from_decoder(d).unwrap())
+                };
+                let (got, pixels) = read(&tagged);
+                assert_eq!(got.as_deref(), Some(&icc[..]), "{format:?} alpha {alpha}");
+                assert_eq!(pixels, read(&plain).1, "{format:?} alpha {alpha}");
+            }
+        }
+    }
 
     /// A generated picture that webp-rust 0.3.2, our earlier encoder, wrote
     /// as a corrupt bitstream at quality 30.

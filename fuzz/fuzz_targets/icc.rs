@@ -41,7 +41,9 @@ fuzz_target!(|data: &[u8]| {
     for (v, p) in rgba.chunks_exact(4).enumerate() {
         assert_eq!(p[3] as usize, v, "alpha kept");
     }
-    let cmyk: Vec<u8> = (0..=255u8).flat_map(|v| [v, 255 - v, v / 2, v / 4]).collect();
+    let cmyk: Vec<u8> = (0..=255u8)
+        .flat_map(|v| [v, 255 - v, v / 2, v / 4])
+        .collect();
     if let Some(out) = to.cmyk(&cmyk) {
         assert_eq!(out.len(), 256 * 3);
     }

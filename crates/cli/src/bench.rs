@@ -717,14 +717,15 @@ fn report(
         let _ = writeln!(
             md,
             "Each JPEG tagged with a Display P3 profile, against the untagged \
-             original: the conversion to sRGB (edgethumb: moxcms on the decoded \
-             rows; sharp: libvips' `icc_transform`).\n"
+             original: the conversion to sRGB (edgethumb: moxcms on the output \
+             pixels; sharp: libvips' `icc_transform`).\n"
         );
         let _ = writeln!(
             md,
             "| image | format | engine | untagged (ms) | Display P3 (ms) | cost |"
         );
         let _ = writeln!(md, "| --- | --- | --- | ---: | ---: | ---: |");
+        let mut costs: HashMap<(String, Engine), Vec<f64>> = HashMap::new();
         for (i, source) in sources.iter().enumerate() {
             let Some(from) = source.tagged_from else {
                 continue;
@@ -733,16 +734,34 @@ fn report(
                 for &engine in engines {
                     let get = |k: usize| results.get(&(k, format.clone(), engine));
                     if let (Some(Ok(plain)), Some(Ok(tagged))) = (get(from), get(i)) {
+                        let cost = (tagged.median_ms / plain.median_ms - 1.0) * 100.0;
                         let _ = writeln!(
                             md,
-                            "| {} | {format} | {} | {:.1} | {:.1} | {:+.1}% |",
+                            "| {} | {format} | {} | {:.1} | {:.1} | {cost:+.1}% |",
                             file_name(&sources[from].path),
                             engine.label(),
                             plain.median_ms,
                             tagged.median_ms,
-                            (tagged.median_ms / plain.median_ms - 1.0) * 100.0
                         );
+                        costs
+                            .entry((format.clone(), engine))
+                            .or_default()
+                            .push(cost);
                     }
+                }
+            }
+        }
+        for format in formats {
+            for &engine in engines {
+                if let Some(m) = costs
+                    .get(&(format.clone(), engine))
+                    .and_then(|c| median(c.clone()))
+                {
+                    let _ = writeln!(
+                        md,
+                        "| **median** | {format} | {} | | | **{m:+.1}%** |",
+                        engine.label()
+                    );
                 }
             }
         }

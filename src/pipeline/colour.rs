@@ -4,8 +4,9 @@
 //! `iCCP`, WebP `ICCP`), or, for a PNG without one, its `sRGB`, `gAMA` and
 //! `cHRM` chunks as libpng reads them. [`ToSrgb::for_source`] builds a
 //! conversion with moxcms unless that space is sRGB already: no profile,
-//! an `sRGB` chunk, or a profile that maps every probe colour to itself
-//! within one level. Those sources pay nothing per pixel.
+//! an `sRGB` chunk, or a profile with sRGB's colorants and curves (read
+//! from its tags), or one that maps every probe colour to itself within
+//! one level. Those sources pay nothing per pixel.
 //!
 //! RGB is converted after the resample, on output pixels, before effects,
 //! flattening and encoding: a thumbnail has a few times fewer pixels than
@@ -33,8 +34,8 @@ use edgethumb_codecs::{DecodeError, Rows};
 use super::preflight::MAX_ICC_BYTES;
 use super::sniff::SourceFormat;
 
-/// Converts decoded pixels (8-bit RGB or RGBA, or CMYK before that) to
-/// sRGB.
+/// Converts resampled pixels (8-bit RGB or RGBA), or a decoder's CMYK,
+/// to sRGB.
 pub struct ToSrgb {
     kind: Arc<Kind>,
     /// Bytes of the profile it was built from (for the memory estimate).
@@ -67,6 +68,27 @@ enum Kind {
     Cmyk(Arc<Transform8BitExecutor>),
 }
 
+impl Kind {
+    /// Whether it is a few KiB, so worth keeping in [`cache`]: not a LUT
+    /// profile's grids, which a long-lived isolate should not collect.
+    fn small(&self) -> bool {
+        match self {
+            Kind::Grey(_) => true,
+            Kind::Rgb { profile, .. } => [
+                &profile.lut_a_to_b_perceptual,
+                &profile.lut_a_to_b_colorimetric,
+                &profile.lut_a_to_b_saturation,
+                &profile.lut_b_to_a_perceptual,
+                &profile.lut_b_to_a_colorimetric,
+                &profile.lut_b_to_a_saturation,
+            ]
+            .iter()
+            .all(|l| l.is_none()),
+            Kind::Cmyk(_) => false,
+        }
+    }
+}
+
 /// The model, then the profile's bytes (or a PNG's gamma and chromaticities).
 fn cache_key(model: Model, bytes: &[u8]) -> Vec<u8> {
     let mut key = vec![model as u8];
@@ -77,7 +99,9 @@ fn cache_key(model: Model, bytes: &[u8]) -> Vec<u8> {
 /// The last few conversions made, by profile: a site's photos mostly carry
 /// one or two profiles (a camera's, a phone's Display P3), and making a
 /// transform costs more than converting a thumbnail's pixels. sRGB
-/// verdicts are kept too, so an sRGB profile is parsed once.
+/// verdicts are kept too, so an sRGB profile is parsed once. Only small
+/// conversions are kept ([`Kind::small`]): at most 8 keys of 64 KiB and
+/// their tables stay in a long-lived isolate.
 mod cache {
     use std::sync::{Arc, Mutex};
 
@@ -157,7 +181,9 @@ impl ToSrgb {
             Some(known) => known,
             None => {
                 let made = build(space, model).map(Arc::new);
-                cache::put(key, made.clone());
+                if made.as_deref().is_none_or(Kind::small) {
+                    cache::put(key, made.clone());
+                }
                 made
             }
         }?;

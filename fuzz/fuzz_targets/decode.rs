@@ -1,5 +1,5 @@
-//! Source bytes from anyone: sniffing, header and dimension reading, and
-//! decoding under the limits (small ones, so the fuzzer explores refusals
+//! Source bytes from anyone: sniffing, header and dimension reading, colour
+//! management, and decoding under the limits (small ones, so the fuzzer explores refusals
 //! as well as decodes). Invariants: no panic, no abort, and a decoded image
 //! is never larger than the header said. Run with a 5-second per-input
 //! timeout (`scripts/fuzz`) and no transform deadline, so a source that
@@ -8,7 +8,7 @@
 
 use edgethumb::pipeline::deadline::Deadline;
 use edgethumb::pipeline::Limits;
-use edgethumb::pipeline::{decode, preflight, sniff};
+use edgethumb::pipeline::{colour, decode, preflight, sniff};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,7 +30,23 @@ fuzz_target!(|data: &[u8]| {
     // One scale per input (full size, or a JPEG shrink-on-load), so each
     // run does one decode.
     let scale = [1.0, 0.3, 0.1][data.len() % 3];
-    if let Ok(img) = decode::decode(data, &header, scale, &limits, &Deadline::none()) {
+    // Its colour space too: a CMYK profile converts in the decoder, others
+    // after it.
+    let to_srgb = colour::ToSrgb::for_source(data, format);
+    let decoded = decode::decode(
+        data,
+        &header,
+        scale,
+        &limits,
+        &Deadline::none(),
+        to_srgb.as_ref(),
+    );
+    if let Ok(mut img) = decoded {
         assert!(img.width() <= header.width && img.height() <= header.height);
+        if let Some(to) = &to_srgb {
+            let size = (img.width(), img.height());
+            to.convert_image(&mut img);
+            assert_eq!((img.width(), img.height()), size);
+        }
     }
 });

@@ -314,22 +314,34 @@ fn tolerance(lossy: bool) -> u8 {
     }
 }
 
-/// Each [`fx::stripes`] centre is LittleCMS's sRGB conversion of the
-/// source colour from the profile `icc`.
-fn stripes_as_lcms(img: &DynamicImage, icc: &[u8], lossy: bool) -> Result<(), String> {
+/// Each of the four stripes' centres is within `tolerance` of `want`:
+/// what LittleCMS makes of the stripe's `source` colour (for the message).
+fn stripes_are<T: std::fmt::Debug>(
+    img: &DynamicImage,
+    source: &[T; 4],
+    want: impl Fn(&T) -> [u8; 3],
+    tolerance: u8,
+) -> Result<(), String> {
     let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
-    for (i, &src) in fx::STRIPES.iter().enumerate() {
-        let want = fx::lcms_to_srgb(icc, src);
+    for (i, src) in source.iter().enumerate() {
+        let want = want(src);
         let got = rgb.get_pixel((2 * i as u32 + 1) * w / 8, h / 2).0;
         let off = got.iter().zip(want).map(|(a, b)| a.abs_diff(b)).max();
-        if off > Some(tolerance(lossy)) {
+        if off > Some(tolerance) {
             return Err(format!(
                 "stripe {i}: {src:?} is {want:?} in sRGB (LittleCMS), served {got:?}"
             ));
         }
     }
     Ok(())
+}
+
+/// Each [`fx::stripes`] centre is LittleCMS's sRGB conversion of the
+/// source colour from the profile `icc`.
+fn stripes_as_lcms(img: &DynamicImage, icc: &[u8], lossy: bool) -> Result<(), String> {
+    let want = |&src: &[u8; 3]| fx::lcms_to_srgb(icc, src);
+    stripes_are(img, &fx::STRIPES, want, tolerance(lossy))
 }
 
 fn adobe_rgb_in_srgb(img: &DynamicImage) -> Result<(), String> {
@@ -355,19 +367,8 @@ fn gamma_18_in_srgb(img: &DynamicImage) -> Result<(), String> {
 /// A CMYK JPEG through its profile: LittleCMS's sRGB for each ink stripe.
 fn cmyk_profile_in_srgb(img: &DynamicImage) -> Result<(), String> {
     let icc = fx::cmyk_icc();
-    let rgb = img.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    for (i, &ink) in fx::CMYK_STRIPES.iter().enumerate() {
-        let want = fx::lcms_cmyk_to_srgb(&icc, ink);
-        let got = rgb.get_pixel((2 * i as u32 + 1) * w / 8, h / 2).0;
-        let off = got.iter().zip(want).map(|(a, b)| a.abs_diff(b)).max();
-        if off > Some(tolerance(false)) {
-            return Err(format!(
-                "stripe {i}: ink {ink:?} is {want:?} in sRGB (LittleCMS), served {got:?}"
-            ));
-        }
-    }
-    Ok(())
+    let want = |&ink: &[u8; 4]| fx::lcms_cmyk_to_srgb(&icc, ink);
+    stripes_are(img, &fx::CMYK_STRIPES, want, tolerance(false))
 }
 
 /// sRGB to sRGB: the source's own colours.

@@ -232,23 +232,8 @@ pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     let mut chunk = b"IHDR".to_vec();
     chunk.extend_from_slice(&ihdr);
     out.extend_from_slice(&chunk);
-    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
     out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// Incompressible RGB noise as PNG: about 3 bytes a pixel on the wire.
@@ -374,7 +359,7 @@ pub fn png_iccp_bomb(inflated: usize) -> Vec<u8> {
     let mut out = png[..33].to_vec();
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(&chunk);
-    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
     out.extend_from_slice(&png[33..]);
     out
 }

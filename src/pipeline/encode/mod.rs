@@ -160,21 +160,9 @@ fn png_with_icc(body: Vec<u8>, icc: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&body[..AFTER_IHDR]);
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(&chunk);
-    out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
     out.extend_from_slice(&body[AFTER_IHDR..]);
     out
-}
-
-/// The CRC-32 PNG chunks end with (ISO 3309).
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
 }
 
 fn webp_with_icc(body: Vec<u8>, icc: &[u8], (w, h): (u32, u32)) -> Vec<u8> {

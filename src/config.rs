@@ -171,6 +171,12 @@ impl Config {
             l.max_result_dimension = parse_positive("EDGETHUMB_MAX_RESULT_DIMENSION", &v)?;
         }
 
+        if let Some((var, v)) = get_alias(
+            "EDGETHUMB_MAX_ANIMATION_FRAMES",
+            "IMGPROXY_MAX_ANIMATION_FRAMES",
+        ) {
+            l.max_animation_frames = parse_positive(&var, &v)?;
+        }
         if let Some(v) = get("EDGETHUMB_MAX_TRANSFORM_BYTES") {
             l.max_transform_bytes = parse_positive("EDGETHUMB_MAX_TRANSFORM_BYTES", &v)?;
         }
@@ -285,12 +291,15 @@ fn parse_fallback(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Fallba
 fn parse_auto_formats(v: &str) -> Result<Vec<Format>, ConfigError> {
     let mut out = Vec::new();
     for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let f = Format::from_name(name).ok_or_else(|| {
-            ConfigError::new(
-                "EDGETHUMB_AUTO_FORMATS",
-                format!("`{name}` is not a supported output format (jpeg, png, webp)"),
-            )
-        })?;
+        // GIF is an output only when asked for, or kept for an animation.
+        let f = Format::from_name(name)
+            .filter(|f| *f != Format::Gif)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "EDGETHUMB_AUTO_FORMATS",
+                    format!("`{name}` is not an automatic output format (jpeg, png, webp)"),
+                )
+            })?;
         if !out.contains(&f) {
             out.push(f);
         }

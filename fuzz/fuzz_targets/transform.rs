@@ -1,6 +1,7 @@
 //! The whole transform for a small output: the first byte picks the
 //! options, the rest is the source image. Invariants: no panic, no abort,
-//! no internal error, and the output has the size it reports.
+//! no internal error, and the output has the size it reports. Animated
+//! GIF and WebP sources are made as animations of up to 8 frames.
 #![no_main]
 
 use edgethumb::pipeline::Limits;
@@ -10,7 +11,7 @@ use edgethumb::request::options::{build, Format, Presets, RawOption};
 use edgethumb::Error;
 use libfuzzer_sys::fuzz_target;
 
-const OPTIONS: [&str; 12] = [
+const OPTIONS: [&str; 13] = [
     "rs:fit:64:64",
     "rs:fill:48:48/g:sm",
     "rs:fill:40:20/g:nowe",
@@ -23,6 +24,7 @@ const OPTIONS: [&str; 12] = [
     "rs:fit:32:0/f:webp/q:50",
     "rs:fill:64:64/g:fp:0.2:0.8/ar:0",
     "rs:fit:64:64/f:jpg/q:10",
+    "rs:fit:48:0/f:gif",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -46,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
             max_src_pixels: 4_000_000,
             max_result_dimension: 512,
             max_transform_bytes: 64 * 1024 * 1024,
+            max_animation_frames: 8,
             ..Limits::default()
         },
         default_quality: 80,

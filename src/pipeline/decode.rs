@@ -161,6 +161,53 @@ pub fn decode(
     }
 }
 
+/// One composited frame of an animation and how long it shows.
+pub struct Frame {
+    pub image: image::RgbaImage,
+    pub delay_ms: u32,
+}
+
+/// The frames of an animated GIF or WebP, each composited onto the full
+/// canvas (disposal and blending applied), decoded one at a time as the
+/// iterator is driven: the caller holds one canvas, not every frame.
+pub fn frames<'a>(
+    bytes: &'a [u8],
+    format: SourceFormat,
+    limits: &Limits,
+) -> Result<impl Iterator<Item = Result<Frame, Error>> + 'a, Error> {
+    use image::AnimationDecoder;
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(decode_budget(limits) as u64);
+    let frames = match format {
+        SourceFormat::Gif => {
+            let mut d =
+                image::codecs::gif::GifDecoder::new(Cursor::new(bytes)).map_err(image_error)?;
+            d.set_limits(l).map_err(image_error)?;
+            d.into_frames()
+        }
+        SourceFormat::Webp => {
+            let mut d =
+                image::codecs::webp::WebPDecoder::new(Cursor::new(bytes)).map_err(image_error)?;
+            d.set_limits(l).map_err(image_error)?;
+            d.into_frames()
+        }
+        other => {
+            return Err(Error::Internal(format!(
+                "{other:?} has no frames to decode"
+            )))
+        }
+    };
+    Ok(frames.map(|f| {
+        let f = f.map_err(image_error)?;
+        let (n, d) = f.delay().numer_denom_ms();
+        let delay_ms = n.checked_div(d).unwrap_or(0);
+        Ok(Frame {
+            image: f.into_buffer(),
+            delay_ms,
+        })
+    }))
+}
+
 /// Whether [`decode_rows`] can take this source: JPEG (its decoder may
 /// still decline a frame) and non-interlaced PNG.
 pub fn decodes_in_rows(header: &Header) -> bool {

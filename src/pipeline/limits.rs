@@ -5,7 +5,11 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Checked against every frame an animation is made from, summed.
     pub max_src_pixels: u64,
+    /// Frames of an animated source that are made; 1 (imgproxy's default)
+    /// makes only the first, as a still.
+    pub max_animation_frames: u32,
     /// Largest width or height of a result, so `enlarge` cannot allocate
     /// unbounded memory.
     pub max_result_dimension: u32,
@@ -21,6 +25,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_src_pixels: 50_000_000,
+            max_animation_frames: 1,
             max_result_dimension: 8192,
             max_transform_bytes: 96 * 1024 * 1024,
             // Far above real images (a 100 MP JPEG takes about 0.2 s

@@ -70,6 +70,17 @@ pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32
     bytes.len() as u64 + decode_peak + rotated + premultiplied + resize + output_work
 }
 
+/// What an animation of `frames` frames adds to one still frame's
+/// estimate: the decoder's canvas, the one kept for disposal and the
+/// frame it composites (RGBA each), every finished frame (RGBA at the
+/// output size) and the encoded output, at up to 2 bytes a pixel a frame
+/// (lossy WebP stays near 1; GIF's LZW codes grow to 12 bits).
+pub fn animation(header: &Header, output: (u32, u32), frames: u32) -> u64 {
+    let canvas = header.width as u64 * header.height as u64 * 4;
+    let out = output.0 as u64 * output.1 as u64;
+    3 * canvas + frames as u64 * out * (4 + 2)
+}
+
 /// Where the banded resampler's rows go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resampled {
@@ -183,6 +194,8 @@ pub fn after_resample(image: u64, free: u64, after: &After) -> u64 {
         Encode::StreamedJpeg => {}
         Encode::Png => heap.alloc(6 * px),
         Encode::Webp => heap.alloc(7 * px),
+        // An RGBA copy, the indexed frame and LZW's output.
+        Encode::Gif => heap.alloc(7 * px),
     }
     let on_top = px
         * (if e.blur { 12 } else { 0 }
@@ -247,6 +260,7 @@ pub enum Encode {
     StreamedJpeg,
     Png,
     Webp,
+    Gif,
 }
 
 /// Bytes to reserve for a JPEG result of `output` pixels, reserved once so

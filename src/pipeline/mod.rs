@@ -9,6 +9,12 @@
 //! 3. `effects`: blur, sharpen, extend, flatten;
 //! 4. `encode`.
 //!
+//! An animated GIF or WebP kept animated (`EDGETHUMB_MAX_ANIMATION_FRAMES`
+//! over 1, and an output that animates: [`Negotiated::animated`]) runs
+//! `frames` instead of the first three: each frame is decoded onto the
+//! canvas, resized and given its effects before the next is decoded; then
+//! `encode`.
+//!
 //! A large baseline JPEG output with nothing to do on the whole image
 //! (no orientation, blur, sharpen, extend or smart crop) is made in one
 //! pass instead, timed as `stream`: decoded rows are resampled and
@@ -86,6 +92,17 @@ struct Plan {
     /// The source's RGB profile, carried over to the output instead
     /// (`strip_color_profile:0`).
     keep_profile: Option<Vec<u8>>,
+    /// Made as an animation, not a still of the first frame.
+    animation: Option<Animation>,
+}
+
+/// An animated source kept animated.
+#[derive(Debug, Clone, Copy)]
+struct Animation {
+    format: Format,
+    /// Frames made: the source's, up to `max_animation_frames`.
+    frames: u32,
+    loops: preflight::Loops,
 }
 
 /// Shrink-on-load decodes at the smallest size that still covers the
@@ -119,8 +136,9 @@ impl ShrinkOnLoad {
 fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     let o = &job.options;
     let format = sniff::sniff(bytes)?;
-    preflight::check(bytes, format)?;
+    let frames = preflight::check(bytes, format)?;
     let mut header = decode::probe(bytes, format, &job.limits)?;
+    let animation = animation(&frames, &header, job)?;
     let orientation = if o.auto_rotate { header.orientation } else { 1 };
     let oriented = if orientation >= 5 {
         (header.height, header.width)
@@ -203,6 +221,9 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         let pads_transparent = geo.extend.is_some() && o.background.is_none();
         need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
     }
+    if let Some(a) = &animation {
+        need += memory::animation(&header, geo.output, a.frames);
+    }
     Ok(Plan {
         header,
         orientation,
@@ -214,7 +235,38 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         need,
         colour,
         keep_profile,
+        animation,
     })
+}
+
+/// Whether an animated source stays animated, and in what; its frames'
+/// pixels, summed, count against the pixel limit (as imgproxy's do), so
+/// thousands of frames are refused before the first is decoded.
+fn animation(
+    frames: &preflight::Frames,
+    header: &decode::Header,
+    job: &Job,
+) -> Result<Option<Animation>, Error> {
+    let max = job.limits.max_animation_frames;
+    let Some(format) = job.negotiated.animated() else {
+        return Ok(None);
+    };
+    if frames.count < 2 || max < 2 {
+        return Ok(None);
+    }
+    let made = frames.count.min(max);
+    let pixels = header.width as u64 * header.height as u64 * made as u64;
+    if pixels > job.limits.max_src_pixels {
+        return Err(Error::OverLimit(format!(
+            "{made} frames of {}x{} are {pixels} pixels, over the limit of {}",
+            header.width, header.height, job.limits.max_src_pixels
+        )));
+    }
+    Ok(Some(Animation {
+        format,
+        frames: made,
+        loops: frames.loops,
+    }))
 }
 
 /// The estimated peak memory of transforming `bytes` for `job`, from the
@@ -244,6 +296,9 @@ fn transform(
         });
     }
     let mut steps = Steps::new(clock, &deadline);
+    if let Some(animation) = plan.animation {
+        return animate(bytes, job, &plan, animation, steps, &deadline);
+    }
     // A streamed output is decoded, resized and encoded in one step.
     let step = if plan.streamed { "stream" } else { "decode" };
     let img = steps.run(step, || decode_step(bytes, job, &plan, shrink, &deadline))?;
@@ -266,6 +321,107 @@ fn transform(
         height: img.height(),
         timings: steps.into_timings(),
     })
+}
+
+/// The animated path: every frame made, then the animation encoded.
+fn animate(
+    bytes: &[u8],
+    job: &Job,
+    plan: &Plan,
+    animation: Animation,
+    mut steps: Steps,
+    deadline: &Deadline,
+) -> Result<Output, Error> {
+    let frames = steps.run("frames", || {
+        make_frames(bytes, job, plan, &animation, deadline)
+    })?;
+    let (width, height) = frames
+        .first()
+        .map(|f| f.image.dimensions())
+        .ok_or_else(|| Error::Decode("the animation has no frames".into()))?;
+    let format = animation.format;
+    let body = steps.run("encode", || {
+        let body = match format {
+            Format::Gif => encode::animated::gif(frames, animation.loops)?,
+            _ => encode::animated::webp(&frames, animation.loops, quality(job))?,
+        };
+        Ok(match &plan.keep_profile {
+            Some(icc) => encode::with_icc(body, format, icc, (width, height)),
+            None => body,
+        })
+    })?;
+    Ok(Output {
+        body,
+        format,
+        width,
+        height,
+        timings: steps.into_timings(),
+    })
+}
+
+/// Decodes each frame onto the canvas and makes it, before the next: only
+/// the canvas and the finished frames are held. The crop (a smart one
+/// too) is found on the first frame and kept for all, so the picture does
+/// not jump.
+fn make_frames(
+    bytes: &[u8],
+    job: &Job,
+    plan: &Plan,
+    animation: &Animation,
+    deadline: &Deadline,
+) -> Result<Vec<encode::animated::Frame>, Error> {
+    let mut out = Vec::with_capacity(animation.frames as usize);
+    let mut resample: Option<Target> = None;
+    let mut smart: Option<(u32, u32)> = None;
+    let frames = decode::frames(bytes, plan.header.format, &job.limits)?;
+    for frame in frames.take(animation.frames as usize) {
+        deadline.check()?;
+        let frame = frame?;
+        let mut img = DynamicImage::ImageRgba8(frame.image);
+        decode::orient(&mut img, plan.orientation);
+        let t = match &resample {
+            Some(t) => t,
+            None => resample.insert(target(plan, (img.width(), img.height()), Some(&img))),
+        };
+        let mut img = resize::resample(img, t.region, t.size)?;
+        if let Some(to) = &plan.colour {
+            to.convert_image(&mut img);
+        }
+        if let Some((rw, rh)) = t.smart_cut {
+            let (x, y) = *smart.get_or_insert_with(|| smart_crop::find(&img, (rw, rh)));
+            img = resize::cut(img, x, y, rw, rh);
+        }
+        out.push(encode::animated::Frame {
+            image: frame_effects(img, job, plan).into_rgba8(),
+            delay_ms: frame.delay_ms,
+        });
+    }
+    Ok(out)
+}
+
+/// [`effects_step`] for one frame of an animation: both animated formats
+/// keep alpha, so it is flattened only onto a `background` asked for.
+fn frame_effects(mut img: DynamicImage, job: &Job, plan: &Plan) -> DynamicImage {
+    let o = &job.options;
+    let geo = &plan.geo;
+    if o.blur > 0.0 {
+        img = effects::blur(img, o.blur);
+    }
+    if o.sharpen > 0.0 {
+        img = effects::sharpen(img, o.sharpen);
+    }
+    if let Some((ew, eh, g)) = geo.extend {
+        let pos = geometry::position((ew, eh), (img.width(), img.height()), &g, geo.dpr);
+        let fill = match o.background {
+            Some([r, g, b]) => [r, g, b, 255],
+            None => [0, 0, 0, 0],
+        };
+        img = effects::extend(img, (ew, eh), pos, fill);
+    }
+    match o.background {
+        Some(bg) if img.color().has_alpha() => effects::flatten(img, bg),
+        _ => img,
+    }
 }
 
 /// What the decode step hands on: the decoded image (oriented), or, when

@@ -4,7 +4,9 @@
 //! nothing that grows with what the file claims.
 //! - JPEG: scans and the blocks they visit (`edgethumb_codecs::jpeg::cost`);
 //! - GIF: every frame inside the logical screen, whose size the pixel
-//!   limit and memory budget already checked;
+//!   limit and memory budget already checked; and, for GIF and WebP, how
+//!   many frames there are and how often they loop, so an animation's
+//!   cost is known before its first frame is decoded;
 //! - PNG: an `iCCP` profile inflates to at most [`MAX_ICC_BYTES`] (the png
 //!   crate inflates it eagerly; `zTXt`/`iTXt` it keeps compressed, and
 //!   `eXIf` is stored raw).
@@ -13,26 +15,50 @@ use super::sniff::SourceFormat;
 use crate::error::Error;
 use edgethumb_codecs::jpeg;
 
+/// How many times an animation plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loops {
+    Forever,
+    Plays(u32),
+}
+
+/// What the structure says about frames: 1 for a still.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frames {
+    pub count: u32,
+    pub loops: Loops,
+}
+
+const STILL: Frames = Frames {
+    count: 1,
+    loops: Loops::Plays(1),
+};
+
 /// Largest inflated PNG `iCCP` profile. Display profiles are a few KiB;
 /// the print profiles that reach 1 MiB belong to CMYK, which PNG is not.
 pub const MAX_ICC_BYTES: usize = 1 << 20;
 
-/// Refuses a source whose structure would cost more than its size allows.
-pub fn check(bytes: &[u8], format: SourceFormat) -> Result<(), Error> {
+/// Refuses a source whose structure would cost more than its size allows;
+/// counts its frames.
+pub fn check(bytes: &[u8], format: SourceFormat) -> Result<Frames, Error> {
     match format {
         SourceFormat::Jpeg => {
-            jpeg::cost::check(bytes, &jpeg::Limits::default()).map_err(Error::from)
+            jpeg::cost::check(bytes, &jpeg::Limits::default()).map_err(Error::from)?;
+            Ok(STILL)
         }
         SourceFormat::Gif => gif_frames(bytes),
-        SourceFormat::Png => png_chunks(bytes),
-        _ => Ok(()),
+        SourceFormat::Png => png_chunks(bytes).map(|()| STILL),
+        SourceFormat::Webp => Ok(webp_frames(bytes)),
+        SourceFormat::Bmp => Ok(STILL),
     }
 }
 
 /// Walks the GIF's blocks: every image descriptor must lie inside the
 /// logical screen. The decoder allocates a frame at its own size, so one
 /// frame of 8000×8000 in a 1×1 screen would pass the pixel limit unseen.
-fn gif_frames(bytes: &[u8]) -> Result<(), Error> {
+/// Counts the frames, and reads the loop count (the NETSCAPE2.0
+/// extension's repeats after the first play; 0 is forever, none is once).
+fn gif_frames(bytes: &[u8]) -> Result<Frames, Error> {
     let u16_at = |at: usize| {
         bytes
             .get(at..at + 2)
@@ -40,7 +66,11 @@ fn gif_frames(bytes: &[u8]) -> Result<(), Error> {
     };
     let (Some(screen_w), Some(screen_h), Some(&flags)) = (u16_at(6), u16_at(8), bytes.get(10))
     else {
-        return Ok(()); // Too short: the decoder says so.
+        return Ok(STILL); // Too short: the decoder says so.
+    };
+    let mut frames = Frames {
+        count: 0,
+        loops: Loops::Plays(1),
     };
     let table = |flags: u8| {
         if flags & 0x80 != 0 {
@@ -62,7 +92,20 @@ fn gif_frames(bytes: &[u8]) -> Result<(), Error> {
     };
     while let Some(&kind) = bytes.get(pos) {
         match kind {
-            0x21 => pos = skip_blocks(pos + 2),
+            0x21 => {
+                // Application extension: 11 bytes of name, then sub-blocks.
+                let netscape = bytes.get(pos + 1) == Some(&0xFF)
+                    && bytes.get(pos + 2) == Some(&11)
+                    && bytes.get(pos + 3..pos + 14) == Some(&b"NETSCAPE2.0"[..]);
+                if netscape && bytes.get(pos + 14) == Some(&3) && bytes.get(pos + 15) == Some(&1) {
+                    frames.loops = match u16_at(pos + 16) {
+                        Some(0) => Loops::Forever,
+                        Some(n) => Loops::Plays(n as u32 + 1),
+                        None => frames.loops,
+                    };
+                }
+                pos = skip_blocks(pos + 2)
+            }
             0x2C => {
                 let (Some(x), Some(y), Some(w), Some(h), Some(&f)) = (
                     u16_at(pos + 1),
@@ -78,13 +121,53 @@ fn gif_frames(bytes: &[u8]) -> Result<(), Error> {
                         "GIF frame {w}x{h} at {x},{y} lies outside its {screen_w}x{screen_h} screen"
                     )));
                 }
+                frames.count += 1;
                 // Local colour table, then the LZW code size, then data.
                 pos = skip_blocks(pos + 10 + table(f) + 1);
             }
             _ => break, // The trailer, or garbage the decoder reports.
         }
     }
-    Ok(())
+    frames.count = frames.count.max(1);
+    Ok(frames)
+}
+
+/// Walks a WebP's RIFF chunks: an animation (the VP8X flag) has one `ANMF`
+/// chunk a frame, and its loop count in `ANIM` (0 is forever).
+fn webp_frames(bytes: &[u8]) -> Frames {
+    const ANIMATION_FLAG: u8 = 0x02;
+    let animated = bytes.get(12..16) == Some(&b"VP8X"[..])
+        && bytes.get(20).is_some_and(|f| f & ANIMATION_FLAG != 0);
+    if !animated {
+        return STILL;
+    }
+    let mut frames = Frames {
+        count: 0,
+        loops: Loops::Forever,
+    };
+    let mut pos = 12usize;
+    while let Some(head) = bytes.get(pos..pos + 8) {
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        match &head[..4] {
+            b"ANMF" => frames.count += 1,
+            b"ANIM" => {
+                if let Some(n) = bytes.get(pos + 12..pos + 14) {
+                    frames.loops = match u16::from_le_bytes([n[0], n[1]]) {
+                        0 => Loops::Forever,
+                        n => Loops::Plays(n as u32),
+                    };
+                }
+            }
+            _ => {}
+        }
+        // Payloads are padded to an even length.
+        pos = pos
+            .saturating_add(8)
+            .saturating_add(len)
+            .saturating_add(len & 1);
+    }
+    frames.count = frames.count.max(1);
+    frames
 }
 
 /// Walks the PNG's chunks; each `iCCP` profile is inflated up to

@@ -1,6 +1,7 @@
 //! Output format negotiation. An explicit format wins; otherwise the first
 //! `EDGETHUMB_AUTO_FORMATS` entry the `Accept` header names explicitly;
-//! otherwise JPEG, or PNG for images with alpha.
+//! otherwise JPEG, or PNG for images with alpha. An animated source
+//! processed as one ([`Negotiated::animated`]) follows imgproxy's rules.
 
 use crate::request::options::Format;
 
@@ -31,6 +32,19 @@ impl Negotiated {
         }
     }
 
+    /// The format an animated source keeps its motion in, or `None` when
+    /// only its first frame is made, as imgproxy decides: a format set by
+    /// the URL is kept, and animates only if it can (WebP, GIF); WebP
+    /// chosen by `Accept` animates; otherwise a GIF source stays GIF, and
+    /// an animated WebP for a client that did not ask for WebP becomes GIF
+    /// (the first of imgproxy's preferred formats that animates).
+    pub fn animated(self) -> Option<Format> {
+        match self {
+            Negotiated::Explicit(f) | Negotiated::Accepted(f) => f.animates().then_some(f),
+            Negotiated::Fallback => Some(Format::Gif),
+        }
+    }
+
     /// A stable token for cache keys.
     pub fn key(self) -> String {
         match self {
@@ -49,7 +63,7 @@ pub fn negotiate(explicit: Option<Format>, accept: Option<&str>, auto: &[Format]
     for f in auto {
         match f {
             // Every client takes these: the list stops here.
-            Format::Jpeg | Format::Png => break,
+            Format::Jpeg | Format::Png | Format::Gif => break,
             Format::Webp if accepts(accept, f.mime()) => return Negotiated::Accepted(*f),
             Format::Webp => {}
         }
@@ -112,6 +126,16 @@ mod tests {
             negotiate(None, Some(CHROME), &[Jpeg, Webp]),
             Negotiated::Fallback
         );
+    }
+
+    #[test]
+    fn animated_sources_keep_motion_where_the_format_allows() {
+        assert_eq!(Negotiated::Explicit(Jpeg).animated(), None);
+        assert_eq!(Negotiated::Explicit(Png).animated(), None);
+        assert_eq!(Negotiated::Explicit(Gif).animated(), Some(Gif));
+        assert_eq!(Negotiated::Explicit(Webp).animated(), Some(Webp));
+        assert_eq!(Negotiated::Accepted(Webp).animated(), Some(Webp));
+        assert_eq!(Negotiated::Fallback.animated(), Some(Gif));
     }
 
     #[test]

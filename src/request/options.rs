@@ -10,15 +10,18 @@ pub enum Format {
     Jpeg,
     Png,
     Webp,
+    Gif,
 }
 
 impl Format {
-    /// Parses a format name or extension (`jpg`, `jpeg`, `png`, `webp`).
+    /// Parses a format name or extension (`jpg`, `jpeg`, `png`, `webp`,
+    /// `gif`).
     pub fn from_name(name: &str) -> Option<Format> {
         match name.to_ascii_lowercase().as_str() {
             "jpg" | "jpeg" => Some(Format::Jpeg),
             "png" => Some(Format::Png),
             "webp" => Some(Format::Webp),
+            "gif" => Some(Format::Gif),
             _ => None,
         }
     }
@@ -28,6 +31,7 @@ impl Format {
             Format::Jpeg => "image/jpeg",
             Format::Png => "image/png",
             Format::Webp => "image/webp",
+            Format::Gif => "image/gif",
         }
     }
 
@@ -36,11 +40,19 @@ impl Format {
             Format::Jpeg => "jpg",
             Format::Png => "png",
             Format::Webp => "webp",
+            Format::Gif => "gif",
         }
     }
 
+    /// GIF's alpha is one bit: partly transparent pixels become opaque or
+    /// clear.
     pub fn supports_alpha(self) -> bool {
         !matches!(self, Format::Jpeg)
+    }
+
+    /// Whether an animated source can stay animated in this format.
+    pub fn animates(self) -> bool {
+        matches!(self, Format::Webp | Format::Gif)
     }
 }
 

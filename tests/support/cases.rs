@@ -59,6 +59,9 @@ pub struct Expect {
     pub body_has: Option<&'static [u8]>,
     /// The response must arrive within this time.
     pub within: Option<Duration>,
+    /// An animation of [`fx::ANIMATION`]'s frames: their count, delays and
+    /// colours, looping forever.
+    pub animated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -219,6 +222,12 @@ impl Expect {
             ..self
         }
     }
+    fn animated(self) -> Self {
+        Expect {
+            animated: true,
+            ..self
+        }
+    }
 }
 
 const JPEG: &str = "image/jpeg";
@@ -228,6 +237,13 @@ const GIF: &str = "image/gif";
 
 fn photo() -> Route {
     Route::Body(fx::jpeg(400, 200), "image/jpeg")
+}
+
+fn centre_is_red(img: &DynamicImage) -> Result<(), String> {
+    let p = px(img, img.width() / 2, img.height() / 2);
+    is_red(p)
+        .then_some(())
+        .ok_or(format!("centre {p:?} is not red"))
 }
 
 fn is_red(p: [u8; 3]) -> bool {
@@ -438,6 +454,18 @@ pub fn cases() -> Vec<Case> {
         case("png_16_bit", body(fx::png16(400, 200), PNG), "rs:fit:100:0", ok(JPEG, (100, 50))),
         case("png_palette", body(fx::png_palette(400, 200), PNG), "rs:fit:100:0", ok(JPEG, (100, 50))),
         case("gif_first_frame", body(fx::gif(400, 200), GIF), "rs:fit:100:0", ok(JPEG, (100, 50))),
+        // Animations (the table runs with EDGETHUMB_MAX_ANIMATION_FRAMES=50):
+        // kept in WebP or GIF with every frame, delay and the loop count.
+        case("animated_gif_stays_gif", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0", ok(GIF, (100, 50)).animated().vary(true)),
+        case("animated_gif_to_webp_by_accept", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0", ok(WEBP, (100, 50)).animated().vary(true)).accept(CHROME_ACCEPT),
+        case("animated_gif_to_webp_explicit", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0/f:webp", ok(WEBP, (100, 50)).animated().vary(false)),
+        case("animated_webp_to_gif_without_webp_accept", body(fx::animated_webp(400, 200), WEBP), "rs:fit:100:0", ok(GIF, (100, 50)).animated()),
+        case("animated_webp_stays_webp_by_accept", body(fx::animated_webp(400, 200), WEBP), "rs:fit:100:0", ok(WEBP, (100, 50)).animated()).accept(CHROME_ACCEPT),
+        // A format that cannot animate, set by the URL, gets the first frame (imgproxy's rule).
+        case("animated_gif_as_jpeg_is_its_first_frame", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0/f:jpg", ok(JPEG, (100, 50)).pixels(centre_is_red)),
+        // Frames are counted before any is decoded: their pixels, summed, against the pixel limit; their memory against the budget.
+        case("animated_frames_count_against_the_pixel_limit", body(fx::gif_many_frames(1000, 1000, 5000), GIF), "rs:fit:100:0", err(413, "frames").within(ms(1000))),
+        case("animated_frames_count_against_the_memory_budget", body(fx::gif_many_frames(800, 800, 60), GIF), "rs:fit:800:0", err(413, "MiB").within(ms(1000))),
         case("webp_source", body(fx::webp(400, 200), WEBP), "rs:fit:100:0", ok(JPEG, (100, 50))),
         case("bmp_source", body(fx::bmp(400, 200), "image/bmp"), "rs:fit:100:0", ok(JPEG, (100, 50))),
         // Colour management: wide-gamut profiles (made by LittleCMS) are

@@ -169,6 +169,63 @@ pub fn gif(w: u32, h: u32) -> Vec<u8> {
     )
 }
 
+/// The frames of the animated fixtures: a solid colour each (the centre
+/// pixel tells them apart) with a black bar that moves, and a delay.
+pub const ANIMATION: [([u8; 3], u32); 3] = [
+    ([200, 30, 30], 100),
+    ([30, 180, 30], 250),
+    ([30, 30, 200], 70),
+];
+
+fn animation_frames(w: u32, h: u32) -> Vec<(RgbaImage, u32)> {
+    ANIMATION
+        .iter()
+        .enumerate()
+        .map(|(i, &([r, g, b], delay))| {
+            let bar = i as u32 * w / 8; // never over the centre
+            let img = RgbaImage::from_fn(w, h, |x, _| {
+                if x >= bar && x < bar + w / 10 {
+                    Rgba([0, 0, 0, 255])
+                } else {
+                    Rgba([r, g, b, 255])
+                }
+            });
+            (img, delay)
+        })
+        .collect()
+}
+
+/// An animated GIF of [`ANIMATION`]'s frames that loops forever, written
+/// by `image`'s encoder.
+pub fn animated_gif(w: u32, h: u32) -> Vec<u8> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let mut out = Vec::new();
+    {
+        let mut enc = GifEncoder::new_with_speed(&mut out, 10);
+        enc.set_repeat(Repeat::Infinite).unwrap();
+        for (img, delay) in animation_frames(w, h) {
+            let delay = image::Delay::from_numer_denom_ms(delay, 1);
+            enc.encode_frame(image::Frame::from_parts(img, 0, 0, delay))
+                .unwrap();
+        }
+    }
+    out
+}
+
+/// The same animation as a WebP. No encoder in the tree here writes
+/// animated WebP but ours (`image` and image-webp decode it only), so
+/// ours makes the fixture; its output is checked by image-webp's decoder
+/// in its own tests.
+pub fn animated_webp(w: u32, h: u32) -> Vec<u8> {
+    use edgethumb::pipeline::encode::animated::{webp, Frame};
+    use edgethumb::pipeline::preflight::Loops;
+    let frames: Vec<Frame> = animation_frames(w, h)
+        .into_iter()
+        .map(|(image, delay_ms)| Frame { image, delay_ms })
+        .collect();
+    webp(&frames, Loops::Forever, 90).unwrap()
+}
+
 pub fn webp(w: u32, h: u32) -> Vec<u8> {
     encode(
         DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(photo(w, h)).into_rgba8()),

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::fixtures as fx;
 use edgethumb::request::signature::KeyPair;
 use edgethumb::request::url_builder::{self, SourceEncoding};
 use futures_util::future::{join_all, LocalBoxFuture};
@@ -68,6 +69,7 @@ pub fn target_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
         ("EDGETHUMB_MAX_SRC_BYTES", "3000000".into()),
         ("EDGETHUMB_MAX_SRC_PIXELS", "40000000".into()),
         ("EDGETHUMB_MAX_TRANSFORM_BYTES", "48000000".into()),
+        ("EDGETHUMB_MAX_ANIMATION_FRAMES", "50".into()),
         ("EDGETHUMB_MAX_REDIRECTS", "3".into()),
         ("EDGETHUMB_NOT_FOUND_TTL", "300".into()),
         ("EDGETHUMB_UPSTREAM_ERROR_TTL", "5".into()),
@@ -152,6 +154,58 @@ pub fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
+}
+
+/// An animation of [`fx::ANIMATION`]'s frames, read by `image`'s decoders:
+/// every frame, its delay and its colour (the centre pixel), looping
+/// forever.
+fn check_animation(content_type: &str, body: &[u8]) -> Result<(), String> {
+    use image::metadata::LoopCount;
+    use image::AnimationDecoder;
+    let cursor = std::io::Cursor::new(body);
+    let fail = |e: image::ImageError| format!("animation does not decode: {e}");
+    let (loops, frames) = match content_type {
+        "image/gif" => {
+            let d = image::codecs::gif::GifDecoder::new(cursor).map_err(fail)?;
+            (
+                d.loop_count(),
+                d.into_frames().collect_frames().map_err(fail)?,
+            )
+        }
+        "image/webp" => {
+            let d = image::codecs::webp::WebPDecoder::new(cursor).map_err(fail)?;
+            (
+                d.loop_count(),
+                d.into_frames().collect_frames().map_err(fail)?,
+            )
+        }
+        other => return Err(format!("{other} is not an animation format")),
+    };
+    if !matches!(loops, LoopCount::Infinite) {
+        return Err("the animation does not loop forever".into());
+    }
+    if frames.len() != fx::ANIMATION.len() {
+        return Err(format!(
+            "{} frames (want {})",
+            frames.len(),
+            fx::ANIMATION.len()
+        ));
+    }
+    for (i, (f, (colour, delay))) in frames.iter().zip(fx::ANIMATION).enumerate() {
+        let (n, d) = f.delay().numer_denom_ms();
+        if n / d.max(1) != delay {
+            return Err(format!(
+                "frame {i}: delay {} ms (want {delay})",
+                n / d.max(1)
+            ));
+        }
+        let b = f.buffer();
+        let p = b.get_pixel(b.width() / 2, b.height() / 2).0;
+        if p.iter().zip(colour).any(|(a, b)| a.abs_diff(b) > 24) {
+            return Err(format!("frame {i}: centre {p:?} (want {colour:?})"));
+        }
+    }
+    Ok(())
 }
 
 fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
@@ -255,6 +309,9 @@ fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
         if let Some(f) = e.pixels {
             f(&img)?;
         }
+    }
+    if e.animated && c.method == "GET" {
+        check_animation(header(r, "content-type"), &r.body)?;
     }
     if c.method == "HEAD" && !r.body.is_empty() {
         return Err("HEAD response has a body".into());

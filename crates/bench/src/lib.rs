@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_refused_with_a_reason() {
-        let args: Vec<String> = ["edgethumb", "gif", "400", "80", "1", "a", "b"]
+        let args: Vec<String> = ["edgethumb", "tiff", "400", "80", "1", "a", "b"]
             .map(String::from)
             .to_vec();
         assert!(run_args(&args).unwrap_err().contains("unknown format"));

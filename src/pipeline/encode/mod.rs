@@ -8,8 +8,11 @@
 //!   large output is never held whole;
 //! - PNG: `image`'s encoder (pure Rust);
 //! - WebP: libwebp's lossy encoder, with lossless alpha (`edgethumb_codecs::
-//!   webp`: the one C library, built for wasm32 by `scripts/wasm-cc`).
+//!   webp`: the one C library, built for wasm32 by `scripts/wasm-cc`);
+//! - GIF: `image`'s encoder, one NeuQuant palette a frame;
+//! - animations, in WebP and GIF: [`animated`].
 
+pub mod animated;
 pub mod jpeg_rows;
 
 use edgethumb_codecs::jpeg_encode::{self, EncodeError, Mode};
@@ -58,6 +61,7 @@ pub fn memory(format: Format, size: (u32, u32)) -> Encode {
         Format::Jpeg => Encode::BaselineJpeg,
         Format::Png => Encode::Png,
         Format::Webp => Encode::Webp,
+        Format::Gif => Encode::Gif,
     }
 }
 
@@ -110,6 +114,7 @@ pub fn encode(
             }
             other => webp::encode_lossy(other.to_rgb8().as_raw(), w, h, 3, quality),
         }?),
+        Format::Gif => animated::gif_still(img),
     }
 }
 
@@ -123,6 +128,8 @@ pub fn with_icc(body: Vec<u8>, format: Format, icc: &[u8], size: (u32, u32)) -> 
         Format::Jpeg => jpeg_with_icc(body, icc),
         Format::Png => png_with_icc(body, icc),
         Format::Webp => webp_with_icc(body, icc, size),
+        // Browsers ignore GIF's rare ICC extension.
+        Format::Gif => body,
     }
 }
 

@@ -16,13 +16,20 @@ sharp.concurrency(1);
 sharp.cache(false);
 
 const input = readFileSync(source);
+// A GIF source is loaded with every frame (`edgethumb bench --animated`).
+const animated = input.subarray(0, 4).toString("latin1") === "GIF8";
 const once = () => {
   // Width 0 is full size; neither engine enlarges (edgethumb does not by default).
-  const resized = sharp(input).resize({ width: Number(width) || undefined, withoutEnlargement: true });
+  const resized = sharp(input, { animated, limitInputPixels: false }).resize({
+    width: Number(width) || undefined,
+    withoutEnlargement: true,
+  });
   const encoded =
     format === "webp"
       ? resized.webp({ quality: Number(quality) })
-      : resized.jpeg({ quality: Number(quality) });
+      : format === "gif"
+        ? resized.gif()
+        : resized.jpeg({ quality: Number(quality) });
   return encoded.toBuffer();
 };
 

@@ -45,11 +45,12 @@ pub struct Measurement {
 }
 
 /// Limits for measuring, not refusing: a 100 MP source must run so its
-/// memory can be reported.
+/// memory can be reported, and an animated one is made whole.
 fn bench_limits() -> Limits {
     Limits {
         max_src_pixels: 400_000_000,
         max_transform_bytes: u64::MAX,
+        max_animation_frames: 1000,
         ..Limits::default()
     }
 }
@@ -174,7 +175,7 @@ pub fn main(args: &[String]) -> i32 {
 fn run_args(args: &[String]) -> Result<String, String> {
     let [pipeline, format, width, quality, repeats, source, output] = args else {
         return Err(
-            "usage: PIPELINE(edgethumb|photon) FORMAT(jpeg|webp|png) WIDTH QUALITY REPEATS SOURCE OUTPUT"
+            "usage: PIPELINE(edgethumb|photon) FORMAT(jpeg|webp|png|gif) WIDTH QUALITY REPEATS SOURCE OUTPUT"
                 .into(),
         );
     };

@@ -75,6 +75,12 @@ pub struct BenchArgs {
     /// original: what converting to sRGB costs.
     #[arg(long)]
     pub wide_gamut: bool,
+    /// Measure animations instead of the corpus: animated GIFs that pan
+    /// across the corpus's first JPEG (480×270 × 40 frames and 800×450 ×
+    /// 100, 80 ms each), generated once beside it, made into animated
+    /// `--formats webp,gif`.
+    #[arg(long)]
+    pub animated: bool,
     /// Where outputs are written (default: a folder under the system
     /// temporary directory).
     #[arg(long)]
@@ -177,6 +183,31 @@ pub fn run(args: BenchArgs) -> ExitCode {
 
 fn bench(args: &BenchArgs) -> Result<String, String> {
     let mut sources = corpus(&args.corpus)?;
+    if args.animated {
+        let first = sources
+            .iter()
+            .find(|s| has_extension(&s.path, &["jpg", "jpeg"]))
+            .ok_or("--animated needs a JPEG in the corpus to pan across")?;
+        let from = first.path.clone();
+        sources = [(480, 270, 40), (800, 450, 100)]
+            .into_iter()
+            .map(|size| {
+                let path = panning_gif(&from, &args.corpus, size)?;
+                Ok(Source {
+                    path,
+                    note: format!(
+                        "generated animated GIF, {}×{} × {} frames (from {})",
+                        size.0,
+                        size.1,
+                        size.2,
+                        file_name(&from)
+                    ),
+                    in_medians: true,
+                    tagged_from: None,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+    }
     if args.large {
         let first = sources
             .iter()
@@ -228,10 +259,18 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
     }
     let formats: Vec<String> = args.formats.iter().map(|f| f.to_lowercase()).collect();
     for f in &formats {
-        if !matches!(f.as_str(), "jpeg" | "webp") {
-            return Err(format!(
-                "format {f:?}: the benchmark measures jpeg and webp"
-            ));
+        match (args.animated, f.as_str()) {
+            (false, "jpeg" | "webp") | (true, "webp" | "gif") => {}
+            (false, _) => {
+                return Err(format!(
+                    "format {f:?}: the benchmark measures jpeg and webp"
+                ))
+            }
+            (true, _) => {
+                return Err(format!(
+                    "format {f:?}: animations are measured in webp and gif"
+                ))
+            }
         }
     }
     let launcher = Launcher::new(args, &out_dir)?;
@@ -558,6 +597,45 @@ fn large_jpeg(from: &Path, corpus: &Path) -> Result<PathBuf, String> {
         .encode_image(&big)
         .map_err(|e| format!("encoding {}: {e}", tmp.display()))?;
     drop(writer);
+    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// An animated GIF of `frames` frames of `w`×`h` that pans across `from`
+/// (scaled to 1280 wide), 80 ms a frame; made once and kept beside the
+/// corpus.
+fn panning_gif(
+    from: &Path,
+    corpus: &Path,
+    (w, h, frames): (u32, u32, u32),
+) -> Result<PathBuf, String> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let path = corpus.join(format!("generated-pan-{w}x{h}x{frames}.gif"));
+    if path.exists() {
+        return Ok(path);
+    }
+    eprintln!("edgethumb bench: generating {}", path.display());
+    let img = image::open(from)
+        .map_err(|e| format!("{}: {e}", from.display()))?
+        .resize(1280, 1280, FilterType::Triangle)
+        .to_rgba8();
+    if img.width() <= w || img.height() < h {
+        return Err(format!("{} is too small to pan across", from.display()));
+    }
+    let tmp = path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let fail = |e: image::ImageError| format!("encoding {}: {e}", tmp.display());
+    {
+        let mut enc = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
+        enc.set_repeat(Repeat::Infinite).map_err(fail)?;
+        for i in 0..frames {
+            let x = i * (img.width() - w) / frames;
+            let frame = image::imageops::crop_imm(&img, x, 0, w, h).to_image();
+            let delay = image::Delay::from_numer_denom_ms(80, 1);
+            enc.encode_frame(image::Frame::from_parts(frame, 0, 0, delay))
+                .map_err(fail)?;
+        }
+    }
     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }

@@ -104,9 +104,12 @@ fn main() {
         let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
         let name = file.rsplit('/').next().unwrap_or(file);
         for opts in options.split(',') {
-            // JPEG out, as the Worker memory test asks for.
-            let job = edgethumb_bench::job(&format!("{opts}/f:jpg"), 80)
-                .unwrap_or_else(|e| panic!("{opts}: {e}"));
+            // JPEG out unless asked otherwise, as the Worker memory test.
+            let opts_f = match opts.contains("f:") {
+                true => opts.to_string(),
+                false => format!("{opts}/f:jpg"),
+            };
+            let job = edgethumb_bench::job(&opts_f, 80).unwrap_or_else(|e| panic!("{opts}: {e}"));
             let estimate =
                 pipeline::memory_estimate(&bytes, &job).unwrap_or_else(|e| panic!("{name}: {e}"));
             let base = LIVE.load(Relaxed);

@@ -371,3 +371,61 @@ async fn worker_memory_after_the_bomb_rows() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Animated GIFs made into animated WebP and GIF (the frame limit raised
+/// to 100), each in a fresh isolate: the estimate, which counts every
+/// finished frame, must bound the linear memory they take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_memory_for_animations() {
+    const FRAMES: u32 = 100;
+    let origin = Origin::start().await;
+    let client = support::over_http::client();
+    let mut env = env(&origin);
+    env.push(("EDGETHUMB_MAX_ANIMATION_FRAMES".into(), FRAMES.to_string()));
+    let server = WranglerServer::start(&env).await;
+    let floor = floor(&client, &server.base).await;
+    drop(server);
+    let mut failures = Vec::new();
+    for (w, h, frames) in [(480, 270, 40), (800, 450, 100)] {
+        let bytes = support::fixtures::panning_gif(w, h, frames);
+        let name = format!("pan-{w}x{h}x{frames}.gif");
+        let source = origin.route(
+            &format!("/anim/{name}"),
+            Route::Body(bytes.clone(), "image/gif"),
+        );
+        for ext in ["webp", "gif"] {
+            let mut job = job(OPTIONS, ext);
+            job.limits.max_animation_frames = FRAMES;
+            let estimate = pipeline::memory_estimate(&bytes, &job).unwrap();
+            let server = WranglerServer::start(&env).await;
+            let m = request(&client, &server.base, &source, ext, OPTIONS, 400).await;
+            drop(server);
+            let used = m.memory.saturating_sub(floor).max(1);
+            let ratio = estimate as f64 / used as f64;
+            println!(
+                "| {name} ({} KiB) | {ext} | {:.1} | {:.1} | {ratio:.2} | {} |",
+                bytes.len() >> 10,
+                estimate as f64 / MIB,
+                m.memory as f64 / MIB,
+                m.status
+            );
+            if m.status != 200 {
+                failures.push(format!("{name} to {ext}: status {}", m.status));
+            }
+            if m.memory >= ISOLATE_LIMIT {
+                failures.push(format!(
+                    "{name} to {ext}: {} bytes of wasm memory",
+                    m.memory
+                ));
+            }
+            if ratio < 1.0 {
+                failures.push(format!(
+                    "{name} to {ext}: estimate {:.1} MiB under the {:.1} MiB measured",
+                    estimate as f64 / MIB,
+                    used as f64 / MIB
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

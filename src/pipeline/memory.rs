@@ -73,12 +73,16 @@ pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32
 /// What an animation of `frames` frames adds to one still frame's
 /// estimate: the decoder's canvas, the one kept for disposal and the
 /// frame it composites (RGBA each), every finished frame (RGBA at the
-/// output size) and the encoded output, at up to 2 bytes a pixel a frame
-/// (lossy WebP stays near 1; GIF's LZW codes grow to 12 bits).
-pub fn animation(header: &Header, output: (u32, u32), frames: u32) -> u64 {
+/// output size) and the encoded output, budgeted at its worst: lossy WebP
+/// at 1 byte a pixel a frame, GIF at 2 (LZW's codes grow to 12 bits for
+/// 8-bit indices, and the buffer grows by doubling). Typical outputs are
+/// far smaller, so this overshoots (`tests/worker_memory.rs`: 1.3–1.5×
+/// the Worker's measured memory) and refuses sooner rather than later.
+pub fn animation(header: &Header, output: (u32, u32), frames: u32, gif: bool) -> u64 {
     let canvas = header.width as u64 * header.height as u64 * 4;
     let out = output.0 as u64 * output.1 as u64;
-    3 * canvas + frames as u64 * out * (4 + 2)
+    let encoded = if gif { 2 } else { 1 };
+    3 * canvas + frames as u64 * out * (4 + encoded)
 }
 
 /// Where the banded resampler's rows go.

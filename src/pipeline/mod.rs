@@ -222,7 +222,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
     }
     if let Some(a) = &animation {
-        need += memory::animation(&header, geo.output, a.frames);
+        need += memory::animation(&header, geo.output, a.frames, a.format == Format::Gif);
     }
     Ok(Plan {
         header,

@@ -212,6 +212,32 @@ pub fn animated_gif(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// An animated GIF of `frames` frames of `w`×`h` panning across a
+/// generated photo twice as wide, 80 ms a frame, looping: for measuring.
+/// Its colours are cut to a 6×7×6 cube first, so the encoder takes them
+/// as its palette instead of running NeuQuant on every frame.
+pub fn panning_gif(w: u32, h: u32, frames: u32) -> Vec<u8> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let wide = photo(2 * w, h);
+    let cube = |v: u8, n: u32| ((v as u32 * (n - 1) + 127) / 255 * 255 / (n - 1)) as u8;
+    let mut out = Vec::new();
+    {
+        let mut enc = GifEncoder::new_with_speed(&mut out, 30);
+        enc.set_repeat(Repeat::Infinite).unwrap();
+        for i in 0..frames {
+            let x0 = i * w / frames;
+            let frame = RgbaImage::from_fn(w, h, |x, y| {
+                let p = wide.get_pixel(x0 + x, y).0;
+                Rgba([cube(p[0], 6), cube(p[1], 7), cube(p[2], 6), 255])
+            });
+            let delay = image::Delay::from_numer_denom_ms(80, 1);
+            enc.encode_frame(image::Frame::from_parts(frame, 0, 0, delay))
+                .unwrap();
+        }
+    }
+    out
+}
+
 /// The same animation as a WebP. No encoder in the tree here writes
 /// animated WebP but ours (`image` and image-webp decode it only), so
 /// ours makes the fixture; its output is checked by image-webp's decoder

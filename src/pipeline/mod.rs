@@ -1056,4 +1056,49 @@ mod tests {
         let err = run(&source, &explicit, || 0.0).unwrap_err();
         assert!(matches!(err, Error::BadOption { .. }), "{err}");
     }
+
+    /// A smart crop of an animation is found on its first frame and kept
+    /// for every frame: a detailed patch on the right of frame 0 moves
+    /// to the left in frame 1, and frame 1's output is still cut from the
+    /// right, so it shows the plain background there.
+    #[test]
+    fn an_animation_keeps_its_first_frames_smart_crop() {
+        use image::codecs::gif::{GifEncoder, Repeat};
+        use image::AnimationDecoder;
+        let frame = |patch_x: u32| {
+            RgbaImage::from_fn(300, 100, |x, y| {
+                let on = x >= patch_x && x < patch_x + 80 && (x / 4 + y / 4) % 2 == 0;
+                if on {
+                    Rgba([255, 255, 0, 255])
+                } else {
+                    Rgba([40, 40, 40, 255])
+                }
+            })
+        };
+        let mut gif = Vec::new();
+        {
+            let mut enc = GifEncoder::new_with_speed(&mut gif, 30);
+            enc.set_repeat(Repeat::Infinite).unwrap();
+            for x in [210, 10] {
+                let delay = image::Delay::from_numer_denom_ms(100, 1);
+                enc.encode_frame(image::Frame::from_parts(frame(x), 0, 0, delay))
+                    .unwrap();
+            }
+        }
+        let mut job = job("rs:fill:100:100/g:sm/f:gif");
+        job.limits.max_animation_frames = 10;
+        let out = run(&gif, &job, || 0.0).unwrap();
+        assert_eq!((out.format, out.width, out.height), (Format::Gif, 100, 100));
+        let d = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&out.body)).unwrap();
+        let frames = d.into_frames().collect_frames().unwrap();
+        assert_eq!(frames.len(), 2);
+        let yellow = |f: &image::Frame| {
+            f.buffer()
+                .pixels()
+                .filter(|p| p[0] > 200 && p[1] > 200)
+                .count()
+        };
+        assert!(yellow(&frames[0]) > 1000, "frame 0 is cut around its patch");
+        assert_eq!(yellow(&frames[1]), 0, "frame 1 is cut where frame 0 was");
+    }
 }

@@ -460,6 +460,8 @@ pub fn cases() -> Vec<Case> {
         case("animated_gif_to_webp_by_accept", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0", ok(WEBP, (100, 50)).animated().vary(true)).accept(CHROME_ACCEPT),
         case("animated_gif_to_webp_explicit", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0/f:webp", ok(WEBP, (100, 50)).animated().vary(false)),
         case("animated_webp_to_gif_without_webp_accept", body(fx::animated_webp(400, 200), WEBP), "rs:fit:100:0", ok(GIF, (100, 50)).animated()),
+        case("animated_gif_filled", body(fx::animated_gif(400, 200), GIF), "rs:fill:60:60", ok(GIF, (60, 60)).animated()),
+        case("format_gif_still", photo(), "rs:fit:100:0/f:gif", ok(GIF, (100, 50)).pixels(red_top_left)),
         case("animated_webp_stays_webp_by_accept", body(fx::animated_webp(400, 200), WEBP), "rs:fit:100:0", ok(WEBP, (100, 50)).animated()).accept(CHROME_ACCEPT),
         // A format that cannot animate, set by the URL, gets the first frame (imgproxy's rule).
         case("animated_gif_as_jpeg_is_its_first_frame", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0/f:jpg", ok(JPEG, (100, 50)).pixels(centre_is_red)),

@@ -400,28 +400,42 @@ fn make_frames(
 }
 
 /// [`effects_step`] for one frame of an animation: both animated formats
-/// keep alpha, so it is flattened only onto a `background` asked for.
-fn frame_effects(mut img: DynamicImage, job: &Job, plan: &Plan) -> DynamicImage {
+/// keep alpha, so padding is clear and alpha is flattened only onto a
+/// `background` asked for.
+fn frame_effects(img: DynamicImage, job: &Job, plan: &Plan) -> DynamicImage {
     let o = &job.options;
-    let geo = &plan.geo;
+    let img = extend(blur_and_sharpen(img, o), plan, o, o.background.is_none());
+    match o.background {
+        Some(bg) if img.color().has_alpha() => effects::flatten(img, bg),
+        _ => img,
+    }
+}
+
+/// The blur and sharpen asked for.
+fn blur_and_sharpen(mut img: DynamicImage, o: &Options) -> DynamicImage {
     if o.blur > 0.0 {
         img = effects::blur(img, o.blur);
     }
     if o.sharpen > 0.0 {
         img = effects::sharpen(img, o.sharpen);
     }
-    if let Some((ew, eh, g)) = geo.extend {
-        let pos = geometry::position((ew, eh), (img.width(), img.height()), &g, geo.dpr);
-        let fill = match o.background {
-            Some([r, g, b]) => [r, g, b, 255],
-            None => [0, 0, 0, 0],
-        };
-        img = effects::extend(img, (ew, eh), pos, fill);
-    }
-    match o.background {
-        Some(bg) if img.color().has_alpha() => effects::flatten(img, bg),
-        _ => img,
-    }
+    img
+}
+
+/// Pads to the size `extend` asks for, with the background, else clear
+/// (`transparent`) or white.
+fn extend(img: DynamicImage, plan: &Plan, o: &Options, transparent: bool) -> DynamicImage {
+    let geo = &plan.geo;
+    let Some((ew, eh, g)) = geo.extend else {
+        return img;
+    };
+    let pos = geometry::position((ew, eh), (img.width(), img.height()), &g, geo.dpr);
+    let fill = match o.background {
+        Some([r, g, b]) => [r, g, b, 255],
+        None if transparent => [0, 0, 0, 0],
+        None => [255, 255, 255, 255],
+    };
+    effects::extend(img, (ew, eh), pos, fill)
 }
 
 /// What the decode step hands on: the decoded image (oriented), or, when
@@ -649,29 +663,13 @@ fn effects_step(
     plan: &Plan,
 ) -> Result<(DynamicImage, Format), Error> {
     let o = &job.options;
-    let geo = &plan.geo;
-    if o.blur > 0.0 {
-        img = effects::blur(img, o.blur);
-    }
-    if o.sharpen > 0.0 {
-        img = effects::sharpen(img, o.sharpen);
-    }
-    img = effects::drop_opaque_alpha(img);
-    if let Some((ew, eh, g)) = geo.extend {
-        let pos = geometry::position((ew, eh), (img.width(), img.height()), &g, geo.dpr);
-        // Transparent padding only where the output keeps alpha anyway.
-        let keeps_alpha = job
-            .negotiated
-            .resolve(img.color().has_alpha())
-            .supports_alpha();
-        let transparent = keeps_alpha && o.background.is_none();
-        let fill = match o.background {
-            Some([r, g, b]) => [r, g, b, 255],
-            None if transparent => [0, 0, 0, 0],
-            None => [255, 255, 255, 255],
-        };
-        img = effects::extend(img, (ew, eh), pos, fill);
-    }
+    img = effects::drop_opaque_alpha(blur_and_sharpen(img, o));
+    // Transparent padding only where the output keeps alpha anyway.
+    let keeps_alpha = job
+        .negotiated
+        .resolve(img.color().has_alpha())
+        .supports_alpha();
+    img = extend(img, plan, o, keeps_alpha && o.background.is_none());
     let has_alpha = img.color().has_alpha();
     let format = job.negotiated.resolve(has_alpha);
     if has_alpha && (!format.supports_alpha() || o.background.is_some()) {

@@ -392,6 +392,12 @@ fn stripes_unchanged(img: &DynamicImage) -> Result<(), String> {
     stripes_as_lcms(img, &fx::srgb_icc(), false)
 }
 
+/// A profile whose header declares 4 GiB (its first four bytes).
+fn claims_4_gib(mut icc: Vec<u8>) -> Vec<u8> {
+    icc[..4].copy_from_slice(&[0xFF; 4]);
+    icc
+}
+
 fn stripes_unchanged_lossy(img: &DynamicImage) -> Result<(), String> {
     stripes_as_lcms(img, &fx::srgb_icc(), true)
 }
@@ -594,6 +600,11 @@ fn bad_inputs() -> Vec<Case> {
         bad("bad_jpeg_scan_flood_under_the_scan_limit", body(fx::jpeg_scan_flood(6144, 6096, 90), JPEG), err(413, "blocks").within(ms(1000))),
         bad("bad_gif_frame_outside_its_screen", body(fx::gif_frame_outside_screen(8000, 8000), GIF), err(415, "outside")),
         bad("bad_png_iccp_zlib_bomb", body(fx::png_iccp_bomb(64 << 20), PNG), err(413, "colour profile")),
+        // A colour profile that does not parse is ignored: the picture is served as it is.
+        bad("bad_icc_garbage_profile_ignored", body(fx::jpeg_stripes(400, 200, Some(&[0x5Au8; 3000])), JPEG), ok(JPEG, (100, 50)).pixels(stripes_unchanged_lossy)),
+        bad("bad_icc_truncated_profile_ignored", body(fx::png_stripes(400, 200, &fx::display_p3_icc()[..300]), PNG), ok(JPEG, (100, 50)).pixels(stripes_unchanged_lossy)),
+        // A header that claims 4 GiB allocates nothing: the profile is read from the bytes there are, and converts.
+        bad("bad_icc_profile_claims_4_gib", body(fx::jpeg_stripes(400, 200, Some(&claims_4_gib(fx::display_p3_icc()))), JPEG), ok(JPEG, (100, 50)).pixels(display_p3_in_srgb_lossy)),
         // Bad upstreams.
         bad("bad_huge_content_length", Route::LyingLength { claimed: 1 << 50 }, err(413, "larger than")),
         bad("bad_slow_drip", Route::Drip { every: ms(100), bytes: 100 }, err(504, "timed out")),

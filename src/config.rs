@@ -177,6 +177,9 @@ impl Config {
         ) {
             l.max_animation_frames = parse_positive(&var, &v)?;
         }
+        if let Some(v) = get("EDGETHUMB_AVIF_MAX_PIXELS") {
+            l.avif_max_pixels = parse_positive("EDGETHUMB_AVIF_MAX_PIXELS", &v)?;
+        }
         if let Some(v) = get("EDGETHUMB_MAX_TRANSFORM_BYTES") {
             l.max_transform_bytes = parse_positive("EDGETHUMB_MAX_TRANSFORM_BYTES", &v)?;
         }
@@ -297,7 +300,7 @@ fn parse_auto_formats(v: &str) -> Result<Vec<Format>, ConfigError> {
             .ok_or_else(|| {
                 ConfigError::new(
                     "EDGETHUMB_AUTO_FORMATS",
-                    format!("`{name}` is not an automatic output format (jpeg, png, webp)"),
+                    format!("`{name}` is not an automatic output format (avif, webp, jpeg, png)"),
                 )
             })?;
         if !out.contains(&f) {
@@ -357,6 +360,24 @@ mod tests {
     }
 
     #[test]
+    fn avif_is_opt_in_and_bounded() {
+        let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
+        let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
+        let default = load(&[k, s]).unwrap();
+        assert!(!default.auto_formats.contains(&Format::Avif));
+        assert_eq!(default.limits.avif_max_pixels, 500_000);
+        let on = load(&[
+            ("EDGETHUMB_AUTO_FORMATS", "avif, webp,avif"),
+            ("EDGETHUMB_AVIF_MAX_PIXELS", "250000"),
+            k,
+            s,
+        ])
+        .unwrap();
+        assert_eq!(on.auto_formats, vec![Format::Avif, Format::Webp]);
+        assert_eq!(on.limits.avif_max_pixels, 250_000);
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
         let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
@@ -368,6 +389,7 @@ mod tests {
             ("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", "lots"),
             ("EDGETHUMB_UPSTREAM_TIMEOUT_MS", "soon"),
             ("EDGETHUMB_AUTO_FORMATS", "webp,heic"),
+            ("EDGETHUMB_AVIF_MAX_PIXELS", "0"),
             ("EDGETHUMB_ALLOWED_SOURCES", "https://example.com"),
             ("EDGETHUMB_ALLOW_PRIVATE_SOURCES", "maybe"),
             ("EDGETHUMB_PRESETS", "thumb"),

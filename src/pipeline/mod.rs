@@ -94,6 +94,9 @@ struct Plan {
     keep_profile: Option<Vec<u8>>,
     /// Made as an animation, not a still of the first frame.
     animation: Option<Animation>,
+    /// The job's format decision, without AVIF for an output over
+    /// `avif_max_pixels`.
+    negotiated: Negotiated,
 }
 
 /// An animated source kept animated.
@@ -138,7 +141,6 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     let format = sniff::sniff(bytes)?;
     let frames = preflight::check(bytes, format)?;
     let mut header = decode::probe(bytes, format, &job.limits)?;
-    let animation = animation(&frames, &header, job)?;
     let orientation = if o.auto_rotate { header.orientation } else { 1 };
     let oriented = if orientation >= 5 {
         (header.height, header.width)
@@ -146,6 +148,11 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         (header.width, header.height)
     };
     let geo = geometry::compute(oriented.0, oriented.1, o, job.limits.max_result_dimension)?;
+    let negotiated = match geo.output.0 as u64 * geo.output.1 as u64 {
+        px if px > job.limits.avif_max_pixels => job.negotiated.without_avif(),
+        _ => job.negotiated,
+    };
+    let animation = animation(&frames, &header, negotiated, &job.limits)?;
     let decoded = decode::decoded_size(&header, shrink.decode_scale(geo.scale));
     header.orientation = orientation;
     let smart_pre_crop = matches!(geo.pre_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
@@ -155,7 +162,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         && (header.format != sniff::SourceFormat::Jpeg || memory::jpeg_in_rows(bytes));
     let may_have_alpha = memory::may_have_alpha(bytes, header.format);
     let smart_cut = matches!(geo.result_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
-    let jpeg = |alpha: bool| job.negotiated.resolve(alpha) == Format::Jpeg;
+    let jpeg = |alpha: bool| negotiated.resolve(alpha) == Format::Jpeg;
     let streamed = banded
         && jpeg(false)
         && (jpeg(true) || !may_have_alpha)
@@ -190,7 +197,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
                 let encode = if streamed {
                     memory::Encode::StreamedJpeg
                 } else {
-                    encode::memory(job.negotiated.resolve(alpha), geo.output)
+                    encode::memory(negotiated.resolve(alpha), geo.output)
                 };
                 let after = memory::After {
                     output: geo.output,
@@ -206,7 +213,9 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     } else {
         memory::estimate(bytes, &header, decoded, geo.output)
     };
-    let keep_profile = match o.strip_color_profile {
+    // AVIF describes its colour with sRGB's code points, not a profile
+    // (ravif writes no ICC box): it is always converted.
+    let keep_profile = match o.strip_color_profile || negotiated.resolve(false) == Format::Avif {
         true => None,
         false => colour::ToSrgb::rgb_profile(bytes, header.format),
     };
@@ -217,7 +226,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     need += colour.as_ref().map_or(0, colour::ToSrgb::memory);
     // Held, then copied into the output.
     need += 2 * keep_profile.as_ref().map_or(0, |p| p.len() as u64);
-    if job.negotiated.resolve(true) == Format::Webp {
+    if negotiated.resolve(true) == Format::Webp {
         let pads_transparent = geo.extend.is_some() && o.background.is_none();
         need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
     }
@@ -236,6 +245,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         colour,
         keep_profile,
         animation,
+        negotiated,
     })
 }
 
@@ -245,10 +255,11 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
 fn animation(
     frames: &preflight::Frames,
     header: &decode::Header,
-    job: &Job,
+    negotiated: Negotiated,
+    limits: &Limits,
 ) -> Result<Option<Animation>, Error> {
-    let max = job.limits.max_animation_frames;
-    let Some(format) = job.negotiated.animated() else {
+    let max = limits.max_animation_frames;
+    let Some(format) = negotiated.animated() else {
         return Ok(None);
     };
     if frames.count < 2 || max < 2 {
@@ -256,10 +267,10 @@ fn animation(
     }
     let made = frames.count.min(max);
     let pixels = header.width as u64 * header.height as u64 * made as u64;
-    if pixels > job.limits.max_src_pixels {
+    if pixels > limits.max_src_pixels {
         return Err(Error::OverLimit(format!(
             "{made} frames of {}x{} are {pixels} pixels, over the limit of {}",
-            header.width, header.height, job.limits.max_src_pixels
+            header.width, header.height, limits.max_src_pixels
         )));
     }
     Ok(Some(Animation {
@@ -665,13 +676,13 @@ fn effects_step(
     let o = &job.options;
     img = effects::drop_opaque_alpha(blur_and_sharpen(img, o));
     // Transparent padding only where the output keeps alpha anyway.
-    let keeps_alpha = job
+    let keeps_alpha = plan
         .negotiated
         .resolve(img.color().has_alpha())
         .supports_alpha();
     img = extend(img, plan, o, keeps_alpha && o.background.is_none());
     let has_alpha = img.color().has_alpha();
-    let format = job.negotiated.resolve(has_alpha);
+    let format = plan.negotiated.resolve(has_alpha);
     if has_alpha && (!format.supports_alpha() || o.background.is_some()) {
         img = effects::flatten(img, o.background.unwrap_or(WHITE));
     }
@@ -690,7 +701,7 @@ fn encode_step(
     let reserve = plan.reserve as usize;
     let (body, format) = match encode::encode(img, format, quality, reserve) {
         Ok(b) => (b, format),
-        Err(_) if matches!(job.negotiated, Negotiated::Accepted(_)) => {
+        Err(_) if matches!(plan.negotiated, Negotiated::Accepted { .. }) => {
             let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
             (encode::encode(img, fallback, quality, reserve)?, fallback)
         }

@@ -11,17 +11,19 @@ pub enum Format {
     Png,
     Webp,
     Gif,
+    Avif,
 }
 
 impl Format {
     /// Parses a format name or extension (`jpg`, `jpeg`, `png`, `webp`,
-    /// `gif`).
+    /// `gif`, `avif`).
     pub fn from_name(name: &str) -> Option<Format> {
         match name.to_ascii_lowercase().as_str() {
             "jpg" | "jpeg" => Some(Format::Jpeg),
             "png" => Some(Format::Png),
             "webp" => Some(Format::Webp),
             "gif" => Some(Format::Gif),
+            "avif" => Some(Format::Avif),
             _ => None,
         }
     }
@@ -32,6 +34,7 @@ impl Format {
             Format::Png => "image/png",
             Format::Webp => "image/webp",
             Format::Gif => "image/gif",
+            Format::Avif => "image/avif",
         }
     }
 
@@ -41,6 +44,7 @@ impl Format {
             Format::Png => "png",
             Format::Webp => "webp",
             Format::Gif => "gif",
+            Format::Avif => "avif",
         }
     }
 
@@ -664,7 +668,7 @@ mod tests {
             ("g:fp:2:0", "gravity"),
             ("g:sm:1", "gravity"),
             ("ex:1:sm", "extend"),
-            ("f:avif", "format"),
+            ("f:heic", "format"),
             ("bg:zz0000", "background"),
             ("bl:-1", "blur"),
             ("sh:nan", "sharpen"),

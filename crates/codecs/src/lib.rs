@@ -8,6 +8,8 @@
 //! - [`png_shrink`]: a non-interlaced PNG box-shrunk row by row as it
 //!   decodes, so the full-size image is never resident;
 //! - [`webp`]: lossy WebP through libwebp (C, FFI);
+//! - [`avif_decode`] (feature `avif-decode`): AVIF read back by rav1d, for
+//!   the tests and the bench to check what we serve;
 //! - `wasm_libc`: `malloc`, `calloc`, `free` and `qsort` for libwebp on
 //!   wasm32-unknown-unknown (the Worker), which has no libc.
 //!
@@ -15,6 +17,8 @@
 //! undocumented_unsafe_blocks` is denied in Cargo.toml). See README.md for
 //! what each codec covers and its limits.
 
+#[cfg(feature = "avif-decode")]
+pub mod avif_decode;
 pub mod jpeg;
 pub mod jpeg_encode;
 pub mod png_shrink;

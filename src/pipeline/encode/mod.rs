@@ -10,9 +10,11 @@
 //! - WebP: libwebp's lossy encoder, with lossless alpha (`edgethumb_codecs::
 //!   webp`: the one C library, built for wasm32 by `scripts/wasm-cc`);
 //! - GIF: `image`'s encoder, one NeuQuant palette a frame;
+//! - AVIF: rav1e through ravif ([`avif`]);
 //! - animations, in WebP and GIF: [`animated`].
 
 pub mod animated;
+pub mod avif;
 pub mod jpeg_rows;
 
 use edgethumb_codecs::jpeg_encode::{self, EncodeError, Mode};
@@ -62,6 +64,7 @@ pub fn memory(format: Format, size: (u32, u32)) -> Encode {
         Format::Png => Encode::Png,
         Format::Webp => Encode::Webp,
         Format::Gif => Encode::Gif,
+        Format::Avif => Encode::Avif,
     }
 }
 
@@ -115,6 +118,7 @@ pub fn encode(
             other => webp::encode_lossy(other.to_rgb8().as_raw(), w, h, 3, quality),
         }?),
         Format::Gif => animated::gif_still(img),
+        Format::Avif => avif::encode(img, quality),
     }
 }
 
@@ -130,6 +134,9 @@ pub fn with_icc(body: Vec<u8>, format: Format, icc: &[u8], size: (u32, u32)) -> 
         Format::Webp => webp_with_icc(body, icc, size),
         // Browsers ignore GIF's rare ICC extension.
         Format::Gif => body,
+        // ravif writes sRGB's colour description (nclx) and no `colr`
+        // profile box; a kept profile is not carried.
+        Format::Avif => body,
     }
 }
 

@@ -95,6 +95,10 @@ fn job(options: &str, ext: &str) -> Job {
 }
 
 fn dimensions(bytes: &[u8]) -> (u32, u32) {
+    if bytes.get(4..12) == Some(&b"ftypavif"[..]) {
+        let img = harness::decode(bytes).unwrap();
+        return (img.width(), img.height());
+    }
     image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .unwrap()
@@ -151,7 +155,7 @@ async fn floor(client: &reqwest::Client, base: &str) -> u64 {
 fn env(origin: &Origin) -> Vec<(String, String)> {
     let mut env = target_env(origin, &closed_port_base());
     // The production limits, not the conformance table's small ones.
-    env.retain(|(k, _)| !k.starts_with("EDGETHUMB_MAX_"));
+    env.retain(|(k, _)| !k.starts_with("EDGETHUMB_MAX_") && k != "EDGETHUMB_AVIF_MAX_PIXELS");
     env.push(("EDGETHUMB_REPORT_WASM_MEMORY".into(), "true".into()));
     env
 }
@@ -372,6 +376,33 @@ async fn worker_memory_after_the_bomb_rows() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Prints a table row for one fresh-isolate request (`row` holds its first
+/// cells), and notes a failure unless it was served, stayed under the
+/// isolate's limit, and the estimate bounded what it added to the floor.
+fn bounded(row: &str, estimate: u64, m: &Measured, floor: u64, failures: &mut Vec<String>) {
+    let used = m.memory.saturating_sub(floor).max(1);
+    let ratio = estimate as f64 / used as f64;
+    println!(
+        "| {row} | {:.1} | {:.1} | {ratio:.2} | {} |",
+        estimate as f64 / MIB,
+        m.memory as f64 / MIB,
+        m.status
+    );
+    if m.status != 200 {
+        failures.push(format!("{row}: status {}", m.status));
+    }
+    if m.memory >= ISOLATE_LIMIT {
+        failures.push(format!("{row}: {} bytes of wasm memory", m.memory));
+    }
+    if ratio < 1.0 {
+        failures.push(format!(
+            "{row}: estimate {:.1} MiB under the {:.1} MiB measured",
+            estimate as f64 / MIB,
+            used as f64 / MIB
+        ));
+    }
+}
+
 /// Animated GIFs made into animated WebP and GIF (the frame limit raised
 /// to 100), each in a fresh isolate: the estimate, which counts every
 /// finished frame, must bound the linear memory they take.
@@ -400,31 +431,54 @@ async fn worker_memory_for_animations() {
             let server = WranglerServer::start(&env).await;
             let m = request(&client, &server.base, &source, ext, OPTIONS, 400).await;
             drop(server);
-            let used = m.memory.saturating_sub(floor).max(1);
-            let ratio = estimate as f64 / used as f64;
-            println!(
-                "| {name} ({} KiB) | {ext} | {:.1} | {:.1} | {ratio:.2} | {} |",
-                bytes.len() >> 10,
-                estimate as f64 / MIB,
-                m.memory as f64 / MIB,
-                m.status
+            let row = format!("{name} ({} KiB) | {ext}", bytes.len() >> 10);
+            bounded(&row, estimate, &m, floor, &mut failures);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// AVIF outputs (rav1e) of the corpus, each in a fresh isolate, at 400 px
+/// and near the widest 16:10 output under the default AVIF pixel limit: the
+/// estimate, which counts rav1e's frames, must bound what they take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_memory_for_avif() {
+    let Some((dir, files)) = corpus() else {
+        println!("SKIPPED: ../shared/corpus/fetch.sh not found");
+        return;
+    };
+    let origin = Origin::start().await;
+    let client = support::over_http::client();
+    let server = WranglerServer::start(&env(&origin)).await;
+    let floor = floor(&client, &server.base).await;
+    drop(server);
+    let mut failures = Vec::new();
+    println!("| image | options | estimate (MiB) | linear memory (MiB) | estimate ÷ (memory − floor) | status |");
+    println!("| --- | --- | ---: | ---: | ---: | --- |");
+    for (file, _) in files
+        .iter()
+        .filter(|(f, _)| f.contains("2560x1600"))
+        // Two photos: each row is a fresh isolate (about 20 s to start).
+        .take(2)
+    {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let source = origin.route(
+            &format!("/avif/{file}"),
+            Route::Body(bytes.clone(), "image/jpeg"),
+        );
+        // 880x550 (0.48 MP) is just under the default AVIF limit.
+        for (options, width) in [("rs:fit:400:0", 400), ("rs:fit:880:0", 880)] {
+            let estimate = pipeline::memory_estimate(&bytes, &job(options, "avif")).unwrap();
+            let server = WranglerServer::start(&env(&origin)).await;
+            let m = request(&client, &server.base, &source, "avif", options, width).await;
+            drop(server);
+            bounded(
+                &format!("{file} | {options}"),
+                estimate,
+                &m,
+                floor,
+                &mut failures,
             );
-            if m.status != 200 {
-                failures.push(format!("{name} to {ext}: status {}", m.status));
-            }
-            if m.memory >= ISOLATE_LIMIT {
-                failures.push(format!(
-                    "{name} to {ext}: {} bytes of wasm memory",
-                    m.memory
-                ));
-            }
-            if ratio < 1.0 {
-                failures.push(format!(
-                    "{name} to {ext}: estimate {:.1} MiB under the {:.1} MiB measured",
-                    estimate as f64 / MIB,
-                    used as f64 / MIB
-                ));
-            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

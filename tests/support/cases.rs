@@ -11,6 +11,8 @@ use super::fixtures as fx;
 use super::origin::Route;
 
 pub const CHROME_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+/// A browser that takes WebP but not AVIF (Chrome before 85, Safari 14–15).
+pub const WEBP_ACCEPT: &str = "image/webp,image/apng,image/*,*/*;q=0.8";
 
 /// How the request URL is signed.
 #[derive(Clone, Debug)]
@@ -234,6 +236,7 @@ const JPEG: &str = "image/jpeg";
 const PNG: &str = "image/png";
 const WEBP: &str = "image/webp";
 const GIF: &str = "image/gif";
+const AVIF: &str = "image/avif";
 
 fn photo() -> Route {
     Route::Body(fx::jpeg(400, 200), "image/jpeg")
@@ -244,6 +247,20 @@ fn centre_is_red(img: &DynamicImage) -> Result<(), String> {
     is_red(p)
         .then_some(())
         .ok_or(format!("centre {p:?} is not red"))
+}
+
+/// `fx::png_alpha`'s clear border and opaque blue centre.
+fn alpha_kept(img: &DynamicImage) -> Result<(), String> {
+    let rgba = img.to_rgba8();
+    let (corner, centre) = (
+        rgba.get_pixel(1, 1).0,
+        rgba.get_pixel(img.width() / 2, img.height() / 2).0,
+    );
+    check(
+        corner[3] <= 8 && centre[3] >= 247 && centre[2] > 180,
+        &format!("corner {corner:?} should be clear, centre {centre:?} opaque blue"),
+        img,
+    )
 }
 
 fn is_red(p: [u8; 3]) -> bool {
@@ -497,10 +514,23 @@ pub fn cases() -> Vec<Case> {
         // Output formats and negotiation.
         case("format_option_png", photo(), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).vary(false)),
         case("format_webp", photo(), "rs:fit:100:0/f:webp", ok(WEBP, (100, 50))),
-        case("accept_negotiates_webp", photo(), "rs:fit:100:0", ok(WEBP, (100, 50)).vary(true)).accept(CHROME_ACCEPT),
+        case("accept_negotiates_webp", photo(), "rs:fit:100:0", ok(WEBP, (100, 50)).vary(true)).accept(WEBP_ACCEPT),
+        // AVIF (the table runs with EDGETHUMB_AUTO_FORMATS=avif,webp,jpeg
+        // and EDGETHUMB_AVIF_MAX_PIXELS=250000).
+        case("format_avif", photo(), "rs:fit:100:0/f:avif", ok(AVIF, (100, 50)).vary(false).pixels(red_top_left)),
+        case("accept_negotiates_avif", photo(), "rs:fit:100:0", ok(AVIF, (100, 50)).vary(true).pixels(red_top_left)).accept(CHROME_ACCEPT),
+        case("alpha_with_avif_accept", body(fx::png_alpha(400, 200), PNG), "rs:fit:100:0", ok(AVIF, (100, 50)).pixels(alpha_kept)).accept(CHROME_ACCEPT),
+        case("avif_over_its_pixel_limit_becomes_webp", body(fx::jpeg(1200, 600), JPEG), "rs:fit:800:0", ok(WEBP, (800, 400)).vary(true)).accept(CHROME_ACCEPT),
+        case("explicit_avif_over_its_pixel_limit_becomes_webp", body(fx::jpeg(1200, 600), JPEG), "rs:fit:800:0/f:avif", ok(WEBP, (800, 400)).vary(false)),
+        case("avif_over_its_pixel_limit_without_webp_accept_falls_back", body(fx::jpeg(1200, 600), JPEG), "rs:fit:800:0", ok(JPEG, (800, 400)).vary(true)).accept("image/avif,image/*;q=0.8"),
+        case("animated_gif_as_avif_is_its_first_frame", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0/f:avif", ok(AVIF, (100, 50)).pixels(centre_is_red)),
+        case("animated_gif_with_only_avif_accept_stays_gif", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0", ok(GIF, (100, 50)).animated().vary(true)).accept("image/avif,image/*;q=0.8"),
+        case("icc_display_p3_png_to_srgb_avif", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:avif", ok(AVIF, (100, 50)).pixels(display_p3_in_srgb_lossy)),
+        // AVIF carries no profile, so scp:0 still converts.
+        case("icc_converted_for_avif_even_with_scp_0", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:avif/scp:0", ok(AVIF, (100, 50)).pixels(display_p3_in_srgb_lossy)),
         case("accept_without_webp_gets_jpeg", photo(), "rs:fit:100:0", ok(JPEG, (100, 50))).accept("image/png,image/*;q=0.8"),
         case("explicit_format_beats_accept", photo(), "rs:fit:100:0/f:jpg", ok(JPEG, (100, 50)).vary(false)).accept(CHROME_ACCEPT),
-        case("alpha_with_webp_accept", body(fx::png_alpha(400, 200), PNG), "rs:fit:100:0", ok(WEBP, (100, 50))).accept(CHROME_ACCEPT),
+        case("alpha_with_webp_accept", body(fx::png_alpha(400, 200), PNG), "rs:fit:100:0", ok(WEBP, (100, 50)).pixels(alpha_kept)).accept(WEBP_ACCEPT),
         case("extension_sets_format_plain", photo(), "rs:fit:100:0", ok(PNG, (100, 50))).ext("png"),
         case("base64_source_with_extension", photo(), "rs:fit:100:0", ok(WEBP, (100, 50))).ext("webp").base64(),
         // Caching, coalescing and revalidation.

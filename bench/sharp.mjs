@@ -24,12 +24,15 @@ const once = () => {
     width: Number(width) || undefined,
     withoutEnlargement: true,
   });
+  // AVIF: libaom through libheif, at sharp's default effort (4).
   const encoded =
     format === "webp"
       ? resized.webp({ quality: Number(quality) })
       : format === "gif"
         ? resized.gif()
-        : resized.jpeg({ quality: Number(quality) });
+        : format === "avif"
+          ? resized.avif({ quality: Number(quality) })
+          : resized.jpeg({ quality: Number(quality) });
   return encoded.toBuffer();
 };
 

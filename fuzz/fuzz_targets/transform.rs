@@ -11,7 +11,7 @@ use edgethumb::request::options::{build, Format, Presets, RawOption};
 use edgethumb::Error;
 use libfuzzer_sys::fuzz_target;
 
-const OPTIONS: [&str; 13] = [
+const OPTIONS: [&str; 14] = [
     "rs:fit:64:64",
     "rs:fill:48:48/g:sm",
     "rs:fill:40:20/g:nowe",
@@ -25,6 +25,8 @@ const OPTIONS: [&str; 13] = [
     "rs:fill:64:64/g:fp:0.2:0.8/ar:0",
     "rs:fit:64:64/f:jpg/q:10",
     "rs:fit:48:0/f:gif",
+    // Small: rav1e's time grows with the output.
+    "rs:fit:24:24/ex:1/f:avif",
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -42,13 +42,16 @@ pub struct BenchArgs {
     pub width: u32,
     #[arg(long, default_value_t = 80)]
     pub quality: u8,
+    /// Quality for AVIF (default: `--quality`); sharp gets the same number.
+    #[arg(long)]
+    pub avif_quality: Option<u8>,
     /// Timed runs per measurement, after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub repeats: u32,
     /// Timed runs of the (slow) photon-rs pipeline.
     #[arg(long, default_value_t = 3)]
     pub photon_repeats: u32,
-    /// Output formats to measure.
+    /// Output formats to measure (jpeg, webp, avif).
     #[arg(long, value_delimiter = ',', default_value = "jpeg,webp")]
     pub formats: Vec<String>,
     /// Engines to run (default: all).
@@ -260,10 +263,10 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
     let formats: Vec<String> = args.formats.iter().map(|f| f.to_lowercase()).collect();
     for f in &formats {
         match (args.animated, f.as_str()) {
-            (false, "jpeg" | "webp") | (true, "webp" | "gif") => {}
+            (false, "jpeg" | "webp" | "avif") | (true, "webp" | "gif") => {}
             (false, _) => {
                 return Err(format!(
-                    "format {f:?}: the benchmark measures jpeg and webp"
+                    "format {f:?}: the benchmark measures jpeg, webp and avif"
                 ))
             }
             (true, _) => {
@@ -330,6 +333,7 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
 struct Launcher {
     width: u32,
     quality: u8,
+    avif_quality: u8,
     repeats: u32,
     photon_repeats: u32,
     out_dir: PathBuf,
@@ -350,6 +354,7 @@ impl Launcher {
         Ok(Launcher {
             width: args.width,
             quality: args.quality,
+            avif_quality: args.avif_quality.unwrap_or(args.quality),
             repeats: args.repeats,
             photon_repeats: args.photon_repeats,
             out_dir: out_dir.to_path_buf(),
@@ -389,7 +394,11 @@ impl Launcher {
         let job: Vec<String> = vec![
             format.to_string(),
             self.width.to_string(),
-            self.quality.to_string(),
+            match format {
+                "avif" => self.avif_quality,
+                _ => self.quality,
+            }
+            .to_string(),
             repeats.to_string(),
             source.display().to_string(),
             output.display().to_string(),
@@ -495,9 +504,15 @@ fn ssim_against_reference(
     body: &[u8],
     references: &mut HashMap<(u32, u32), GrayImage>,
 ) -> Result<f64, String> {
-    let out = image::load_from_memory(body)
-        .map_err(|e| format!("output does not decode: {e}"))?
-        .to_luma8();
+    let out = if body.get(4..12) == Some(&b"ftypavif"[..]) {
+        let rgba = edgethumb_codecs::avif_decode::decode(body)
+            .map_err(|e| format!("AVIF output does not decode: {e}"))?;
+        image::DynamicImage::ImageRgba8(rgba).to_luma8()
+    } else {
+        image::load_from_memory(body)
+            .map_err(|e| format!("output does not decode: {e}"))?
+            .to_luma8()
+    };
     let dims = out.dimensions();
     let reference = match references.entry(dims) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -686,10 +701,11 @@ fn report(
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let _ = writeln!(
         md,
-        "Thumbnails {} px wide, quality {}; median of {} timed runs after a warm-up \
+        "Thumbnails {} px wide, quality {} (AVIF {}); median of {} timed runs after a warm-up \
          ({} for photon-rs), each measurement in its own process. {cpu}, {cores} cores; {}.\n",
         args.width,
         args.quality,
+        args.avif_quality.unwrap_or(args.quality),
         args.repeats,
         args.photon_repeats,
         launcher.versions()

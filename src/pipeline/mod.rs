@@ -211,7 +211,13 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
             .max()
             .unwrap_or(0)
     } else {
-        memory::estimate(bytes, &header, decoded, geo.output)
+        // The whole-image estimate budgets 8 bytes an output pixel for the
+        // effects and an encoder; rav1e holds more, on top.
+        let avif = match negotiated.resolve(true) {
+            Format::Avif => memory::avif(geo.output.0 as u64 * geo.output.1 as u64),
+            _ => 0,
+        };
+        memory::estimate(bytes, &header, decoded, geo.output) + avif
     };
     // AVIF describes its colour with sRGB's code points, not a profile
     // (ravif writes no ICC box): it is always converted.
@@ -1033,6 +1039,22 @@ mod tests {
             let off = got.iter().zip(want[0]).map(|(a, b)| a.abs_diff(b)).max();
             assert!(off <= Some(6), "{step}: {got:?}, LittleCMS {:?}", want[0]);
         }
+    }
+
+    /// AVIF's encoder memory counts on the whole-image path too (a GIF
+    /// source), not only on the banded one.
+    #[test]
+    fn avif_memory_counts_on_every_path() {
+        let gif = {
+            let mut out = std::io::Cursor::new(Vec::new());
+            DynamicImage::ImageRgb8(scene(640, 480))
+                .write_to(&mut out, image::ImageFormat::Gif)
+                .unwrap();
+            out.into_inner()
+        };
+        let png_need = memory_estimate(&gif, &job("rs:fit:400:0/f:png")).unwrap();
+        let avif_need = memory_estimate(&gif, &job("rs:fit:400:0/f:avif")).unwrap();
+        assert_eq!(avif_need - png_need, memory::avif(400 * 300));
     }
 
     /// An encode a format refuses (here WebP past libwebp's 16383 px, which

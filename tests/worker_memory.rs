@@ -95,7 +95,7 @@ fn job(options: &str, ext: &str) -> Job {
 }
 
 fn dimensions(bytes: &[u8]) -> (u32, u32) {
-    if bytes.get(4..12) == Some(&b"ftypavif"[..]) {
+    if edgethumb_codecs::avif_decode::is_avif(bytes) {
         let img = harness::decode(bytes).unwrap();
         return (img.width(), img.height());
     }

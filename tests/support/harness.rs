@@ -324,7 +324,7 @@ fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
 
 /// A served body as pixels: AVIF through rav1d, the rest through `image`.
 pub fn decode(body: &[u8]) -> Result<image::DynamicImage, String> {
-    if body.get(4..12) == Some(&b"ftypavif"[..]) {
+    if edgethumb_codecs::avif_decode::is_avif(body) {
         return edgethumb_codecs::avif_decode::decode(body)
             .map(image::DynamicImage::ImageRgba8)
             .map_err(|err| format!("AVIF body does not decode: {err}"));

@@ -504,7 +504,7 @@ fn ssim_against_reference(
     body: &[u8],
     references: &mut HashMap<(u32, u32), GrayImage>,
 ) -> Result<f64, String> {
-    let out = if body.get(4..12) == Some(&b"ftypavif"[..]) {
+    let out = if edgethumb_codecs::avif_decode::is_avif(body) {
         let rgba = edgethumb_codecs::avif_decode::decode(body)
             .map_err(|e| format!("AVIF output does not decode: {e}"))?;
         image::DynamicImage::ImageRgba8(rgba).to_luma8()

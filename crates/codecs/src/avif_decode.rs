@@ -31,6 +31,11 @@ struct Planes {
     bt709: bool,
 }
 
+/// Whether `bytes` start as an AVIF file (an `ftyp` box of brand `avif`).
+pub fn is_avif(bytes: &[u8]) -> bool {
+    bytes.get(4..12) == Some(&b"ftypavif"[..])
+}
+
 /// Decodes an AVIF file to RGBA: its colour image, and its alpha image
 /// when it has one (else opaque). 8-bit only.
 pub fn decode(avif: &[u8]) -> Result<image::RgbaImage, DecodeError> {

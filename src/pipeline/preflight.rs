@@ -236,6 +236,30 @@ mod tests {
     }
 
     #[test]
+    fn a_sequential_frame_coding_a_component_twice_is_refused() {
+        // The fuzzer's CMYK file: one interleaved scan, then 60 empty
+        // scans of one component, which jpeg-decoder decoded whole each time.
+        let fuzzed = include_bytes!("../../tests/bad/decode-cmyk-sequential-scan-repeated.jpg");
+        let mut flood = scan_flood(4096, 4096, 2);
+        flood[3] = 0xC0;
+        for bytes in [&fuzzed[..], &flood] {
+            let e = check(bytes, SourceFormat::Jpeg).unwrap_err();
+            assert_eq!(e.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert!(e.to_string().contains("more than one scan"), "{e}");
+        }
+        // One scan per component, not interleaved, is the norm's other way.
+        let mut planar = vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8, 0, 64, 0, 64, 3];
+        for id in 1..=3u8 {
+            planar.extend_from_slice(&[id, 0x11, 0]);
+        }
+        for id in 1..=3u8 {
+            planar.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, id, 0, 0, 63, 0]);
+        }
+        planar.extend_from_slice(&[0xFF, 0xD9]);
+        check(&planar, SourceFormat::Jpeg).unwrap();
+    }
+
+    #[test]
     fn real_scan_scripts_pass() {
         // libjpeg's and mozjpeg's progressive scripts, with restarts, grey.
         for f in [

@@ -42,6 +42,9 @@ pub struct Config {
     pub presets: Presets,
     /// Quality used when the URL gives none (imgproxy `QUALITY`).
     pub default_quality: u8,
+    /// Quality by output format, between the URL's and the default
+    /// (imgproxy `FORMAT_QUALITY`).
+    pub format_quality: Vec<(Format, u8)>,
     /// Serve SVG sources as they are (with `script-src 'none'`) instead
     /// of refusing them with 415.
     pub svg_passthrough: bool,
@@ -90,6 +93,7 @@ impl Config {
             auto_formats: vec![Format::Webp, Format::Jpeg],
             presets: Presets::default(),
             default_quality: 80,
+            format_quality: Vec::new(),
             svg_passthrough: false,
             upstream_failure_status: None,
             fallback: None,
@@ -215,6 +219,9 @@ impl Config {
             }
             cfg.default_quality = q;
         }
+        if let Some((var, v)) = get_alias("EDGETHUMB_FORMAT_QUALITY", "IMGPROXY_FORMAT_QUALITY") {
+            cfg.format_quality = parse_format_quality(&var, &v)?;
+        }
         if let Some(v) = get("EDGETHUMB_PRESETS") {
             cfg.presets = Presets::parse(&v)
                 .map_err(|reason| ConfigError::new("EDGETHUMB_PRESETS", reason))?;
@@ -310,6 +317,28 @@ fn parse_auto_formats(v: &str) -> Result<Vec<Format>, ConfigError> {
     Ok(out)
 }
 
+/// `jpeg=70,webp=79`: each 1 to 100.
+fn parse_format_quality(var: &str, v: &str) -> Result<Vec<(Format, u8)>, ConfigError> {
+    let mut out: Vec<(Format, u8)> = Vec::new();
+    for pair in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = |why: String| ConfigError::new(var, why);
+        let (name, q) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(format!("`{pair}` is not format=quality")))?;
+        let format = Format::from_name(name.trim())
+            .ok_or_else(|| bad(format!("`{name}` is not an output format")))?;
+        let q: u8 = q
+            .trim()
+            .parse()
+            .ok()
+            .filter(|q| (1..=100).contains(q))
+            .ok_or_else(|| bad(format!("`{q}` for {name} is not 1 to 100")))?;
+        out.retain(|(f, _)| *f != format);
+        out.push((format, q));
+    }
+    Ok(out)
+}
+
 fn parse_bool(
     get: &impl Fn(&str) -> Option<String>,
     var: &str,
@@ -378,6 +407,24 @@ mod tests {
     }
 
     #[test]
+    fn format_quality_by_either_name() {
+        let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
+        let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
+        let cfg = load(&[
+            ("EDGETHUMB_FORMAT_QUALITY", "jpeg=70, webp=79,jpg=60"),
+            k,
+            s,
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.format_quality,
+            vec![(Format::Webp, 79), (Format::Jpeg, 60)]
+        );
+        let cfg = load(&[("IMGPROXY_FORMAT_QUALITY", "avif=63"), k, s]).unwrap();
+        assert_eq!(cfg.format_quality, vec![(Format::Avif, 63)]);
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
         let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
@@ -393,6 +440,9 @@ mod tests {
             ("EDGETHUMB_ALLOWED_SOURCES", "https://example.com"),
             ("EDGETHUMB_ALLOW_PRIVATE_SOURCES", "maybe"),
             ("EDGETHUMB_PRESETS", "thumb"),
+            ("EDGETHUMB_FORMAT_QUALITY", "jpeg=0"),
+            ("EDGETHUMB_FORMAT_QUALITY", "webp:79"),
+            ("IMGPROXY_FORMAT_QUALITY", "heic=50"),
         ] {
             let err = load(&[(var, val), k, s]).unwrap_err();
             assert_eq!(err.var, var, "{var}={val}: {err}");

@@ -91,6 +91,7 @@ fn job(options: &str, ext: &str) -> Job {
         negotiated,
         limits: Limits::default(),
         default_quality: 80,
+        format_quality: Vec::new(),
     }
 }
 

@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
             ..Limits::default()
         },
         default_quality: 80,
+        format_quality: Vec::new(),
     };
     match run(image, &job, || 0.0) {
         Ok(out) => {

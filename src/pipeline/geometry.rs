@@ -1,7 +1,9 @@
 //! Output geometry: imgproxy's size arithmetic (`processing/prepare.go`,
 //! `calc_position.go`) for the five resize types, `enlarge`, `extend`,
-//! `dpr`, `crop` and gravity. Pure integer/float work on dimensions, so it
-//! is computed before any pixel is decoded and drives shrink-on-load.
+//! `extend_aspect_ratio`, `min-width`/`min-height`, `zoom`, `dpr`,
+//! `padding`, `crop` and gravity, and the orientation `rotate` and `flip`
+//! make with EXIF's. Pure integer/float work on dimensions, so it is
+//! computed before any pixel is decoded and drives shrink-on-load.
 
 use crate::error::Error;
 use crate::request::options::{Gravity, GravityType, Options, ResizingType};
@@ -15,8 +17,9 @@ pub struct Geometry {
     pub scaled: (u32, u32),
     /// Crop applied after scaling: size (each ≤ `scaled`) and gravity.
     pub result_crop: Option<(u32, u32, Gravity)>,
-    /// Canvas to extend to, with the gravity placing the image on it.
-    pub extend: Option<(u32, u32, Gravity)>,
+    /// The canvas the image is placed on (`extend`, `extend_aspect_ratio`,
+    /// `padding`).
+    pub extend: Option<Extend>,
     /// The final width and height.
     pub output: (u32, u32),
     /// Scale factor from source pixels to output pixels (largest axis); the
@@ -24,6 +27,63 @@ pub struct Geometry {
     pub scale: f64,
     /// The effective device pixel ratio, which scales gravity offsets.
     pub dpr: f64,
+}
+
+/// A canvas around the result: `size`, with the image placed on it by
+/// `gravity`, then `padding` (top, right, bottom, left) around that.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extend {
+    pub size: (u32, u32),
+    pub gravity: Gravity,
+    pub padding: [u32; 4],
+}
+
+impl Extend {
+    /// The whole canvas, padding included.
+    pub fn outer(&self) -> (u32, u32) {
+        let [top, right, bottom, left] = self.padding;
+        (self.size.0 + left + right, self.size.1 + top + bottom)
+    }
+
+    /// Where an image of `inner` size goes on the canvas.
+    pub fn position(&self, inner: (u32, u32), dpr: f64) -> (u32, u32) {
+        let (x, y) = position(self.size, inner, &self.gravity, dpr);
+        (x + self.padding[3], y + self.padding[0])
+    }
+}
+
+/// The EXIF orientation (1-8) that shows the source as EXIF's `exif`, then
+/// `rotate` (clockwise) and `flip` ask, as imgproxy applies them: one
+/// transform, so orienting, cropping and resampling stay one pass.
+pub fn orientation(exif: u8, o: &Options) -> u8 {
+    // EXIF as (clockwise quarter turns, then a horizontal mirror).
+    const TABLE: [(u32, bool); 8] = [
+        (0, false),
+        (0, true),
+        (2, false),
+        (2, true),
+        (1, true),
+        (1, false),
+        (3, true),
+        (3, false),
+    ];
+    let (mut turns, mut mirror) = TABLE[(exif.clamp(1, 8) - 1) as usize];
+    // A turn after a mirror is the opposite turn before it.
+    let q = o.rotate / 90;
+    turns = (if mirror { turns + 4 - q } else { turns + q }) % 4;
+    if o.flip.0 {
+        mirror = !mirror;
+    }
+    // A vertical flip is a half turn and a horizontal one.
+    if o.flip.1 {
+        turns = (turns + 2) % 4;
+        mirror = !mirror;
+    }
+    let index = TABLE
+        .iter()
+        .position(|&t| t == (turns % 4, mirror))
+        .unwrap_or(0);
+    index as u8 + 1
 }
 
 fn round(a: f64) -> i64 {
@@ -36,6 +96,13 @@ fn scale_dim(a: i64, scale: f64) -> i64 {
     } else {
         round(a as f64 * scale)
     }
+}
+
+/// Scales a padding, rounding halves to even (imgproxy's `ScaleToEven`).
+fn scale_dim_even(a: i64, scale: f64) -> u32 {
+    (a as f64 * scale)
+        .round_ties_even()
+        .clamp(0.0, u32::MAX as f64) as u32
 }
 
 fn min_non_zero(a: i64, b: i64) -> i64 {
@@ -106,6 +173,8 @@ pub fn compute(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geom
             hshrink = wshrink;
         }
     }
+    wshrink /= o.zoom.0;
+    hshrink /= o.zoom.1;
 
     let mut dpr_scale = o.dpr;
     if !o.enlarge {
@@ -119,6 +188,22 @@ pub fn compute(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geom
         }
         dpr_scale = dpr_scale.min(wshrink.min(hshrink));
     }
+    // A minimum side undoes enough of the shrink on its axis, and as much
+    // on the other.
+    if o.min_width > 0 {
+        let min_shrink = src_wf / o.min_width as f64;
+        if min_shrink < wshrink {
+            hshrink /= wshrink / min_shrink;
+            wshrink = min_shrink;
+        }
+    }
+    if o.min_height > 0 {
+        let min_shrink = src_hf / o.min_height as f64;
+        if min_shrink < hshrink {
+            wshrink /= hshrink / min_shrink;
+            hshrink = min_shrink;
+        }
+    }
     wshrink /= dpr_scale;
     hshrink /= dpr_scale;
     wshrink = wshrink.min(src_wf);
@@ -126,8 +211,8 @@ pub fn compute(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geom
     let (wscale, hscale) = (1.0 / wshrink, 1.0 / hshrink);
 
     // calcSizes
-    let target_w = scale_dim(o.width as i64, dpr_scale);
-    let target_h = scale_dim(o.height as i64, dpr_scale);
+    let target_w = scale_dim(o.width as i64, dpr_scale * o.zoom.0);
+    let target_h = scale_dim(o.height as i64, dpr_scale * o.zoom.1);
     let scaled_w = scale_dim(w_to_scale, wscale).max(1);
     let scaled_h = scale_dim(h_to_scale, hscale).max(1);
 
@@ -152,22 +237,54 @@ pub fn compute(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geom
         o.gravity,
     ));
 
-    let mut out = (crop_w, crop_h);
-    let extend = if o.extend && (target_w > crop_w || target_h > crop_h) {
-        let ew = if target_w <= 0 {
-            crop_w
+    let size = if o.extend && (target_w > crop_w || target_h > crop_h) {
+        let side = |target: i64, crop: i64| if target <= 0 { crop } else { target.max(crop) };
+        Some((
+            side(target_w, crop_w),
+            side(target_h, crop_h),
+            o.extend_gravity,
+        ))
+    } else if o.extend_aspect_ratio && target_w > 0 && target_h > 0 {
+        // The side that falls short of the asked aspect ratio grows.
+        let (diff_w, diff_h) = (
+            target_w as f64 / crop_w as f64,
+            target_h as f64 / crop_h as f64,
+        );
+        let (ew, eh) = if diff_h > diff_w {
+            (crop_w, scale_dim(crop_w, target_h as f64 / target_w as f64))
+        } else if diff_w > diff_h {
+            (scale_dim(crop_h, target_w as f64 / target_h as f64), crop_h)
         } else {
-            target_w.max(crop_w)
+            (crop_w, crop_h)
         };
-        let eh = if target_h <= 0 {
-            crop_h
-        } else {
-            target_h.max(crop_h)
-        };
-        out = (ew, eh);
-        Some((ew as u32, eh as u32, o.extend_gravity))
+        (ew > crop_w || eh > crop_h).then_some((ew, eh, o.extend_aspect_ratio_gravity))
     } else {
         None
+    };
+    let even = |a: u32| scale_dim_even(a as i64, dpr_scale);
+    let padding = o.padding.map(even);
+    let extend = match size {
+        Some((w, h, gravity)) => Some(Extend {
+            size: (w as u32, h as u32),
+            gravity,
+            padding,
+        }),
+        None if padding != [0; 4] => Some(Extend {
+            size: (crop_w as u32, crop_h as u32),
+            gravity: Gravity::default(),
+            padding,
+        }),
+        None => None,
+    };
+    let out = match &extend {
+        Some(e) => {
+            let [top, right, bottom, left] = e.padding.map(|p| p as i64);
+            (
+                e.size.0 as i64 + left + right,
+                e.size.1 as i64 + top + bottom,
+            )
+        }
+        None => (crop_w, crop_h),
     };
 
     // The scaled image before the result crop is only allocated for smart
@@ -310,7 +427,7 @@ mod tests {
     fn extend_and_dpr() {
         let g = geo((1000, 500), "rs:fit:300:300:0:1");
         assert_eq!(g.output, (300, 300));
-        assert_eq!(g.extend.map(|e| (e.0, e.1)), Some((300, 300)));
+        assert_eq!(g.extend.map(|e| e.size), Some((300, 300)));
         assert_eq!(out((1000, 500), "rs:fit:2000:2000:0:1"), (2000, 2000));
         assert_eq!(out((1000, 500), "rs:fit:300:300/dpr:2"), (600, 300));
         // dpr cannot enlarge past the source without enlarge.
@@ -330,7 +447,12 @@ mod tests {
 
     #[test]
     fn results_over_the_limit_are_refused() {
-        for opts in ["rs:force:60000:60000:1", "rs:fill:8192:1:1/g:sm"] {
+        for opts in [
+            "rs:force:60000:60000:1",
+            "rs:fill:8192:1:1/g:sm",
+            "pd:5000",
+            "rs:fit:10:10:1/z:10000",
+        ] {
             let raw: Vec<RawOption> = opts
                 .split('/')
                 .map(|s| RawOption::split(s).unwrap())
@@ -338,6 +460,93 @@ mod tests {
             let o = build(&raw, None, &Presets::default()).unwrap();
             assert!(compute(1, 2, &o, 8192).is_err(), "{opts}");
         }
+    }
+
+    /// Every EXIF orientation, `rotate` and `flip`: the one combined
+    /// orientation shows the same pixels as imgproxy's steps (EXIF's
+    /// rotation and mirror, then `rotate` clockwise, then the flips).
+    #[test]
+    fn rotate_and_flip_compose_with_exif_orientation() {
+        use image::{imageops, metadata::Orientation, RgbImage};
+        let src = RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        for exif in 1..=8u8 {
+            for rotate in [0, 90, 180, 270] {
+                for flip in [(false, false), (true, false), (false, true), (true, true)] {
+                    let mut steps = image::DynamicImage::ImageRgb8(src.clone());
+                    steps.apply_orientation(Orientation::from_exif(exif).unwrap());
+                    let mut steps = steps.to_rgb8();
+                    for _ in 0..rotate / 90 {
+                        steps = imageops::rotate90(&steps);
+                    }
+                    if flip.0 {
+                        steps = imageops::flip_horizontal(&steps);
+                    }
+                    if flip.1 {
+                        steps = imageops::flip_vertical(&steps);
+                    }
+                    let o = Options {
+                        rotate,
+                        flip,
+                        ..Options::default()
+                    };
+                    let combined = orientation(exif, &o);
+                    let mut once = image::DynamicImage::ImageRgb8(src.clone());
+                    once.apply_orientation(Orientation::from_exif(combined).unwrap());
+                    assert_eq!(
+                        once.to_rgb8(),
+                        steps,
+                        "EXIF {exif}, rotate {rotate}, flip {flip:?}: {combined}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn min_sizes_zoom_extend_aspect_ratio_and_padding() {
+        // imgproxy crops to the other side's target (its docs warn of it).
+        assert_eq!(out((400, 200), "h:50/mw:150"), (150, 50));
+        assert_eq!(out((400, 200), "w:100/mh:100"), (100, 100));
+        // A minimum already met does nothing.
+        assert_eq!(out((400, 200), "w:100/mw:50"), (100, 50));
+        assert_eq!(out((400, 200), "rs:fit:100:100/z:0.5"), (50, 25));
+        assert_eq!(out((400, 200), "rs:fit:100:100/z:2"), (200, 100));
+        assert_eq!(out((400, 200), "rs:fit:100:100/z:0.5:0.25"), (50, 13));
+        // Zoom leaves offsets alone; dpr scales them.
+        assert_eq!(geo((400, 200), "rs:fit:100:100/z:2").dpr, 1.0);
+        let g = geo((400, 200), "rs:fit:100:100/exar:1:so");
+        assert_eq!(g.output, (100, 100));
+        let e = g.extend.unwrap();
+        assert_eq!((e.size, e.gravity.kind), ((100, 100), GravityType::South));
+        assert_eq!(e.position((100, 50), 1.0), (0, 50));
+        assert_eq!(out((400, 200), "rs:fit:50:100/exar:1"), (50, 100));
+        assert_eq!(geo((400, 200), "rs:fit:200:100/exar:1").extend, None);
+        // exar needs both sides; extend wins when it applies.
+        assert_eq!(geo((400, 200), "rs:fit:100:0/exar:1").extend, None);
+        assert_eq!(out((400, 200), "rs:fit:300:300:0:1/exar:1"), (300, 300));
+        // Padding: CSS order, scaled by dpr (halves to even), after extend.
+        let g = geo((400, 200), "rs:fit:100:0/pd:1:2:3");
+        assert_eq!(g.output, (104, 54));
+        let e = g.extend.unwrap();
+        assert_eq!((e.padding, e.outer()), ([1, 2, 3, 2], (104, 54)));
+        assert_eq!(e.position((100, 50), 1.0), (2, 1));
+        assert_eq!(
+            geo((400, 200), "rs:fit:100:0/pd:5/dpr:1.5")
+                .extend
+                .unwrap()
+                .padding,
+            [8; 4]
+        );
+        assert_eq!(
+            geo((400, 200), "rs:fit:100:0/pd:3/dpr:1.5")
+                .extend
+                .unwrap()
+                .padding,
+            [4; 4]
+        );
+        let g = geo((400, 200), "rs:fit:100:100:0:1:nowe/pd:10");
+        assert_eq!(g.output, (120, 120));
+        assert_eq!(g.extend.unwrap().position((100, 50), 1.0), (10, 10));
     }
 
     #[test]

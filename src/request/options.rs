@@ -128,14 +128,32 @@ pub struct Options {
     pub enlarge: bool,
     pub extend: bool,
     pub extend_gravity: Gravity,
+    /// Extend to the asked aspect ratio (`extend_aspect_ratio`).
+    pub extend_aspect_ratio: bool,
+    pub extend_aspect_ratio_gravity: Gravity,
+    /// The result is never narrower or lower than these (0 = no minimum).
+    pub min_width: u32,
+    pub min_height: u32,
+    /// Multiplies the result size, unlike `dpr` leaving offsets alone.
+    pub zoom: (f64, f64),
+    /// Added around the result, in CSS order: top, right, bottom, left.
+    pub padding: [u32; 4],
+    /// Clockwise, after EXIF orientation: 0, 90, 180 or 270.
+    pub rotate: u32,
+    /// Horizontal, vertical; after `rotate`.
+    pub flip: (bool, bool),
     pub gravity: Gravity,
     /// 0 = no crop; below 1 = relative to the source; else pixels.
     pub crop_width: f64,
     pub crop_height: f64,
     /// `None`: use `gravity`.
     pub crop_gravity: Option<Gravity>,
-    /// 0 = the configured default.
+    /// 0 = `format_quality`'s for the output format, else the configured
+    /// default.
     pub quality: u8,
+    /// Quality by output format (`format_quality`), over the configured
+    /// `EDGETHUMB_FORMAT_QUALITY`.
+    pub format_quality: Vec<(Format, u8)>,
     pub format: Option<Format>,
     pub background: Option<[u8; 3]>,
     pub blur: f32,
@@ -148,6 +166,8 @@ pub struct Options {
     pub expires: Option<i64>,
     pub cachebuster: Option<String>,
     pub filename: Option<String>,
+    /// `Content-Disposition: attachment` instead of `inline`.
+    pub return_attachment: bool,
 }
 
 impl Default for Options {
@@ -160,11 +180,20 @@ impl Default for Options {
             enlarge: false,
             extend: false,
             extend_gravity: Gravity::default(),
+            extend_aspect_ratio: false,
+            extend_aspect_ratio_gravity: Gravity::default(),
+            min_width: 0,
+            min_height: 0,
+            zoom: (1.0, 1.0),
+            padding: [0; 4],
+            rotate: 0,
+            flip: (false, false),
             gravity: Gravity::default(),
             crop_width: 0.0,
             crop_height: 0.0,
             crop_gravity: None,
             quality: 0,
+            format_quality: Vec::new(),
             format: None,
             background: None,
             blur: 0.0,
@@ -175,6 +204,7 @@ impl Default for Options {
             expires: None,
             cachebuster: None,
             filename: None,
+            return_attachment: false,
         }
     }
 }
@@ -334,17 +364,77 @@ fn apply(
         }
         "dpr" => {
             max_args("dpr", &a, 1)?;
-            let d = parse_float("dpr", a[0])?;
-            if d <= 0.0 {
-                return Err(Error::bad_option("dpr", "must be above 0"));
-            }
-            o.dpr = d;
+            o.dpr = parse_positive("dpr", a[0])?;
         }
         "enlarge" | "el" => {
             max_args("enlarge", &a, 1)?;
             o.enlarge = parse_bool("enlarge", a[0])?;
         }
         "extend" | "ex" => apply_extend(o, &a)?,
+        "extend_aspect_ratio" | "extend_ar" | "exar" => {
+            max_args("extend_aspect_ratio", &a, 4)?;
+            o.extend_aspect_ratio = parse_bool("extend_aspect_ratio", a[0])?;
+            if a.len() > 1 && !a[1].is_empty() {
+                o.extend_aspect_ratio_gravity =
+                    parse_gravity("extend_aspect_ratio", &a[1..], false)?;
+            }
+        }
+        "min-width" | "mw" => {
+            max_args("min-width", &a, 1)?;
+            o.min_width = parse_dimension("min-width", a[0])?;
+        }
+        "min-height" | "mh" => {
+            max_args("min-height", &a, 1)?;
+            o.min_height = parse_dimension("min-height", a[0])?;
+        }
+        "zoom" | "z" => {
+            max_args("zoom", &a, 2)?;
+            let x = parse_positive("zoom", a[0])?;
+            let y = match a.get(1) {
+                Some(y) => parse_positive("zoom", y)?,
+                None => x,
+            };
+            o.zoom = (x, y);
+        }
+        "padding" | "pd" => o.padding = parse_padding(&a, o.padding)?,
+        "rotate" | "rot" => {
+            max_args("rotate", &a, 1)?;
+            let angle: i64 = a[0].parse().map_err(|_| {
+                Error::bad_option("rotate", format!("`{}` is not a whole number", a[0]))
+            })?;
+            if angle % 90 != 0 {
+                return Err(Error::bad_option(
+                    "rotate",
+                    format!("`{angle}` is not a multiple of 90"),
+                ));
+            }
+            o.rotate = angle.rem_euclid(360) as u32;
+        }
+        "flip" | "fl" => {
+            max_args("flip", &a, 2)?;
+            if !a[0].is_empty() {
+                o.flip.0 = parse_bool("flip", a[0])?;
+            }
+            if let Some(v) = a.get(1).filter(|s| !s.is_empty()) {
+                o.flip.1 = parse_bool("flip", v)?;
+            }
+        }
+        // Accepted and checked, with nothing to do: metadata is always
+        // stripped, copyright too, and no source format here has an
+        // embedded thumbnail (HEIC, AVIF) to enforce. Not stored, so they
+        // do not split the cache.
+        "keep_copyright" | "kcr" => {
+            max_args("keep_copyright", &a, 1)?;
+            parse_bool("keep_copyright", a[0])?;
+        }
+        "enforce_thumbnail" | "eth" => {
+            max_args("enforce_thumbnail", &a, 1)?;
+            parse_bool("enforce_thumbnail", a[0])?;
+        }
+        "return_attachment" | "att" => {
+            max_args("return_attachment", &a, 1)?;
+            o.return_attachment = parse_bool("return_attachment", a[0])?;
+        }
         "gravity" | "g" => o.gravity = parse_gravity("gravity", &a, true)?,
         "crop" | "c" => {
             max_args("crop", &a, 5)?;
@@ -361,13 +451,24 @@ fn apply(
         }
         "quality" | "q" => {
             max_args("quality", &a, 1)?;
-            let q: u8 = a[0]
-                .parse()
-                .map_err(|_| Error::bad_option("quality", format!("`{}` is not 0-100", a[0])))?;
-            if q > 100 {
-                return Err(Error::bad_option("quality", format!("`{q}` is not 0-100")));
+            o.quality = parse_quality("quality", a[0])?;
+        }
+        "format_quality" | "fq" => {
+            if !a.len().is_multiple_of(2) {
+                return Err(Error::bad_option(
+                    "format_quality",
+                    "takes format:quality pairs",
+                ));
             }
-            o.quality = q;
+            for pair in a.chunks_exact(2) {
+                let format = parse_format("format_quality", pair[0])?;
+                let q = parse_quality("format_quality", pair[1])?;
+                o.format_quality.retain(|(f, _)| *f != format);
+                // 0 clears it, as imgproxy reads 0 as unset.
+                if q > 0 {
+                    o.format_quality.push((format, q));
+                }
+            }
         }
         "format" | "f" | "ext" => {
             max_args("format", &a, 1)?;
@@ -488,6 +589,46 @@ fn parse_float(name: &str, s: &str) -> Result<f64, Error> {
     }
 }
 
+/// 0-100; 0 means unset.
+fn parse_quality(name: &str, s: &str) -> Result<u8, Error> {
+    match s.parse::<u8>() {
+        Ok(q) if q <= 100 => Ok(q),
+        _ => Err(Error::bad_option(name, format!("`{s}` is not 0-100"))),
+    }
+}
+
+/// The quality `pairs` give `format`, if any.
+pub fn quality_for(pairs: &[(Format, u8)], format: Format) -> Option<u8> {
+    pairs.iter().find(|(f, _)| *f == format).map(|&(_, q)| q)
+}
+
+/// A number above 0.
+fn parse_positive(name: &str, s: &str) -> Result<f64, Error> {
+    let f = parse_float(name, s)?;
+    if f <= 0.0 {
+        return Err(Error::bad_option(name, format!("`{s}` is not above 0")));
+    }
+    Ok(f)
+}
+
+/// `padding:top:right:bottom:left`, CSS-style: a side left out takes its
+/// opposite (right and bottom from top, left from right); an empty top
+/// keeps the one set before.
+fn parse_padding(a: &[&str], before: [u32; 4]) -> Result<[u32; 4], Error> {
+    max_args("padding", a, 4)?;
+    let side = |i: usize| -> Result<Option<u32>, Error> {
+        a.get(i)
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_dimension("padding", s))
+            .transpose()
+    };
+    let top = side(0)?.unwrap_or(before[0]);
+    let right = side(1)?.unwrap_or(top);
+    let bottom = side(2)?.unwrap_or(top);
+    let left = side(3)?.unwrap_or(right);
+    Ok([top, right, bottom, left])
+}
+
 fn parse_sigma(name: &str, s: &str) -> Result<f32, Error> {
     let f = parse_float(name, s)?;
     if !(0.0..=100.0).contains(&f) {
@@ -510,7 +651,7 @@ fn parse_format(name: &str, s: &str) -> Result<Format, Error> {
     Format::from_name(s).ok_or_else(|| {
         Error::bad_option(
             name,
-            format!("`{s}` is not a supported output format (jpg, png, webp)"),
+            format!("`{s}` is not a supported output format (jpg, png, webp, gif, avif)"),
         )
     })
 }
@@ -654,6 +795,41 @@ mod tests {
     }
 
     #[test]
+    fn geometry_and_orientation_options() {
+        let o = t("mw:10/mh:20/z:1.5/exar:1:so:2:3/rot:-90/fl:1/att:t").unwrap();
+        assert_eq!((o.min_width, o.min_height, o.zoom), (10, 20, (1.5, 1.5)));
+        assert!(o.extend_aspect_ratio);
+        let g = o.extend_aspect_ratio_gravity;
+        assert_eq!((g.kind, g.x, g.y), (GravityType::South, 2.0, 3.0));
+        assert_eq!(
+            (o.rotate, o.flip, o.return_attachment),
+            (270, (true, false), true)
+        );
+        let o = t("min-width:1/min-height:2/zoom:2:3/extend_ar:1/rotate:450/flip::1").unwrap();
+        assert_eq!((o.min_width, o.min_height, o.zoom), (1, 2, (2.0, 3.0)));
+        assert_eq!((o.rotate, o.flip), (90, (false, true)));
+        // Padding in CSS order; a later `pd` with an empty top keeps it.
+        assert_eq!(t("pd:1").unwrap().padding, [1, 1, 1, 1]);
+        assert_eq!(t("pd:1:2").unwrap().padding, [1, 2, 1, 2]);
+        assert_eq!(t("pd:1:2:3").unwrap().padding, [1, 2, 3, 2]);
+        assert_eq!(t("padding:1:2:3:4").unwrap().padding, [1, 2, 3, 4]);
+        assert_eq!(t("pd:7/pd::2").unwrap().padding, [7, 2, 7, 2]);
+        assert!(t("extend_aspect_ratio:0").unwrap() == Options::default());
+        assert!(t("kcr:0/eth:1").unwrap() == Options::default());
+    }
+
+    #[test]
+    fn format_quality_pairs() {
+        let o = t("fq:jpg:70:webp:79/format_quality:jpeg:60:avif:0").unwrap();
+        assert_eq!(
+            o.format_quality,
+            vec![(Format::Webp, 79), (Format::Jpeg, 60)]
+        );
+        assert_eq!(quality_for(&o.format_quality, Format::Jpeg), Some(60));
+        assert_eq!(quality_for(&o.format_quality, Format::Avif), None);
+    }
+
+    #[test]
     fn errors_name_the_option() {
         let cases = [
             ("frobnicate:1", "frobnicate"),
@@ -675,6 +851,25 @@ mod tests {
             ("exp:soon", "expires"),
             ("pr:nope", "preset"),
             ("w:1:2", "width"),
+            ("mw:-1", "min-width"),
+            ("mh:x", "min-height"),
+            ("z:0", "zoom"),
+            ("z:1:-2", "zoom"),
+            ("z:1:2:3", "zoom"),
+            ("exar:2", "extend_aspect_ratio"),
+            ("exar:1:sm", "extend_aspect_ratio"),
+            ("pd:1:2:3:4:5", "padding"),
+            ("pd:-3", "padding"),
+            ("rot:45", "rotate"),
+            ("rot:ninety", "rotate"),
+            ("fl:1:2", "flip"),
+            ("fl:1:0:1", "flip"),
+            ("att:yes", "return_attachment"),
+            ("fq:webp", "format_quality"),
+            ("kcr:maybe", "keep_copyright"),
+            ("eth:2", "enforce_thumbnail"),
+            ("fq:webp:101", "format_quality"),
+            ("fq:heic:50", "format_quality"),
         ];
         for (opts, name) in cases {
             let e = t(opts).unwrap_err();

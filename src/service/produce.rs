@@ -39,14 +39,17 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
         negotiated: plan.negotiated,
         limits: cfg.limits.clone(),
         default_quality: cfg.default_quality,
+        format_quality: cfg.format_quality.clone(),
     };
+    let name = download_name(&job.options, &plan.source);
+    let job = &Reply { job, varies, name };
     let t0 = clock();
     let ticket = match inner.breaker.admit(&breaker::host_key(&plan.source), t0) {
         Ok(t) => t,
         Err(e) => {
             let mut timing = ServerTiming::default();
             timing.desc("fetch", "circuit-open");
-            return fail_or_fallback(inner, e, &job, varies, timing).await;
+            return fail_or_fallback(inner, e, job, timing).await;
         }
     };
     // Held until the transform is done: the source bytes live that long.
@@ -66,14 +69,44 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
     timing.dur("fetch", fetch_ms);
     let bytes = match fetched {
         Ok(b) => b,
-        Err(e) => return fail_or_fallback(inner, e, &job, varies, timing).await,
+        Err(e) => return fail_or_fallback(inner, e, job, timing).await,
     };
     if cfg.svg_passthrough && pipeline::sniff::looks_like_svg(&bytes) {
         return svg_as_is(bytes, cfg, timing);
     }
-    match transform(inner, bytes, job.clone()).await {
-        Ok(out) => image_response(out, &job, StatusCode::OK, cfg.ttls.success, varies, timing),
-        Err(e) => fail_or_fallback(inner, e, &job, varies, timing).await,
+    match transform(inner, bytes, job.job.clone()).await {
+        Ok(out) => image_response(out, job, StatusCode::OK, cfg.ttls.success, timing),
+        Err(e) => fail_or_fallback(inner, e, job, timing).await,
+    }
+}
+
+/// A job and what its response needs besides the image.
+struct Reply {
+    job: Job,
+    /// `Vary: Accept` goes on the response.
+    varies: bool,
+    /// The file name offered (`Content-Disposition`), without extension.
+    name: String,
+}
+
+/// imgproxy's download name: `filename` if given, else the source's last
+/// path segment without its extension, else `image`.
+fn download_name(o: &crate::request::options::Options, source: &url::Url) -> String {
+    if let Some(name) = &o.filename {
+        return name.clone();
+    }
+    let last = source
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or("");
+    let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
+    let stem = match decoded.rsplit_once('.') {
+        Some((stem, _)) => stem,
+        None => &decoded,
+    };
+    match stem.is_empty() {
+        true => "image".to_string(),
+        false => stem.to_string(),
     }
 }
 
@@ -106,8 +139,7 @@ async fn transform<F, C, R: Runtime>(
 async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
     inner: &Inner<F, C, R>,
     e: Error,
-    job: &Job,
-    varies: bool,
+    job: &Reply,
     timing: ServerTiming,
 ) -> Produced {
     let cfg = &inner.config;
@@ -121,14 +153,14 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
                 FallbackImage::Url(url) => fallback_from_url(inner, url).await,
             };
             let made = match image {
-                Some(bytes) => transform(inner, bytes, job.clone()).await.ok(),
+                Some(bytes) => transform(inner, bytes, job.job.clone()).await.ok(),
                 None => None,
             };
             if let Some(out) = made {
                 let status = e.status_with(cfg.upstream_failure_status);
                 let mut timing = timing;
                 timing.desc("fallback", status.as_u16().to_string());
-                let mut p = image_response(out, job, fb.status, ttl, varies, timing);
+                let mut p = image_response(out, job, fb.status, ttl, timing);
                 insert(
                     &mut p.response.headers,
                     HeaderName::from_static("x-edgethumb-fallback"),
@@ -138,7 +170,7 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
             }
         }
     }
-    failure(e, cfg, varies, timing)
+    failure(e, cfg, job.varies, timing)
 }
 
 /// The `EDGETHUMB_FALLBACK_IMAGE_URL` image: fetched once with the source
@@ -176,10 +208,9 @@ async fn fallback_from_url<F: Fetch, C, R: Runtime>(
 /// A transformed image, cached for `ttl` seconds.
 fn image_response(
     out: pipeline::Output,
-    job: &Job,
+    job: &Reply,
     status: StatusCode,
     ttl: u32,
-    varies: bool,
     mut timing: ServerTiming,
 ) -> Produced {
     for &(step, ms) in &out.timings {
@@ -193,18 +224,25 @@ fn image_response(
         &cache::cache_control(ttl),
     );
     insert(&mut headers, header::ETAG, &cache::etag(&out.body));
-    if let Some(name) = &job.options.filename {
-        let safe: String = name
-            .chars()
-            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-            .collect();
-        insert(
-            &mut headers,
-            header::CONTENT_DISPOSITION,
-            &format!("inline; filename=\"{safe}.{}\"", out.format.extension()),
-        );
-    }
-    common_headers(&mut headers, varies);
+    // As imgproxy: always a name, so "Save image as" offers a sensible one.
+    let safe: String = job
+        .name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    let disposition = match job.job.options.return_attachment {
+        true => "attachment",
+        false => "inline",
+    };
+    insert(
+        &mut headers,
+        header::CONTENT_DISPOSITION,
+        &format!(
+            "{disposition}; filename=\"{safe}.{}\"",
+            out.format.extension()
+        ),
+    );
+    common_headers(&mut headers, job.varies);
     Produced {
         response: CachedResponse {
             status,

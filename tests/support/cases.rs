@@ -59,6 +59,8 @@ pub struct Expect {
     pub pixels: Option<PixelCheck>,
     /// The body must hold these bytes (a chunk or segment name).
     pub body_has: Option<&'static [u8]>,
+    /// The body's length must fall in this range: a quality's effect.
+    pub body_len: Option<std::ops::Range<usize>>,
     /// The response must arrive within this time.
     pub within: Option<Duration>,
     /// An animation of [`fx::ANIMATION`]'s frames: their count, delays and
@@ -218,6 +220,12 @@ impl Expect {
             ..self
         }
     }
+    fn body_len(self, range: std::ops::Range<usize>) -> Self {
+        Expect {
+            body_len: Some(range),
+            ..self
+        }
+    }
     fn within(self, limit: Duration) -> Self {
         Expect {
             within: Some(limit),
@@ -298,7 +306,7 @@ fn red_top_right(img: &DynamicImage) -> Result<(), String> {
     let x = img.width() - 3;
     check(
         is_red(px(img, x, 2)) && !is_red(px(img, 2, 2)),
-        "EXIF 6: the marker should be top-right",
+        "the marker should be top-right",
         img,
     )
 }
@@ -307,7 +315,7 @@ fn red_bottom_right(img: &DynamicImage) -> Result<(), String> {
     let (x, y) = (img.width() - 3, img.height() - 3);
     check(
         is_red(px(img, x, y)) && !is_red(px(img, 2, 2)),
-        "EXIF 3: the marker should be bottom-right",
+        "the marker should be bottom-right",
         img,
     )
 }
@@ -317,6 +325,35 @@ fn white_top_band(img: &DynamicImage) -> Result<(), String> {
     check(
         p.iter().all(|&c| c > 240),
         "extend should pad with white",
+        img,
+    )
+}
+
+fn red_bottom_left(img: &DynamicImage) -> Result<(), String> {
+    let y = img.height() - 3;
+    check(
+        is_red(px(img, 2, y)) && !is_red(px(img, 2, 2)),
+        "the marker should be bottom-left",
+        img,
+    )
+}
+
+fn white_bottom_band(img: &DynamicImage) -> Result<(), String> {
+    let p = px(img, img.width() / 2, img.height() - 3);
+    check(
+        p.iter().all(|&c| c > 240),
+        "the canvas below the image should be white",
+        img,
+    )
+}
+
+/// `padding` (10 px at 1x) all round: white at the edges, the photo's
+/// red marker just inside the top-left padding.
+fn padded_white(img: &DynamicImage) -> Result<(), String> {
+    let edges = [px(img, 3, img.height() / 2), px(img, img.width() / 2, 3)];
+    check(
+        edges.iter().all(|p| p.iter().all(|&c| c > 240)) && is_red(px(img, 14, 14)),
+        "padding should be white around the image, the marker inside it",
         img,
     )
 }
@@ -465,6 +502,33 @@ pub fn cases() -> Vec<Case> {
         case("filename", photo(), "rs:fit:100:0/fn:cat", ok(JPEG, (100, 50)).header("content-disposition", "cat.jpg")),
         case("cachebuster", photo(), "rs:fit:100:0/cb:v2", ok(JPEG, (100, 50))),
         case("expires_in_the_future", photo(), "rs:fit:100:0/exp:4102444800", ok(JPEG, (100, 50))),
+        // The photo at 200x100 is 1.3 KB as a JPEG at 80 (the first row
+        // checks it), 0.5 KB at 10.
+        case("quality_default_size", photo(), "rs:fit:200:0", ok(JPEG, (200, 100)).body_len(1000..2000)),
+        case("format_quality", photo(), "rs:fit:200:0/fq:jpg:10:webp:90", ok(JPEG, (200, 100)).body_len(0..700)),
+        case("quality_beats_format_quality", photo(), "rs:fit:200:0/fq:jpg:10/q:80", ok(JPEG, (200, 100)).body_len(1000..2000)),
+        case("bad_format_quality", photo(), "fq:jpg", err(400, "format_quality")),
+        case("keep_copyright_and_enforce_thumbnail_accepted", photo(), "rs:fit:100:0/kcr:1/eth:1", ok(JPEG, (100, 50))),
+        case("bad_keep_copyright", photo(), "kcr:perhaps", err(400, "keep_copyright")),
+        case("bad_enforce_thumbnail", photo(), "eth:x", err(400, "enforce_thumbnail")),
+        case("min_width_widens_a_height_only_resize", photo(), "h:50/mw:150", ok(JPEG, (150, 50))),
+        case("min_height_then_cropped_to_width", photo(), "w:100/mh:100", ok(JPEG, (100, 100))),
+        case("zoom", photo(), "rs:fit:100:100/z:0.5", ok(JPEG, (50, 25))),
+        case("zoom_two_factors", photo(), "rs:force:100:100/zoom:0.5:0.25", ok(JPEG, (50, 25))),
+        case("extend_aspect_ratio", photo(), "rs:fit:100:100/exar:1:no", ok(JPEG, (100, 100)).pixels(white_bottom_band)),
+        case("extend_aspect_ratio_already_there", photo(), "rs:fit:200:100/extend_ar:1", ok(JPEG, (200, 100))),
+        case("padding", photo(), "rs:fit:100:0/pd:10", ok(JPEG, (120, 70)).pixels(padded_white)),
+        case("padding_css_order_and_dpr", photo(), "rs:fit:100:0/padding:10:20/dpr:2", ok(JPEG, (280, 140))),
+        case("padding_with_background", photo(), "rs:fit:100:0/pd:10/bg:ff0000", ok(JPEG, (120, 70)).pixels(red_corner)),
+        case("padding_clear_with_alpha", body(fx::png_alpha(400, 200), PNG), "rs:fit:100:0/pd:10", ok(PNG, (120, 70)).pixels(transparent_corner)),
+        case("rotate_90", photo(), "rs:fit:100:100/rot:90", ok(JPEG, (50, 100)).pixels(red_top_right)),
+        case("rotate_180", photo(), "rs:fit:100:100/rotate:-180", ok(JPEG, (100, 50)).pixels(red_bottom_right)),
+        case("rotate_after_exif_orientation", body(fx::jpeg_exif(400, 200, 6), JPEG), "rs:fit:100:100/rot:270", ok(JPEG, (100, 50)).pixels(red_top_left)),
+        case("flip_horizontal", photo(), "rs:fit:100:100/fl:1", ok(JPEG, (100, 50)).pixels(red_top_right)),
+        case("flip_vertical", photo(), "rs:fit:100:100/flip::1", ok(JPEG, (100, 50)).pixels(red_bottom_left)),
+        case("flip_after_rotate", photo(), "rs:fit:100:100/rot:90/fl:1", ok(JPEG, (50, 100)).pixels(red_top_left)),
+        case("content_disposition_inline_by_default", photo(), "rs:fit:100:0", ok(JPEG, (100, 50)).header("content-disposition", "inline; filename=")),
+        case("return_attachment", photo(), "rs:fit:100:0/att:1/fn:cat", ok(JPEG, (100, 50)).header("content-disposition", "attachment; filename=\"cat.jpg\"")),
         // Source formats.
         case("jpeg_progressive", body(fx::jpeg_progressive(400, 200), JPEG), "rs:fit:100:0", ok(JPEG, (100, 50))),
         case("jpeg_grayscale", body(fx::jpeg_gray(400, 200), JPEG), "rs:fit:100:0", ok(JPEG, (100, 50))),
@@ -541,6 +605,16 @@ pub fn cases() -> Vec<Case> {
         // Request errors.
         case("unknown_option", photo(), "frobnicate:1", err(400, "frobnicate")),
         case("bad_argument", photo(), "w:abc", err(400, "width")),
+        case("bad_min_width", photo(), "mw:-5", err(400, "min-width")),
+        case("bad_min_height", photo(), "mh:1.5", err(400, "min-height")),
+        case("bad_zoom", photo(), "z:0", err(400, "zoom")),
+        case("bad_zoom_arguments", photo(), "z:1:2:3", err(400, "zoom")),
+        case("bad_extend_aspect_ratio_gravity", photo(), "exar:1:sm", err(400, "extend_aspect_ratio")),
+        case("bad_padding", photo(), "pd:-1", err(400, "padding")),
+        case("bad_rotate", photo(), "rot:45", err(400, "rotate")),
+        case("bad_flip", photo(), "fl:maybe", err(400, "flip")),
+        case("bad_return_attachment", photo(), "att:yes", err(400, "return_attachment")),
+        case("padding_over_the_result_limit", photo(), "pd:9000", err(400, "over the limit")),
         // Validly signed, but no source: the grammar is checked after the
         // signature (an invalid signature is 403 whatever follows).
         case("bad_path", photo(), "", err(400, "bad URL")).sign(Sign::Build(|_| "/w:10".into())),

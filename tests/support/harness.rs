@@ -252,6 +252,11 @@ fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
             return Err(format!("body lacks {:?}", String::from_utf8_lossy(want)));
         }
     }
+    if let Some(range) = &e.body_len {
+        if !range.contains(&r.body.len()) && c.method == "GET" {
+            return Err(format!("body is {} bytes, not in {range:?}", r.body.len()));
+        }
+    }
     if let Some(want) = e.vary_accept {
         let has = header(r, "vary").to_ascii_lowercase().contains("accept");
         if has != want {

@@ -66,6 +66,7 @@ pub fn job(options: &str, default_quality: u8) -> Result<Job, String> {
         negotiated,
         limits: bench_limits(),
         default_quality,
+        format_quality: Vec::new(),
     })
 }
 

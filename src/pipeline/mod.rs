@@ -6,7 +6,7 @@
 //!    header, enforce limits, work out the geometry, decode with
 //!    shrink-on-load, apply EXIF orientation, `rotate` and `flip`;
 //! 2. `resize`: crop and resample in one pass (smart crop after);
-//! 3. `effects`: blur, sharpen, extend, flatten;
+//! 3. `effects`: blur, sharpen, pixelate, extend, flatten;
 //! 4. `encode`.
 //!
 //! An animated GIF or WebP kept animated (`EDGETHUMB_MAX_ANIMATION_FRAMES`
@@ -16,7 +16,7 @@
 //! `encode`.
 //!
 //! A large baseline JPEG output with nothing to do on the whole image
-//! (no orientation, blur, sharpen, extend or smart crop) is made in one
+//! (no orientation, blur, sharpen, pixelate, extend or smart crop) is made in one
 //! pass instead, timed as `stream`: decoded rows are resampled and
 //! encoded as they arrive (`encode::jpeg_rows`), so neither the source
 //! nor the output is ever held whole.
@@ -174,6 +174,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         && orientation == 1
         && o.blur <= 0.0
         && o.sharpen <= 0.0
+        && o.pixelate <= 1
         && geo.extend.is_none()
         && !smart_cut;
     let reserve = memory::jpeg_reserve(bytes.len(), &header, geo.output);
@@ -425,20 +426,23 @@ fn make_frames(
 /// `background` asked for.
 fn frame_effects(img: DynamicImage, job: &Job, plan: &Plan) -> DynamicImage {
     let o = &job.options;
-    let img = extend(blur_and_sharpen(img, o), plan, o, o.background.is_none());
+    let img = extend(filters(img, o), plan, o, o.background.is_none());
     match o.background {
         Some(bg) if img.color().has_alpha() => effects::flatten(img, bg),
         _ => img,
     }
 }
 
-/// The blur and sharpen asked for.
-fn blur_and_sharpen(mut img: DynamicImage, o: &Options) -> DynamicImage {
+/// The blur, sharpen and pixelate asked for, in imgproxy's order.
+fn filters(mut img: DynamicImage, o: &Options) -> DynamicImage {
     if o.blur > 0.0 {
         img = effects::blur(img, o.blur);
     }
     if o.sharpen > 0.0 {
         img = effects::sharpen(img, o.sharpen);
+    }
+    if o.pixelate > 1 {
+        img = effects::pixelate(img, o.pixelate);
     }
     img
 }
@@ -682,7 +686,7 @@ fn resize_step(decoded: Decoded, plan: &Plan) -> Result<DynamicImage, Error> {
     })
 }
 
-/// Blur, sharpen, extend, flatten; also settles the output format, which
+/// Blur, sharpen, pixelate, extend, flatten; also settles the output format, which
 /// depends on whether alpha is left.
 fn effects_step(
     mut img: DynamicImage,
@@ -690,7 +694,7 @@ fn effects_step(
     plan: &Plan,
 ) -> Result<(DynamicImage, Format), Error> {
     let o = &job.options;
-    img = effects::drop_opaque_alpha(blur_and_sharpen(img, o));
+    img = effects::drop_opaque_alpha(filters(img, o));
     // Transparent padding only where the output keeps alpha anyway.
     let keeps_alpha = plan
         .negotiated

@@ -158,6 +158,8 @@ pub struct Options {
     pub background: Option<[u8; 3]>,
     pub blur: f32,
     pub sharpen: f32,
+    /// Block size in output pixels; 0 or 1 = none.
+    pub pixelate: u32,
     pub auto_rotate: bool,
     pub strip_metadata: bool,
     /// Convert to sRGB and drop the profile (imgproxy's default), or keep
@@ -198,6 +200,7 @@ impl Default for Options {
             background: None,
             blur: 0.0,
             sharpen: 0.0,
+            pixelate: 0,
             auto_rotate: true,
             strip_metadata: true,
             strip_color_profile: true,
@@ -482,6 +485,10 @@ fn apply(
         "sharpen" | "sh" => {
             max_args("sharpen", &a, 1)?;
             o.sharpen = parse_sigma("sharpen", a[0])?;
+        }
+        "pixelate" | "pix" => {
+            max_args("pixelate", &a, 1)?;
+            o.pixelate = parse_dimension("pixelate", a[0])?;
         }
         "auto_rotate" | "ar" => {
             max_args("auto_rotate", &a, 1)?;
@@ -775,6 +782,8 @@ mod tests {
         let cg = o.crop_gravity.unwrap();
         assert_eq!((cg.kind, cg.x, cg.y), (GravityType::NorthWest, 5.0, 6.0));
         assert_eq!((o.blur, o.sharpen, o.quality), (2.0, 0.5, 55));
+        assert_eq!(t("pix:8").unwrap().pixelate, 8);
+        assert_eq!(t("pixelate:3").unwrap().pixelate, 3);
         assert_eq!(o.background, Some([255, 0, 128]));
         assert_eq!(t("bg:1:2:3").unwrap().background, Some([1, 2, 3]));
         assert_eq!(t("g:sm").unwrap().gravity.kind, GravityType::Smart);
@@ -867,6 +876,8 @@ mod tests {
             ("att:yes", "return_attachment"),
             ("fq:webp", "format_quality"),
             ("kcr:maybe", "keep_copyright"),
+            ("pix:-2", "pixelate"),
+            ("pixelate:1.5", "pixelate"),
             ("eth:2", "enforce_thumbnail"),
             ("fq:webp:101", "format_quality"),
             ("fq:heic:50", "format_quality"),

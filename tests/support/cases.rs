@@ -338,6 +338,21 @@ fn red_bottom_left(img: &DynamicImage) -> Result<(), String> {
     )
 }
 
+/// `pixelate:10`: every 10x10 block from the top-left is one colour, and
+/// neighbouring blocks of the photo's gradient differ.
+fn blocks_of_10(img: &DynamicImage) -> Result<(), String> {
+    let rgb = img.to_rgb8();
+    let flat = rgb
+        .enumerate_pixels()
+        .all(|(x, y, p)| p == rgb.get_pixel(x - x % 10, y - y % 10));
+    let differ = rgb.get_pixel(50, 30) != rgb.get_pixel(60, 30);
+    check(
+        flat && differ,
+        "pixelate:10 should make flat 10x10 blocks",
+        img,
+    )
+}
+
 fn white_bottom_band(img: &DynamicImage) -> Result<(), String> {
     let p = px(img, img.width() / 2, img.height() - 3);
     check(
@@ -497,6 +512,7 @@ pub fn cases() -> Vec<Case> {
         case("gravity_smart", photo(), "rs:fill:100:100/g:sm", ok(JPEG, (100, 100))),
         case("blur", photo(), "rs:fit:100:0/bl:2", ok(JPEG, (100, 50))),
         case("sharpen", photo(), "rs:fit:100:0/sh:1", ok(JPEG, (100, 50))),
+        case("pixelate", photo(), "rs:fit:100:0/pix:10/f:png", ok(PNG, (100, 50)).pixels(blocks_of_10)),
         case("quality", photo(), "rs:fit:100:0/q:30", ok(JPEG, (100, 50))),
         case("preset", photo(), "pr:thumb", ok(JPEG, (60, 30))),
         case("filename", photo(), "rs:fit:100:0/fn:cat", ok(JPEG, (100, 50)).header("content-disposition", "cat.jpg")),
@@ -511,6 +527,7 @@ pub fn cases() -> Vec<Case> {
         case("keep_copyright_and_enforce_thumbnail_accepted", photo(), "rs:fit:100:0/kcr:1/eth:1", ok(JPEG, (100, 50))),
         case("bad_keep_copyright", photo(), "kcr:perhaps", err(400, "keep_copyright")),
         case("bad_enforce_thumbnail", photo(), "eth:x", err(400, "enforce_thumbnail")),
+        case("bad_pixelate", photo(), "pix:big", err(400, "pixelate")),
         case("min_width_widens_a_height_only_resize", photo(), "h:50/mw:150", ok(JPEG, (150, 50))),
         case("min_height_then_cropped_to_width", photo(), "w:100/mh:100", ok(JPEG, (100, 100))),
         case("zoom", photo(), "rs:fit:100:100/z:0.5", ok(JPEG, (50, 25))),

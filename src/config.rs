@@ -48,6 +48,9 @@ pub struct Config {
     /// Serve SVG sources as they are (with `script-src 'none'`) instead
     /// of refusing them with 415.
     pub svg_passthrough: bool,
+    /// Presets-only mode: the path names presets and nothing else
+    /// (imgproxy `ONLY_PRESETS`).
+    pub only_presets: bool,
     /// The status for upstream failures (5xx, other statuses, timeouts,
     /// resets, redirect loops), for APIs that expect one status (424);
     /// `None`: 502, and 504 for timeouts.
@@ -95,6 +98,7 @@ impl Config {
             default_quality: 80,
             format_quality: Vec::new(),
             svg_passthrough: false,
+            only_presets: false,
             upstream_failure_status: None,
             fallback: None,
             breaker: BreakerConfig::default(),
@@ -225,6 +229,11 @@ impl Config {
         if let Some(v) = get("EDGETHUMB_PRESETS") {
             cfg.presets = Presets::parse(&v)
                 .map_err(|reason| ConfigError::new("EDGETHUMB_PRESETS", reason))?;
+        }
+        for var in ["IMGPROXY_ONLY_PRESETS", "EDGETHUMB_ONLY_PRESETS"] {
+            if let Some(b) = parse_bool(&get, var)? {
+                cfg.only_presets = b;
+            }
         }
         if let Some(b) = parse_bool(&get, "EDGETHUMB_SVG_PASSTHROUGH")? {
             cfg.svg_passthrough = b;
@@ -422,6 +431,25 @@ mod tests {
         );
         let cfg = load(&[("IMGPROXY_FORMAT_QUALITY", "avif=63"), k, s]).unwrap();
         assert_eq!(cfg.format_quality, vec![(Format::Avif, 63)]);
+    }
+
+    #[test]
+    fn only_presets_by_either_name() {
+        let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
+        let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
+        assert!(!load(&[k, s]).unwrap().only_presets);
+        assert!(
+            load(&[("IMGPROXY_ONLY_PRESETS", "true"), k, s])
+                .unwrap()
+                .only_presets
+        );
+        let both = [
+            ("IMGPROXY_ONLY_PRESETS", "true"),
+            ("EDGETHUMB_ONLY_PRESETS", "false"),
+            k,
+            s,
+        ];
+        assert!(!load(&both).unwrap().only_presets);
     }
 
     #[test]

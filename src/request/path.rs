@@ -7,7 +7,8 @@
 //!
 //! The signature is found by position (the first segment), never by
 //! searching, and what it covers is everything after it, leading `/`
-//! included.
+//! included. In presets-only mode (`EDGETHUMB_ONLY_PRESETS`) the one
+//! segment before the source is preset names ([`parse_presets_only`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -73,6 +74,33 @@ pub fn parse(raw: &str) -> Result<ParsedPath, Error> {
     Ok(ParsedPath {
         signature: signature.to_string(),
         signed_path,
+        options,
+        source,
+        extension,
+    })
+}
+
+/// Presets-only mode, as imgproxy's: one segment of preset names
+/// (`thumb:blurry`, or `pr:thumb:blurry`), then the source. Nothing else
+/// can reach the options.
+pub fn parse_presets_only(raw: &str) -> Result<ParsedPath, Error> {
+    let (signature, signed_path) = split_signed(raw)?;
+    let (names, rest) = signed_path[1..]
+        .split_once('/')
+        .ok_or_else(|| Error::BadUrl("no source URL after the preset names".into()))?;
+    let names = ["pr:", "preset:"]
+        .iter()
+        .find_map(|p| names.strip_prefix(p))
+        .unwrap_or(names);
+    let options = vec![RawOption {
+        name: "preset".into(),
+        args: names.split(':').map(str::to_string).collect(),
+    }];
+    let segments: Vec<&str> = rest.split('/').collect();
+    let (source, extension) = decode_source(&segments)?;
+    Ok(ParsedPath {
+        signature: signature.to_string(),
+        signed_path: signed_path.clone(),
         options,
         source,
         extension,
@@ -156,6 +184,26 @@ fn redenormalize(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presets_only_paths() {
+        for path in [
+            "/s/thumb:blurry/plain/http://e.com/x.jpg@png",
+            "/s/pr:thumb:blurry/plain/http://e.com/x.jpg@png",
+        ] {
+            let p = parse_presets_only(path).unwrap();
+            assert_eq!(p.options.len(), 1);
+            assert_eq!(p.options[0].name, "preset");
+            assert_eq!(p.options[0].args, ["thumb", "blurry"]);
+            assert_eq!(p.source, "http://e.com/x.jpg");
+            assert_eq!(p.extension.as_deref(), Some("png"));
+        }
+        // Other options are preset names too: unknown ones, refused later.
+        let p = parse_presets_only("/s/w:100/aHR0cDovL2UuY29tL3guanBn").unwrap();
+        assert_eq!(p.options[0].args, ["w", "100"]);
+        assert_eq!(p.source, "http://e.com/x.jpg");
+        assert!(parse_presets_only("/s/thumb").is_err());
+    }
 
     #[test]
     fn design_example_base64_split_source() {

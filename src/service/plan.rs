@@ -37,7 +37,10 @@ pub(super) fn plan(
     } else if !signature::verify(sig, &signed_path, &cfg.keys, cfg.signature_size) {
         return Err(Error::BadSignature);
     }
-    let parsed = path::parse(raw_path)?;
+    let parsed = match cfg.only_presets {
+        true => path::parse_presets_only(raw_path)?,
+        false => path::parse(raw_path)?,
+    };
     let options = options::build(&parsed.options, parsed.extension.as_deref(), &cfg.presets)?;
     if let Some(exp) = options.expires {
         if exp < now_unix as i64 {

@@ -578,7 +578,8 @@ async fn run_bad_urls(t: &Target, key: &KeyPair) -> Vec<String> {
 
 /// The configuration of a media API switching from a resizing proxy
 /// (README, "Drop-in for a media API"): SVG passed through, one status
-/// (424) for upstream failures, and the `thumb` and `full` presets.
+/// (424) for upstream failures, and only the `thumb` and `full` presets
+/// (presets-only mode).
 pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
     let mut env = target_env(origin, closed_base);
     env.retain(|(k, _)| k != "EDGETHUMB_PRESETS");
@@ -586,6 +587,7 @@ pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)
         ("EDGETHUMB_SVG_PASSTHROUGH", "true"),
         ("EDGETHUMB_UPSTREAM_FAILURE_STATUS", "424"),
         ("EDGETHUMB_PRESETS", "thumb=rs:fit:600:0/q:80,full=q:80"),
+        ("EDGETHUMB_ONLY_PRESETS", "true"),
     ] {
         env.push((k.to_string(), v.to_string()));
     }
@@ -618,7 +620,7 @@ pub async fn check_media_api(t: &dyn Transport, origin: &Origin, closed_base: &s
     // SVG as it is, scripts inert.
     let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><script>alert(1)</script></svg>".to_vec();
     let src = origin.route("/m/logo.svg", Route::Body(svg.clone(), "image/svg+xml"));
-    let (status, h, body) = get(url("rs:fit:100:0", &src)).await;
+    let (status, h, body) = get(url("thumb", &src)).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(hv(&h, "content-type"), "image/svg+xml");
     assert_eq!(
@@ -642,17 +644,28 @@ pub async fn check_media_api(t: &dyn Transport, origin: &Origin, closed_base: &s
     let (status, _, _) = get(url("pr:thumb", &format!("{}/m/missing.jpg", origin.base()))).await;
     assert_eq!(status, 404);
 
-    // The presets: 600 px wide JPEG q80, and the full size.
+    // The presets: 600 px wide JPEG q80, and the full size, named alone
+    // or with `pr:`.
     let src = origin.route(
         "/m/photo.jpg",
         Route::Body(fixtures::jpeg(1200, 800), "image/jpeg"),
     );
-    for (preset, dims) in [("pr:thumb", (600, 400)), ("pr:full", (1200, 800))] {
+    for (preset, dims) in [
+        ("thumb", (600, 400)),
+        ("pr:full", (1200, 800)),
+        ("full:thumb", (600, 400)),
+    ] {
         let (status, h, body) = get(url(preset, &src)).await;
         assert_eq!(status, 200, "{preset}");
         assert_eq!(hv(&h, "content-type"), "image/jpeg", "{preset}");
         let img = image::load_from_memory(&body).unwrap();
         assert_eq!((img.width(), img.height()), dims, "{preset}");
+    }
+    // Presets-only: any other option is refused, however it is signed.
+    for options in ["rs:fit:100:0", "pr:thumb/w:100", "nope"] {
+        let (status, _, body) = get(url(options, &src)).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 400, "{options}: {body}");
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Config {
     /// Presets-only mode: the path names presets and nothing else
     /// (imgproxy `ONLY_PRESETS`).
     pub only_presets: bool,
+    /// Source formats served as they are when no output format is asked
+    /// for (imgproxy `SKIP_PROCESSING_FORMATS`).
+    pub skip_processing: Vec<Format>,
     /// The status for upstream failures (5xx, other statuses, timeouts,
     /// resets, redirect loops), for APIs that expect one status (424);
     /// `None`: 502, and 504 for timeouts.
@@ -99,6 +102,7 @@ impl Config {
             format_quality: Vec::new(),
             svg_passthrough: false,
             only_presets: false,
+            skip_processing: Vec::new(),
             upstream_failure_status: None,
             fallback: None,
             breaker: BreakerConfig::default(),
@@ -233,6 +237,18 @@ impl Config {
         for var in ["IMGPROXY_ONLY_PRESETS", "EDGETHUMB_ONLY_PRESETS"] {
             if let Some(b) = parse_bool(&get, var)? {
                 cfg.only_presets = b;
+            }
+        }
+        if let Some((var, v)) = get_alias(
+            "EDGETHUMB_SKIP_PROCESSING_FORMATS",
+            "IMGPROXY_SKIP_PROCESSING_FORMATS",
+        ) {
+            for name in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let f = crate::request::options::parse_skippable(&var, name)
+                    .map_err(|e| ConfigError::new(&var, e.to_string()))?;
+                if !cfg.skip_processing.contains(&f) {
+                    cfg.skip_processing.push(f);
+                }
             }
         }
         if let Some(b) = parse_bool(&get, "EDGETHUMB_SVG_PASSTHROUGH")? {
@@ -434,6 +450,14 @@ mod tests {
     }
 
     #[test]
+    fn skip_processing_formats() {
+        let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
+        let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
+        let cfg = load(&[("IMGPROXY_SKIP_PROCESSING_FORMATS", "gif, png,gif"), k, s]).unwrap();
+        assert_eq!(cfg.skip_processing, [Format::Gif, Format::Png]);
+    }
+
+    #[test]
     fn only_presets_by_either_name() {
         let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
         let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
@@ -471,6 +495,7 @@ mod tests {
             ("EDGETHUMB_FORMAT_QUALITY", "jpeg=0"),
             ("EDGETHUMB_FORMAT_QUALITY", "webp:79"),
             ("IMGPROXY_FORMAT_QUALITY", "heic=50"),
+            ("EDGETHUMB_SKIP_PROCESSING_FORMATS", "jpg,svg"),
         ] {
             let err = load(&[(var, val), k, s]).unwrap_err();
             assert_eq!(err.var, var, "{var}={val}: {err}");

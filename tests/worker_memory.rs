@@ -92,6 +92,7 @@ fn job(options: &str, ext: &str) -> Job {
         limits: Limits::default(),
         default_quality: 80,
         format_quality: Vec::new(),
+        skip_processing: Vec::new(),
     }
 }
 

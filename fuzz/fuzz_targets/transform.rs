@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
         },
         default_quality: 80,
         format_quality: Vec::new(),
+        skip_processing: Vec::new(),
     };
     match run(image, &job, || 0.0) {
         Ok(out) => {

@@ -58,6 +58,8 @@ pub struct Job {
     pub default_quality: u8,
     /// `EDGETHUMB_FORMAT_QUALITY`: under the URL's, over the default.
     pub format_quality: Vec<(Format, u8)>,
+    /// `EDGETHUMB_SKIP_PROCESSING_FORMATS`, with the URL's.
+    pub skip_processing: Vec<Format>,
 }
 
 /// Each step's name and milliseconds, in order.
@@ -291,6 +293,45 @@ fn animation(
     }))
 }
 
+/// `skip_processing`: the source as it is, when its format is listed and
+/// no other output format is asked for (imgproxy's rule). Still checked
+/// as any source is (structure, pixels, and frames times pixels), so no
+/// image bomb goes out as it came in.
+fn as_it_is(bytes: &[u8], job: &Job) -> Result<Option<Output>, Error> {
+    let o = &job.options;
+    if o.skip_processing.is_empty() && job.skip_processing.is_empty() {
+        return Ok(None);
+    }
+    let source = sniff::sniff(bytes)?;
+    let format = match source {
+        sniff::SourceFormat::Jpeg => Format::Jpeg,
+        sniff::SourceFormat::Png => Format::Png,
+        sniff::SourceFormat::Webp => Format::Webp,
+        sniff::SourceFormat::Gif => Format::Gif,
+        sniff::SourceFormat::Bmp => return Ok(None),
+    };
+    let listed = o.skip_processing.contains(&format) || job.skip_processing.contains(&format);
+    if !listed || o.format.is_some_and(|f| f != format) {
+        return Ok(None);
+    }
+    let frames = preflight::check(bytes, source)?;
+    let header = decode::probe(bytes, source, &job.limits)?;
+    let pixels = header.width as u64 * header.height as u64 * frames.count.max(1) as u64;
+    if pixels > job.limits.max_src_pixels {
+        return Err(Error::OverLimit(format!(
+            "{} frames of {}x{} are {pixels} pixels, over the limit of {}",
+            frames.count, header.width, header.height, job.limits.max_src_pixels
+        )));
+    }
+    Ok(Some(Output {
+        body: bytes.to_vec(),
+        format,
+        width: header.width,
+        height: header.height,
+        timings: Vec::new(),
+    }))
+}
+
 /// The estimated peak memory of transforming `bytes` for `job`, from the
 /// header alone; what the transform budget is checked against.
 pub fn memory_estimate(bytes: &[u8], job: &Job) -> Result<u64, Error> {
@@ -309,6 +350,9 @@ fn transform(
     clock: fn() -> f64,
     shrink: ShrinkOnLoad,
 ) -> Result<Output, Error> {
+    if let Some(out) = as_it_is(bytes, job)? {
+        return Ok(out);
+    }
     let deadline = Deadline::after(clock, job.limits.transform_timeout);
     let plan = plan(bytes, job, shrink)?;
     if plan.need > job.limits.max_transform_bytes {
@@ -801,6 +845,7 @@ mod tests {
             limits: Limits::default(),
             default_quality: 80,
             format_quality: Vec::new(),
+            skip_processing: Vec::new(),
         }
     }
 
@@ -1129,6 +1174,45 @@ mod tests {
     /// for every frame: a detailed patch on the right of frame 0 moves
     /// to the left in frame 1, and frame 1's output is still cut from the
     /// right, so it shows the plain background there.
+    #[test]
+    fn skip_processing_serves_the_source_as_it_is_but_checked() {
+        use image::codecs::gif::GifEncoder;
+        let source = jpeg(&scene(300, 200), false, None);
+        let out = run(&source, &job("rs:fit:100:0/skp:jpg"), || 0.0).unwrap();
+        assert_eq!(
+            (out.format, out.width, out.height),
+            (Format::Jpeg, 300, 200)
+        );
+        assert_eq!(out.body, source);
+        // From the configuration too; a named format still wins.
+        let mut from_config = job("rs:fit:100:0");
+        from_config.skip_processing = vec![Format::Jpeg];
+        assert_eq!(run(&source, &from_config, || 0.0).unwrap().body, source);
+        let png_out = run(&source, &job("rs:fit:100:0/skp:jpg/f:png"), || 0.0).unwrap();
+        assert_eq!((png_out.format, png_out.width), (Format::Png, 100));
+        assert_eq!(
+            run(&source, &job("rs:fit:100:0/skp:png"), || 0.0)
+                .unwrap()
+                .width,
+            100
+        );
+        // Frames times pixels are bounded as an animation's are.
+        let mut gif = Vec::new();
+        {
+            let mut enc = GifEncoder::new_with_speed(&mut gif, 30);
+            for _ in 0..3 {
+                let frame = RgbaImage::from_pixel(100, 100, Rgba([9, 9, 9, 255]));
+                enc.encode_frame(image::Frame::new(frame)).unwrap();
+            }
+        }
+        let mut bomb = job("skp:gif");
+        bomb.limits.max_src_pixels = 25_000;
+        let e = run(&gif, &bomb, || 0.0).unwrap_err();
+        assert!(e.to_string().contains("3 frames of 100x100"), "{e}");
+        bomb.limits.max_src_pixels = 30_000;
+        assert_eq!(run(&gif, &bomb, || 0.0).unwrap().body, gif);
+    }
+
     #[test]
     fn an_animation_keeps_its_first_frames_smart_crop() {
         use image::codecs::gif::{GifEncoder, Repeat};

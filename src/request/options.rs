@@ -170,6 +170,9 @@ pub struct Options {
     pub filename: Option<String>,
     /// `Content-Disposition: attachment` instead of `inline`.
     pub return_attachment: bool,
+    /// Source formats served as they are when no other output format is
+    /// asked for (`skip_processing`), with `EDGETHUMB_SKIP_PROCESSING_FORMATS`.
+    pub skip_processing: Vec<Format>,
 }
 
 impl Default for Options {
@@ -208,6 +211,7 @@ impl Default for Options {
             cachebuster: None,
             filename: None,
             return_attachment: false,
+            skip_processing: Vec::new(),
         }
     }
 }
@@ -434,6 +438,14 @@ fn apply(
             max_args("enforce_thumbnail", &a, 1)?;
             parse_bool("enforce_thumbnail", a[0])?;
         }
+        "skip_processing" | "skp" => {
+            for name in a {
+                let f = parse_skippable("skip_processing", name)?;
+                if !o.skip_processing.contains(&f) {
+                    o.skip_processing.push(f);
+                }
+            }
+        }
         "return_attachment" | "att" => {
             max_args("return_attachment", &a, 1)?;
             o.return_attachment = parse_bool("return_attachment", a[0])?;
@@ -594,6 +606,19 @@ fn parse_float(name: &str, s: &str) -> Result<f64, Error> {
         Ok(f) if f.is_finite() => Ok(f),
         _ => Err(Error::bad_option(name, format!("`{s}` is not a number"))),
     }
+}
+
+/// A source format that can be served as it is: one a source can be
+/// and an output can be named.
+pub fn parse_skippable(name: &str, s: &str) -> Result<Format, Error> {
+    Format::from_name(s)
+        .filter(|f| *f != Format::Avif)
+        .ok_or_else(|| {
+            Error::bad_option(
+                name,
+                format!("`{s}` is not a source format that can be skipped (jpg, png, webp, gif)"),
+            )
+        })
 }
 
 /// 0-100; 0 means unset.
@@ -825,6 +850,8 @@ mod tests {
         assert_eq!(t("pd:7/pd::2").unwrap().padding, [7, 2, 7, 2]);
         assert!(t("extend_aspect_ratio:0").unwrap() == Options::default());
         assert!(t("kcr:0/eth:1").unwrap() == Options::default());
+        let o = t("skp:jpg:png/skip_processing:jpeg:gif").unwrap();
+        assert_eq!(o.skip_processing, [Format::Jpeg, Format::Png, Format::Gif]);
     }
 
     #[test]
@@ -877,6 +904,8 @@ mod tests {
             ("fq:webp", "format_quality"),
             ("kcr:maybe", "keep_copyright"),
             ("pix:-2", "pixelate"),
+            ("skp:tiff", "skip_processing"),
+            ("skp:avif", "skip_processing"),
             ("pixelate:1.5", "pixelate"),
             ("eth:2", "enforce_thumbnail"),
             ("fq:webp:101", "format_quality"),

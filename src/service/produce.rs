@@ -40,6 +40,7 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
         limits: cfg.limits.clone(),
         default_quality: cfg.default_quality,
         format_quality: cfg.format_quality.clone(),
+        skip_processing: cfg.skip_processing.clone(),
     };
     let name = download_name(&job.options, &plan.source);
     let job = &Reply { job, varies, name };

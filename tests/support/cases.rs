@@ -528,6 +528,7 @@ pub fn cases() -> Vec<Case> {
         case("bad_keep_copyright", photo(), "kcr:perhaps", err(400, "keep_copyright")),
         case("bad_enforce_thumbnail", photo(), "eth:x", err(400, "enforce_thumbnail")),
         case("bad_pixelate", photo(), "pix:big", err(400, "pixelate")),
+        case("bad_skip_processing", photo(), "skp:tiff", err(400, "skip_processing")),
         case("min_width_widens_a_height_only_resize", photo(), "h:50/mw:150", ok(JPEG, (150, 50))),
         case("min_height_then_cropped_to_width", photo(), "w:100/mh:100", ok(JPEG, (100, 100))),
         case("zoom", photo(), "rs:fit:100:100/z:0.5", ok(JPEG, (50, 25))),
@@ -544,6 +545,9 @@ pub fn cases() -> Vec<Case> {
         case("flip_horizontal", photo(), "rs:fit:100:100/fl:1", ok(JPEG, (100, 50)).pixels(red_top_right)),
         case("flip_vertical", photo(), "rs:fit:100:100/flip::1", ok(JPEG, (100, 50)).pixels(red_bottom_left)),
         case("flip_after_rotate", photo(), "rs:fit:100:100/rot:90/fl:1", ok(JPEG, (50, 100)).pixels(red_top_left)),
+        case("skip_processing_serves_the_source", photo(), "rs:fit:100:0/skp:jpg", ok(JPEG, (400, 200))).accept(CHROME_ACCEPT),
+        case("skip_processing_not_for_another_format", photo(), "rs:fit:100:0/skp:png:jpg/f:png", ok(PNG, (100, 50))),
+        case("skip_processing_not_for_other_sources", body(fx::png(400, 200), PNG), "rs:fit:100:0/skp:jpg", ok(JPEG, (100, 50))),
         case("content_disposition_inline_by_default", photo(), "rs:fit:100:0", ok(JPEG, (100, 50)).header("content-disposition", "inline; filename=")),
         case("return_attachment", photo(), "rs:fit:100:0/att:1/fn:cat", ok(JPEG, (100, 50)).header("content-disposition", "attachment; filename=\"cat.jpg\"")),
         // Source formats.

@@ -67,6 +67,7 @@ pub fn job(options: &str, default_quality: u8) -> Result<Job, String> {
         limits: bench_limits(),
         default_quality,
         format_quality: Vec::new(),
+        skip_processing: Vec::new(),
     })
 }
 

@@ -177,6 +177,7 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         && o.blur <= 0.0
         && o.sharpen <= 0.0
         && o.pixelate <= 1
+        && o.max_bytes == 0
         && geo.extend.is_none()
         && !smart_cut;
     let reserve = memory::jpeg_reserve(bytes.len(), &header, geo.output);
@@ -242,6 +243,11 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     if negotiated.resolve(true) == Format::Webp {
         let pads_transparent = geo.extend.is_some() && o.background.is_none();
         need += memory::webp_extra(bytes, &header, geo.output, pads_transparent);
+    }
+    // `max_bytes` holds the best output and the smallest while it tries
+    // another: a JPEG's buffer is the reserve, whatever it holds.
+    if o.max_bytes > 0 {
+        need += 2 * reserve;
     }
     if let Some(a) = &animation {
         need += memory::animation(&header, geo.output, a.frames, a.format == Format::Gif);
@@ -379,7 +385,9 @@ fn transform(
     }
     let img = steps.run("resize", || resize_step(img, &plan))?;
     let (img, format) = steps.run("effects", || effects_step(img, job, &plan))?;
-    let (body, format) = steps.run("encode", || encode_step(&img, job, &plan, format))?;
+    let (body, format) = steps.run("encode", || {
+        encode_step(&img, job, &plan, format, &deadline)
+    })?;
     Ok(Output {
         body,
         format,
@@ -409,7 +417,9 @@ fn animate(
     let body = steps.run("encode", || {
         let body = match format {
             Format::Gif => encode::animated::gif(frames, animation.loops)?,
-            _ => encode::animated::webp(&frames, animation.loops, quality(job, format))?,
+            _ => within_bytes(job, format, deadline, |q| {
+                encode::animated::webp(&frames, animation.loops, q)
+            })?,
         };
         Ok(match &plan.keep_profile {
             Some(icc) => encode::with_icc(body, format, icc, (width, height)),
@@ -606,6 +616,23 @@ fn decode_banded(
 const WHITE: [u8; 3] = [255, 255, 255];
 
 /// The quality asked for, or the default.
+/// Encodes at the job's quality for `format`, lowered until the output
+/// fits `max_bytes` where the format has a quality to lower.
+fn within_bytes(
+    job: &Job,
+    format: Format,
+    deadline: &Deadline,
+    mut encode: impl FnMut(u8) -> Result<Vec<u8>, Error>,
+) -> Result<Vec<u8>, Error> {
+    let first = quality(job, format);
+    match job.options.max_bytes {
+        max if max > 0 && encode::has_quality(format) => {
+            encode::within_bytes(max, first, || deadline.check(), encode)
+        }
+        _ => encode(first),
+    }
+}
+
 /// imgproxy's order: `quality`, then `format_quality` from the URL, then
 /// from the configuration, then the default.
 fn quality(job: &Job, format: Format) -> u8 {
@@ -760,14 +787,20 @@ fn encode_step(
     job: &Job,
     plan: &Plan,
     format: Format,
+    deadline: &Deadline,
 ) -> Result<(Vec<u8>, Format), Error> {
     let reserve = plan.reserve as usize;
-    let (body, format) = match encode::encode(img, format, quality(job, format), reserve) {
+    let encode = |format: Format| {
+        within_bytes(job, format, deadline, |q| {
+            encode::encode(img, format, q, reserve)
+        })
+    };
+    let (body, format) = match encode(format) {
         Ok(b) => (b, format),
+        Err(e @ Error::TransformTimeout(_)) => return Err(e),
         Err(_) if matches!(plan.negotiated, Negotiated::Accepted { .. }) => {
             let fallback = Negotiated::Fallback.resolve(img.color().has_alpha());
-            let quality = quality(job, fallback);
-            (encode::encode(img, fallback, quality, reserve)?, fallback)
+            (encode(fallback)?, fallback)
         }
         Err(e) => return Err(e),
     };

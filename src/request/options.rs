@@ -154,6 +154,8 @@ pub struct Options {
     /// Quality by output format (`format_quality`), over the configured
     /// `EDGETHUMB_FORMAT_QUALITY`.
     pub format_quality: Vec<(Format, u8)>,
+    /// Lower the quality until the output fits (0 = no limit).
+    pub max_bytes: u32,
     pub format: Option<Format>,
     pub background: Option<[u8; 3]>,
     pub blur: f32,
@@ -199,6 +201,7 @@ impl Default for Options {
             crop_gravity: None,
             quality: 0,
             format_quality: Vec::new(),
+            max_bytes: 0,
             format: None,
             background: None,
             blur: 0.0,
@@ -497,6 +500,10 @@ fn apply(
         "sharpen" | "sh" => {
             max_args("sharpen", &a, 1)?;
             o.sharpen = parse_sigma("sharpen", a[0])?;
+        }
+        "max_bytes" | "mb" => {
+            max_args("max_bytes", &a, 1)?;
+            o.max_bytes = parse_dimension("max_bytes", a[0])?;
         }
         "pixelate" | "pix" => {
             max_args("pixelate", &a, 1)?;
@@ -905,6 +912,8 @@ mod tests {
             ("kcr:maybe", "keep_copyright"),
             ("pix:-2", "pixelate"),
             ("skp:tiff", "skip_processing"),
+            ("mb:-1", "max_bytes"),
+            ("max_bytes:1k", "max_bytes"),
             ("skp:avif", "skip_processing"),
             ("pixelate:1.5", "pixelate"),
             ("eth:2", "enforce_thumbnail"),

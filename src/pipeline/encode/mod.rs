@@ -56,6 +56,53 @@ pub fn progressive(w: u32, h: u32) -> bool {
     w as u64 * h as u64 <= PROGRESSIVE_MAX_PIXELS
 }
 
+/// Encodes made at most for `max_bytes`: the asked quality, then a
+/// bisection of the qualities below it.
+pub const MAX_BYTES_ENCODES: u32 = 6;
+
+/// `max_bytes`: the highest quality under `first` whose output fits in
+/// `max` bytes, found by bisection in at most [`MAX_BYTES_ENCODES`]
+/// encodes (the asked quality first: most outputs fit at once). When none
+/// fits, the smallest made, as imgproxy answers. `more` is asked before
+/// each encode after the first (the transform deadline).
+pub fn within_bytes(
+    max: u32,
+    first: u8,
+    mut more: impl FnMut() -> Result<(), Error>,
+    mut encode: impl FnMut(u8) -> Result<Vec<u8>, Error>,
+) -> Result<Vec<u8>, Error> {
+    let fits = |b: &Vec<u8>| b.len() <= max as usize;
+    let mut smallest = encode(first)?;
+    if fits(&smallest) {
+        return Ok(smallest);
+    }
+    let (mut lo, mut hi) = (1u8, first.saturating_sub(1));
+    let mut best: Option<Vec<u8>> = None;
+    for _ in 1..MAX_BYTES_ENCODES {
+        if lo > hi {
+            break;
+        }
+        more()?;
+        let q = lo + (hi - lo).div_ceil(2);
+        let out = encode(q)?;
+        if fits(&out) {
+            best = Some(out);
+            lo = q + 1;
+        } else {
+            if out.len() < smallest.len() {
+                smallest = out;
+            }
+            hi = q - 1;
+        }
+    }
+    Ok(best.unwrap_or(smallest))
+}
+
+/// Whether `max_bytes` can lower this format's size: the lossy ones.
+pub fn has_quality(format: Format) -> bool {
+    matches!(format, Format::Jpeg | Format::Webp | Format::Avif)
+}
+
 /// What encoding to `format` at `size` holds, for the memory estimate.
 pub fn memory(format: Format, size: (u32, u32)) -> Encode {
     match format {
@@ -321,5 +368,29 @@ mod tests {
             image::Luma([(x * 7) as u8])
         }));
         assert!(mean_error(&grey, &encode(&grey, Format::Webp, 90, 0).unwrap()) < 3.0);
+    }
+
+    #[test]
+    fn max_bytes_takes_the_best_quality_that_fits_in_six_encodes() {
+        // A stand-in encoder whose size is 10 bytes a quality point.
+        let tried = std::cell::RefCell::new(Vec::new());
+        let encode = |q: u8| {
+            tried.borrow_mut().push(q);
+            Ok(vec![0u8; q as usize * 10])
+        };
+        let out = within_bytes(455, 80, || Ok(()), encode).unwrap();
+        assert_eq!(out.len(), 450);
+        assert_eq!(tried.borrow()[..3], [80, 40, 60]);
+        assert!(tried.borrow().len() <= MAX_BYTES_ENCODES as usize);
+        // Fits at once: one encode.
+        tried.borrow_mut().clear();
+        assert_eq!(within_bytes(900, 80, || Ok(()), encode).unwrap().len(), 800);
+        assert_eq!(tried.borrow().len(), 1);
+        // Nothing fits: the smallest made (80, 40, 20, 10, 5, then 3).
+        let out = within_bytes(5, 80, || Ok(()), encode).unwrap();
+        assert_eq!(out.len(), 30);
+        // The deadline stops the search between encodes.
+        let stop = || Err(Error::TransformTimeout(1));
+        assert!(within_bytes(5, 80, stop, encode).is_err());
     }
 }

@@ -90,6 +90,24 @@ struct Reply {
     name: String,
 }
 
+/// `disposition; filename="name.ext"`: printable ASCII only (quotes,
+/// backslashes and controls dropped, anything else `_`), and the exact
+/// name as RFC 6266's `filename*` when it is not plain ASCII, which every
+/// browser reads first.
+fn content_disposition(disposition: &str, name: &str, ext: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect();
+    let mut value = format!("{disposition}; filename=\"{ascii}.{ext}\"");
+    if !name.is_ascii() {
+        let exact = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        value.push_str(&format!("; filename*=UTF-8''{exact}.{ext}"));
+    }
+    value
+}
+
 /// imgproxy's download name: `filename` if given, else the source's last
 /// path segment without its extension, else `image`.
 fn download_name(o: &crate::request::options::Options, source: &url::Url) -> String {
@@ -226,11 +244,6 @@ fn image_response(
     );
     insert(&mut headers, header::ETAG, &cache::etag(&out.body));
     // As imgproxy: always a name, so "Save image as" offers a sensible one.
-    let safe: String = job
-        .name
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-        .collect();
     let disposition = match job.job.options.return_attachment {
         true => "attachment",
         false => "inline",
@@ -238,10 +251,7 @@ fn image_response(
     insert(
         &mut headers,
         header::CONTENT_DISPOSITION,
-        &format!(
-            "{disposition}; filename=\"{safe}.{}\"",
-            out.format.extension()
-        ),
+        &content_disposition(disposition, &job.name, out.format.extension()),
     );
     common_headers(&mut headers, job.varies);
     Produced {
@@ -305,5 +315,36 @@ pub(super) fn failure(e: Error, cfg: &Config, varies: bool, timing: ServerTiming
         },
         timing,
         detail: e.detail().map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_are_always_a_valid_header() {
+        assert_eq!(
+            content_disposition("inline", "cat", "jpg"),
+            "inline; filename=\"cat.jpg\""
+        );
+        assert_eq!(
+            content_disposition("attachment", "a\"b\\c\n", "png"),
+            "attachment; filename=\"abc.png\""
+        );
+        let v = content_disposition("inline", "café", "webp");
+        assert_eq!(
+            v,
+            "inline; filename=\"caf_.webp\"; filename*=UTF-8''caf%C3%A9.webp"
+        );
+        assert!(http::HeaderValue::from_str(&v).is_ok());
+        let src = |s: &str| url::Url::parse(s).unwrap();
+        let o = crate::request::options::Options::default();
+        assert_eq!(
+            download_name(&o, &src("http://e.com/p/%D1%84%D0%BE%D1%82%D0%BE.jpg")),
+            "фото"
+        );
+        assert_eq!(download_name(&o, &src("http://e.com/a.b.png")), "a.b");
+        assert_eq!(download_name(&o, &src("http://e.com/")), "image");
     }
 }

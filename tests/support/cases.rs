@@ -554,6 +554,7 @@ pub fn cases() -> Vec<Case> {
         case("skip_processing_not_for_another_format", photo(), "rs:fit:100:0/skp:png:jpg/f:png", ok(PNG, (100, 50))),
         case("skip_processing_not_for_other_sources", body(fx::png(400, 200), PNG), "rs:fit:100:0/skp:jpg", ok(JPEG, (100, 50))),
         case("content_disposition_inline_by_default", photo(), "rs:fit:100:0", ok(JPEG, (100, 50)).header("content-disposition", "inline; filename=")),
+        case("filename_not_ascii", photo(), "rs:fit:100:0/fn:Y2Fmw6k:1", ok(JPEG, (100, 50)).header("content-disposition", "filename*=UTF-8''caf%C3%A9.jpg")),
         case("return_attachment", photo(), "rs:fit:100:0/att:1/fn:cat", ok(JPEG, (100, 50)).header("content-disposition", "attachment; filename=\"cat.jpg\"")),
         // Source formats.
         case("jpeg_progressive", body(fx::jpeg_progressive(400, 200), JPEG), "rs:fit:100:0", ok(JPEG, (100, 50))),

@@ -51,6 +51,9 @@ pub struct Config {
     /// Presets-only mode: the path names presets and nothing else
     /// (imgproxy `ONLY_PRESETS`).
     pub only_presets: bool,
+    /// Client hints (`Sec-CH-DPR`/`DPR`, `Sec-CH-Width`/`Width`) give the
+    /// defaults for `dpr` and `width` (imgproxy `ENABLE_CLIENT_HINTS`).
+    pub client_hints: bool,
     /// Source formats served as they are when no output format is asked
     /// for (imgproxy `SKIP_PROCESSING_FORMATS`).
     pub skip_processing: Vec<Format>,
@@ -102,6 +105,7 @@ impl Config {
             format_quality: Vec::new(),
             svg_passthrough: false,
             only_presets: false,
+            client_hints: false,
             skip_processing: Vec::new(),
             upstream_failure_status: None,
             fallback: None,
@@ -237,6 +241,14 @@ impl Config {
         for var in ["IMGPROXY_ONLY_PRESETS", "EDGETHUMB_ONLY_PRESETS"] {
             if let Some(b) = parse_bool(&get, var)? {
                 cfg.only_presets = b;
+            }
+        }
+        for var in [
+            "IMGPROXY_ENABLE_CLIENT_HINTS",
+            "EDGETHUMB_ENABLE_CLIENT_HINTS",
+        ] {
+            if let Some(b) = parse_bool(&get, var)? {
+                cfg.client_hints = b;
             }
         }
         if let Some((var, v)) = get_alias(
@@ -474,6 +486,22 @@ mod tests {
             s,
         ];
         assert!(!load(&both).unwrap().only_presets);
+    }
+
+    #[test]
+    fn client_hints_by_either_name() {
+        let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
+        let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
+        assert!(!load(&[k, s]).unwrap().client_hints);
+        let on = load(&[("IMGPROXY_ENABLE_CLIENT_HINTS", "1"), k, s]).unwrap();
+        assert!(on.client_hints);
+        let off = [
+            ("IMGPROXY_ENABLE_CLIENT_HINTS", "true"),
+            ("EDGETHUMB_ENABLE_CLIENT_HINTS", "false"),
+            k,
+            s,
+        ];
+        assert!(!load(&off).unwrap().client_hints);
     }
 
     #[test]

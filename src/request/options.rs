@@ -3,6 +3,7 @@
 //! options and bad arguments are 400s that name the option.
 
 use crate::error::Error;
+use crate::request::client_hints::Hints;
 
 /// An output format this build can encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -307,7 +308,21 @@ pub fn build(
     extension: Option<&str>,
     presets: &Presets,
 ) -> Result<Options, Error> {
+    build_with_hints(raw, extension, presets, Hints::default())
+}
+
+/// [`build`] with client hints as the defaults for `dpr` and `width`,
+/// under the `default` preset and the URL, as imgproxy orders them.
+pub fn build_with_hints(
+    raw: &[RawOption],
+    extension: Option<&str>,
+    presets: &Presets,
+    hints: Hints,
+) -> Result<Options, Error> {
     let mut o = Options::default();
+    let (dpr, width) = hints.defaults();
+    o.dpr = dpr.unwrap_or(o.dpr);
+    o.width = width.unwrap_or(o.width);
     let mut used = Vec::new();
     if presets.get("default").is_some() {
         apply_preset(&mut o, "default", presets, &mut used)?;

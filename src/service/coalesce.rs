@@ -95,7 +95,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             Err(_) => Rc::new(failure(
                 Error::Internal("the miss was lost".into()),
                 &self.inner.config,
-                false,
+                super::Vary::default(),
                 ServerTiming::default(),
             )),
         }

@@ -20,6 +20,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::request::client_hints::Hints;
 use crate::resilience::breaker::Breaker;
 use crate::resilience::shedding::SourceBudget;
 use crate::seams::cache::Cache;
@@ -32,7 +33,7 @@ mod produce;
 mod respond;
 mod timing;
 
-pub use respond::{error_response, ErrorDetail, CACHE_STATUS_HEADER};
+pub use respond::{error_response, ErrorDetail, Vary, CACHE_STATUS_HEADER};
 pub use timing::ServerTiming;
 
 use coalesce::InFlight;
@@ -104,7 +105,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     /// Routes, then a cache hit, a joined miss, a shed miss or a new one.
     async fn answer<B>(&self, req: &Request<B>) -> Response<Bytes> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut r = error_response(&Error::MethodNotAllowed, None, false);
+            let mut r = error_response(&Error::MethodNotAllowed, None, Vary::default());
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
@@ -113,7 +114,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         match raw_path {
             "/health" => return text_response(StatusCode::OK, "ok"),
             "/" | "/favicon.ico" | "/robots.txt" => {
-                return error_response(&Error::RouteNotFound, None, false)
+                return error_response(&Error::RouteNotFound, None, Vary::default())
             }
             _ => {}
         }
@@ -122,9 +123,14 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         let cfg = &self.inner.config;
-        let plan = match plan::plan(cfg, self.inner.runtime.unix_time(), raw_path, accept) {
+        let hints = match cfg.client_hints {
+            true => Hints::read(req.headers()),
+            false => Hints::default(),
+        };
+        let now = self.inner.runtime.unix_time();
+        let plan = match plan::plan(cfg, now, raw_path, accept, hints) {
             Ok(p) => p,
-            Err(e) => return error_response(&e, None, false),
+            Err(e) => return error_response(&e, None, Vary::default()),
         };
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
 
@@ -154,7 +160,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 what: "too many misses in flight".into(),
                 retry_after: crate::resilience::shedding::RETRY_AFTER_SECS,
             };
-            return error_response(&e, None, plan.negotiated.varies());
+            return error_response(&e, None, plan.vary);
         }
         let produced = self.lead(plan).await;
         let mut timing = produced.timing.clone();

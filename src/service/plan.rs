@@ -1,8 +1,10 @@
 //! Everything about a request that needs no I/O: the signature first,
 //! then options, expiry, source policy, negotiation and the cache key.
 
+use super::respond::Vary;
 use crate::config::Config;
 use crate::error::Error;
+use crate::request::client_hints::Hints;
 use crate::request::negotiate::{self, Negotiated};
 use crate::request::options::{self, Options};
 use crate::request::path;
@@ -18,6 +20,8 @@ pub(super) struct Plan {
     pub options: Options,
     pub source: url::Url,
     pub negotiated: Negotiated,
+    /// The request headers the response depends on.
+    pub vary: Vary,
     pub key: String,
 }
 
@@ -27,6 +31,7 @@ pub(super) fn plan(
     now_unix: u64,
     raw_path: &str,
     accept: Option<&str>,
+    hints: Hints,
 ) -> Result<Plan, Error> {
     // The signature first: nothing else of an unsigned path is decoded.
     let (sig, signed_path) = path::split_signed(raw_path)?;
@@ -41,7 +46,9 @@ pub(super) fn plan(
         true => path::parse_presets_only(raw_path)?,
         false => path::parse(raw_path)?,
     };
-    let options = options::build(&parsed.options, parsed.extension.as_deref(), &cfg.presets)?;
+    let ext = parsed.extension.as_deref();
+    // Hints change only the options, so their identity keys the cache.
+    let options = options::build_with_hints(&parsed.options, ext, &cfg.presets, hints)?;
     if let Some(exp) = options.expires {
         if exp < now_unix as i64 {
             return Err(Error::Expired);
@@ -50,10 +57,15 @@ pub(super) fn plan(
     let source = source_policy::check(&parsed.source, &cfg.sources)?;
     let negotiated = negotiate::negotiate(options.format, accept, &cfg.auto_formats);
     let key = cache::key(&options.identity(), source.as_str(), &negotiated.key());
+    let vary = Vary {
+        accept: negotiated.varies(),
+        client_hints: cfg.client_hints,
+    };
     Ok(Plan {
         options,
         source,
         negotiated,
+        vary,
         key,
     })
 }

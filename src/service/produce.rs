@@ -6,7 +6,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::StatusCode;
 
 use super::plan::Plan;
-use super::respond::{common_headers, error_response_with, insert};
+use super::respond::{common_headers, error_response_with, insert, Vary};
 use super::{Inner, ServerTiming};
 use crate::config::{Config, FallbackImage};
 use crate::error::Error;
@@ -33,7 +33,7 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
 ) -> Produced {
     let cfg = &inner.config;
     let clock = inner.runtime.clock();
-    let varies = plan.negotiated.varies();
+    let vary = plan.vary;
     let job = Job {
         options: plan.options,
         negotiated: plan.negotiated,
@@ -43,7 +43,7 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
         skip_processing: cfg.skip_processing.clone(),
     };
     let name = download_name(&job.options, &plan.source);
-    let job = &Reply { job, varies, name };
+    let job = &Reply { job, vary, name };
     let t0 = clock();
     let ticket = match inner.breaker.admit(&breaker::host_key(&plan.source), t0) {
         Ok(t) => t,
@@ -84,8 +84,8 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
 /// A job and what its response needs besides the image.
 struct Reply {
     job: Job,
-    /// `Vary: Accept` goes on the response.
-    varies: bool,
+    /// The request headers the response depends on.
+    vary: Vary,
     /// The file name offered (`Content-Disposition`), without extension.
     name: String,
 }
@@ -189,7 +189,7 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
             }
         }
     }
-    failure(e, cfg, job.varies, timing)
+    failure(e, cfg, job.vary, timing)
 }
 
 /// The `EDGETHUMB_FALLBACK_IMAGE_URL` image: fetched once with the source
@@ -253,7 +253,7 @@ fn image_response(
         header::CONTENT_DISPOSITION,
         &content_disposition(disposition, &job.name, out.format.extension()),
     );
-    common_headers(&mut headers, job.varies);
+    common_headers(&mut headers, job.vary);
     Produced {
         response: CachedResponse {
             status,
@@ -279,7 +279,7 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
         &cache::cache_control(cfg.ttls.success),
     );
     insert(&mut headers, header::ETAG, &cache::etag(&bytes));
-    common_headers(&mut headers, false);
+    common_headers(&mut headers, Vary::default());
     // `sandbox` too: an SVG opened as a document is then a unique origin
     // with no forms, popups or navigation (as camo and svg-hush do).
     insert(
@@ -302,9 +302,9 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
     }
 }
 
-pub(super) fn failure(e: Error, cfg: &Config, varies: bool, timing: ServerTiming) -> Produced {
+pub(super) fn failure(e: Error, cfg: &Config, vary: Vary, timing: ServerTiming) -> Produced {
     let ttl = cfg.ttls.for_failure(&e);
-    let resp = error_response_with(&e, ttl, varies, cfg.upstream_failure_status);
+    let resp = error_response_with(&e, ttl, vary, cfg.upstream_failure_status);
     let (parts, body) = resp.into_parts();
     Produced {
         response: CachedResponse {

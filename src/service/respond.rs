@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 
 use super::ServerTiming;
 use crate::error::Error;
+use crate::request::client_hints;
 use crate::seams::cache::{self, CachedResponse};
 
 /// `hit`, `miss` or `coalesced` (joined another request's miss).
@@ -71,15 +72,15 @@ fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
 
 /// A plain-text error: one line, the status from [`Error::status`], cached
 /// for `ttl` seconds if any.
-pub fn error_response(e: &Error, ttl: Option<u32>, varies: bool) -> Response<Bytes> {
-    error_response_with(e, ttl, varies, None)
+pub fn error_response(e: &Error, ttl: Option<u32>, vary: Vary) -> Response<Bytes> {
+    error_response_with(e, ttl, vary, None)
 }
 
 /// [`error_response`] with the configured status for upstream failures.
 pub(super) fn error_response_with(
     e: &Error,
     ttl: Option<u32>,
-    varies: bool,
+    vary: Vary,
     upstream_failure: Option<StatusCode>,
 ) -> Response<Bytes> {
     let mut resp = text_response(e.status_with(upstream_failure), &e.public_line());
@@ -92,7 +93,7 @@ pub(super) fn error_response_with(
     if let Some(secs) = e.retry_after() {
         insert(h, header::RETRY_AFTER, &secs.to_string());
     }
-    common_headers(h, varies);
+    common_headers(h, vary);
     resp
 }
 
@@ -107,11 +108,33 @@ pub(super) fn text_response(status: StatusCode, line: &str) -> Response<Bytes> {
     resp
 }
 
-pub(super) fn common_headers(h: &mut HeaderMap, varies: bool) {
+/// The request headers a response depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Vary {
+    /// The format was negotiated from `Accept`.
+    pub accept: bool,
+    /// Client hints are on: they may have set `dpr` and `width`.
+    pub client_hints: bool,
+}
+
+pub(super) fn common_headers(h: &mut HeaderMap, vary: Vary) {
     insert(h, header::CONTENT_SECURITY_POLICY, "script-src 'none'");
     insert(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    if varies {
-        insert(h, header::VARY, "Accept");
+    let mut names = Vec::new();
+    if vary.accept {
+        names.push("Accept");
+    }
+    if vary.client_hints {
+        names.push(client_hints::HEADER_LIST);
+        // Asks the browser to send them on its next requests to this host.
+        insert(
+            h,
+            HeaderName::from_static("accept-ch"),
+            client_hints::HEADER_LIST,
+        );
+    }
+    if !names.is_empty() {
+        insert(h, header::VARY, &names.join(", "));
     }
 }
 

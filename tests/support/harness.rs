@@ -578,8 +578,8 @@ async fn run_bad_urls(t: &Target, key: &KeyPair) -> Vec<String> {
 
 /// The configuration of a media API switching from a resizing proxy
 /// (README, "Drop-in for a media API"): SVG passed through, one status
-/// (424) for upstream failures, and only the `thumb` and `full` presets
-/// (presets-only mode).
+/// (424) for upstream failures, only the `thumb` and `full` presets
+/// (presets-only mode), and client hints for `<img sizes>` pages.
 pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
     let mut env = target_env(origin, closed_base);
     env.retain(|(k, _)| k != "EDGETHUMB_PRESETS");
@@ -588,6 +588,7 @@ pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)
         ("EDGETHUMB_UPSTREAM_FAILURE_STATUS", "424"),
         ("EDGETHUMB_PRESETS", "thumb=rs:fit:600:0/q:80,full=q:80"),
         ("EDGETHUMB_ONLY_PRESETS", "true"),
+        ("EDGETHUMB_ENABLE_CLIENT_HINTS", "true"),
     ] {
         env.push((k.to_string(), v.to_string()));
     }
@@ -660,6 +661,52 @@ pub async fn check_media_api(t: &dyn Transport, origin: &Origin, closed_base: &s
         assert_eq!(hv(&h, "content-type"), "image/jpeg", "{preset}");
         let img = image::load_from_memory(&body).unwrap();
         assert_eq!((img.width(), img.height()), dims, "{preset}");
+    }
+    // Client hints: the browser's DPR and layout width (physical pixels)
+    // size `full`; a preset's own width wins over the width hint, and the
+    // DPR hint still multiplies it. Each is its own cache entry.
+    let hinted = |preset: &'static str, hints: &'static [(&'static str, &'static str)]| {
+        let path = url(preset, &src);
+        async move {
+            let mut req = http::Request::builder().uri(path);
+            for (k, v) in hints {
+                req = req.header(*k, *v);
+            }
+            t.send(req.body(()).unwrap()).await.unwrap()
+        }
+    };
+    for (preset, hints, width) in [
+        (
+            "full",
+            &[("sec-ch-dpr", "2"), ("sec-ch-width", "500")][..],
+            500,
+        ),
+        ("full", &[("dpr", "1.5"), ("width", "300")][..], 300),
+        (
+            "full",
+            &[("sec-ch-width", "640"), ("dpr", "nonsense")][..],
+            640,
+        ),
+        ("full", &[("sec-ch-dpr", "0.5")][..], 600),
+        ("full", &[][..], 1200),
+        (
+            "thumb",
+            &[("sec-ch-dpr", "2"), ("sec-ch-width", "100")][..],
+            1200,
+        ),
+        ("thumb", &[("sec-ch-dpr", "0.25")][..], 150),
+    ] {
+        let r = hinted(preset, hints).await;
+        assert_eq!(r.status, 200, "{preset} {hints:?}");
+        let img = image::load_from_memory(&r.body).unwrap();
+        assert_eq!(img.width(), width, "{preset} {hints:?}");
+        let vary = header(&r, "vary");
+        assert!(
+            vary.contains("Sec-CH-DPR") && vary.contains("Width"),
+            "{vary}"
+        );
+        let accept_ch = header(&r, "accept-ch");
+        assert!(accept_ch.contains("Sec-CH-Width"), "{accept_ch}");
     }
     // Presets-only: any other option is refused, however it is signed.
     for options in ["rs:fit:100:0", "pr:thumb/w:100", "nope"] {

@@ -485,3 +485,67 @@ async fn worker_memory_for_avif() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `trim` on the largest corpus images (the largest JPEG and PNG by
+/// pixels, then bytes), each in a fresh isolate: trimming decodes the
+/// whole image at full size, so shrink-on-load and bands are off, and the
+/// estimate must still bound the memory, or refuse with 413 what it
+/// cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_memory_for_trim() {
+    let Some((dir, files)) = corpus() else {
+        println!("SKIPPED: ../shared/corpus/fetch.sh not found");
+        return;
+    };
+    let origin = Origin::start().await;
+    let client = support::over_http::client();
+    let limit = Limits::default().max_transform_bytes;
+    let server = WranglerServer::start(&env(&origin)).await;
+    let floor = floor(&client, &server.base).await;
+    drop(server);
+    let largest = |ext: &str| {
+        files
+            .iter()
+            .filter(|(f, _)| f.ends_with(ext))
+            .map(|(f, _)| {
+                let bytes = std::fs::read(dir.join(f)).unwrap();
+                let (w, h) = dimensions(&bytes);
+                (w as u64 * h as u64, bytes.len(), f.clone(), bytes)
+            })
+            .max_by_key(|(px, len, _, _)| (*px, *len))
+    };
+    let mut failures = Vec::new();
+    println!("| image | options | estimate (MiB) | linear memory (MiB) | estimate ÷ (memory − floor) | status |");
+    println!("| --- | --- | ---: | ---: | ---: | --- |");
+    for (_, _, file, bytes) in [largest(".jpg"), largest(".png")].into_iter().flatten() {
+        let source = origin.route(
+            &format!("/trim/{file}"),
+            Route::Body(bytes.clone(), "application/octet-stream"),
+        );
+        for (options, width) in [("t:10/rs:fit:400:0", 400), ("t:10/rs:fit:2000:0", 2000)] {
+            let estimate = pipeline::memory_estimate(&bytes, &job(options, "jpg")).unwrap();
+            let server = WranglerServer::start(&env(&origin)).await;
+            let m = request(&client, &server.base, &source, "jpg", options, width).await;
+            drop(server);
+            let row = format!("{file} | {options}");
+            if estimate > limit {
+                // Refused before decoding: the isolate stays near its floor.
+                println!(
+                    "| {row} | {:.1} | {:.1} | over the budget | {} |",
+                    estimate as f64 / MIB,
+                    m.memory as f64 / MIB,
+                    m.status
+                );
+                if m.status != 413 {
+                    failures.push(format!("{row}: status {} (want 413)", m.status));
+                }
+                if m.memory > floor + (8 << 20) {
+                    failures.push(format!("{row}: {} bytes for a refusal", m.memory));
+                }
+            } else {
+                bounded(&row, estimate, &m, floor, &mut failures);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -11,7 +11,7 @@ use edgethumb::request::options::{build, Format, Presets, RawOption};
 use edgethumb::Error;
 use libfuzzer_sys::fuzz_target;
 
-const OPTIONS: [&str; 14] = [
+const OPTIONS: [&str; 16] = [
     "rs:fit:64:64",
     "rs:fill:48:48/g:sm",
     "rs:fill:40:20/g:nowe",
@@ -27,6 +27,9 @@ const OPTIONS: [&str; 14] = [
     "rs:fit:48:0/f:gif",
     // Small: rav1e's time grows with the output.
     "rs:fit:24:24/ex:1/f:avif",
+    // trim decodes whole at full size, then plans again.
+    "t:10/rs:fit:48:0",
+    "t:0::1:1/rs:fill:32:32/pd:2:3/rot:90/fl:1/pix:4",
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -5,6 +5,8 @@
 //! 1. `decode`: sniff, check the structure ([`preflight`]), read the
 //!    header, enforce limits, work out the geometry, decode with
 //!    shrink-on-load, apply EXIF orientation, `rotate` and `flip`;
+//!    with `trim`, then `trim`: the whole image at full size is cut to
+//!    its content ([`trim`]) and the geometry worked out again;
 //! 2. `resize`: crop and resample in one pass (smart crop after);
 //! 3. `effects`: blur, sharpen, pixelate, extend, flatten;
 //! 4. `encode`.
@@ -38,6 +40,7 @@ pub mod resize;
 pub mod smart_crop;
 pub mod sniff;
 mod steps;
+pub mod trim;
 
 use crate::error::Error;
 use crate::request::negotiate::Negotiated;
@@ -77,6 +80,10 @@ pub struct Output {
 /// What the header and the options decide before any pixel is decoded.
 struct Plan {
     header: decode::Header,
+    /// How the source is decoded: `Off` when it is trimmed.
+    shrink: ShrinkOnLoad,
+    /// Trim the decoded image, then plan the rest again ([`plan_for`]).
+    trim: bool,
     /// The orientation to apply, EXIF's (unless `auto_rotate` is off)
     /// with `rotate` and `flip` ([`geometry::orientation`]).
     orientation: u8,
@@ -123,7 +130,6 @@ enum ShrinkOnLoad {
     On,
     #[cfg_attr(not(test), allow(dead_code))]
     Whole,
-    #[cfg_attr(not(test), allow(dead_code))]
     Off,
 }
 
@@ -142,16 +148,29 @@ impl ShrinkOnLoad {
 }
 
 fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
+    plan_for(bytes, job, shrink, None)
+}
+
+/// The plan; with `trimmed`, for the rest of the work once the decoded,
+/// oriented, full-size image has been trimmed to that size: its geometry
+/// from the trimmed size, and its estimate with the full-size image still
+/// counted (its buffer is cut in place).
+fn plan_for(
+    bytes: &[u8],
+    job: &Job,
+    shrink: ShrinkOnLoad,
+    trimmed: Option<(u32, u32)>,
+) -> Result<Plan, Error> {
     let o = &job.options;
     let format = sniff::sniff(bytes)?;
     let frames = preflight::check(bytes, format)?;
     let mut header = decode::probe(bytes, format, &job.limits)?;
     let exif = if o.auto_rotate { header.orientation } else { 1 };
     let orientation = geometry::orientation(exif, o);
-    let oriented = if orientation >= 5 {
-        (header.height, header.width)
-    } else {
-        (header.width, header.height)
+    let oriented = match (trimmed, orientation >= 5) {
+        (Some(size), _) => size,
+        (None, true) => (header.height, header.width),
+        (None, false) => (header.width, header.height),
     };
     let geo = geometry::compute(oriented.0, oriented.1, o, job.limits.max_result_dimension)?;
     let negotiated = match geo.output.0 as u64 * geo.output.1 as u64 {
@@ -159,8 +178,13 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
         _ => job.negotiated,
     };
     let animation = animation(&frames, &header, negotiated, &job.limits)?;
+    // `trim` needs every pixel at full size, as imgproxy's does; an
+    // animation is never trimmed (imgproxy's rule).
+    let trim = o.trim.is_some() && animation.is_none();
+    let shrink = if trim { ShrinkOnLoad::Off } else { shrink };
     let decoded = decode::decoded_size(&header, shrink.decode_scale(geo.scale));
-    header.orientation = orientation;
+    // Once trimmed, the image is already oriented.
+    header.orientation = if trimmed.is_some() { 1 } else { orientation };
     let smart_pre_crop = matches!(geo.pre_crop, Some((_, _, g)) if g.kind == GravityType::Smart);
     let banded = shrink.bands()
         && !smart_pre_crop
@@ -254,6 +278,8 @@ fn plan(bytes: &[u8], job: &Job, shrink: ShrinkOnLoad) -> Result<Plan, Error> {
     }
     Ok(Plan {
         header,
+        shrink,
+        trim: trim && trimmed.is_none(),
         orientation,
         oriented,
         geo,
@@ -373,7 +399,11 @@ fn transform(
     }
     // A streamed output is decoded, resized and encoded in one step.
     let step = if plan.streamed { "stream" } else { "decode" };
-    let img = steps.run(step, || decode_step(bytes, job, &plan, shrink, &deadline))?;
+    let img = steps.run(step, || decode_step(bytes, job, &plan, &deadline))?;
+    let (img, plan) = match (img, plan.trim) {
+        (Decoded::Whole(img), true) => steps.run("trim", || trim_step(img, bytes, job))?,
+        (img, _) => (img, plan),
+    };
     if let Decoded::Encoded(body, (width, height)) = img {
         return Ok(Output {
             body,
@@ -537,10 +567,9 @@ fn decode_step(
     bytes: &[u8],
     job: &Job,
     plan: &Plan,
-    shrink: ShrinkOnLoad,
     deadline: &Deadline,
 ) -> Result<Decoded, Error> {
-    let scale = shrink.decode_scale(plan.geo.scale);
+    let scale = plan.shrink.decode_scale(plan.geo.scale);
     if plan.banded {
         if let Some(done) = decode_banded(bytes, job, plan, scale, deadline)? {
             return Ok(done);
@@ -556,6 +585,29 @@ fn decode_step(
     )?;
     decode::orient(&mut img, plan.orientation);
     Ok(Decoded::Whole(img))
+}
+
+/// Cuts the decoded image to its content, then plans the rest for the
+/// trimmed size, whose output may need more than the first estimate
+/// allowed (an enlarged sliver): that is checked before it is made.
+fn trim_step(img: DynamicImage, bytes: &[u8], job: &Job) -> Result<(Decoded, Plan), Error> {
+    let img = match job.options.trim.as_ref().and_then(|t| trim::find(&img, t)) {
+        Some(rect) => trim::cut_in_place(img, rect),
+        None => img,
+    };
+    let plan = plan_for(
+        bytes,
+        job,
+        ShrinkOnLoad::Off,
+        Some((img.width(), img.height())),
+    )?;
+    if plan.need > job.limits.max_transform_bytes {
+        return Err(Error::OverMemoryBudget {
+            need: plan.need,
+            limit: job.limits.max_transform_bytes,
+        });
+    }
+    Ok((Decoded::Whole(img), plan))
 }
 
 /// Decodes into the banded resampler. The resample runs in the stored

@@ -119,6 +119,18 @@ impl Default for Gravity {
     }
 }
 
+/// `trim`: what counts as background, and whether opposite sides lose the
+/// same amount.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trim {
+    /// How far a channel may stray from the background and still be it.
+    pub threshold: f64,
+    /// `None`: the top-left pixel's colour.
+    pub colour: Option<[u8; 3]>,
+    pub equal_hor: bool,
+    pub equal_ver: bool,
+}
+
 /// Every processing option, normalised. Defaults match imgproxy's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -163,6 +175,8 @@ pub struct Options {
     pub sharpen: f32,
     /// Block size in output pixels; 0 or 1 = none.
     pub pixelate: u32,
+    /// Cut the surrounding background off the source first.
+    pub trim: Option<Trim>,
     pub auto_rotate: bool,
     pub strip_metadata: bool,
     /// Convert to sRGB and drop the profile (imgproxy's default), or keep
@@ -208,6 +222,7 @@ impl Default for Options {
             blur: 0.0,
             sharpen: 0.0,
             pixelate: 0,
+            trim: None,
             auto_rotate: true,
             strip_metadata: true,
             strip_color_profile: true,
@@ -520,6 +535,10 @@ fn apply(
             max_args("max_bytes", &a, 1)?;
             o.max_bytes = parse_dimension("max_bytes", a[0])?;
         }
+        "trim" | "t" => {
+            max_args("trim", &a, 4)?;
+            o.trim = parse_trim(&a)?;
+        }
         "pixelate" | "pix" => {
             max_args("pixelate", &a, 1)?;
             o.pixelate = parse_dimension("pixelate", a[0])?;
@@ -710,6 +729,33 @@ fn parse_format(name: &str, s: &str) -> Result<Format, Error> {
     })
 }
 
+/// imgproxy's `trim:%threshold:%color:%equal_hor:%equal_ver`; an empty
+/// threshold turns trimming off.
+fn parse_trim(a: &[&str]) -> Result<Option<Trim>, Error> {
+    let arg = |i: usize| a.get(i).copied().filter(|s| !s.is_empty());
+    let Some(threshold) = arg(0) else {
+        return Ok(None);
+    };
+    let colour = match arg(1) {
+        Some(hex) => Some(
+            hex::decode(hex)
+                .ok()
+                .and_then(|b| <[u8; 3]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    Error::bad_option("trim", format!("`{hex}` is not an RRGGBB colour"))
+                })?,
+        ),
+        None => None,
+    };
+    let flag = |i: usize| arg(i).map_or(Ok(false), |s| parse_bool("trim", s));
+    Ok(Some(Trim {
+        threshold: parse_float("trim", threshold)?,
+        colour,
+        equal_hor: flag(2)?,
+        equal_ver: flag(3)?,
+    }))
+}
+
 fn parse_background(a: &[&str]) -> Result<Option<[u8; 3]>, Error> {
     match a {
         [""] => Ok(None),
@@ -877,6 +923,22 @@ mod tests {
     }
 
     #[test]
+    fn trim_arguments() {
+        let o = t("t:12.5:FF00ff:1:t").unwrap();
+        let want = Trim {
+            threshold: 12.5,
+            colour: Some([255, 0, 255]),
+            equal_hor: true,
+            equal_ver: true,
+        };
+        assert_eq!(o.trim, Some(want));
+        let o = t("trim:10").unwrap().trim.unwrap();
+        assert_eq!((o.colour, o.equal_hor, o.equal_ver), (None, false, false));
+        // An empty threshold turns it off, as imgproxy.
+        assert_eq!(t("t:10/t::ffffff").unwrap().trim, None);
+    }
+
+    #[test]
     fn format_quality_pairs() {
         let o = t("fq:jpg:70:webp:79/format_quality:jpeg:60:avif:0").unwrap();
         assert_eq!(
@@ -931,6 +993,10 @@ mod tests {
             ("max_bytes:1k", "max_bytes"),
             ("skp:avif", "skip_processing"),
             ("pixelate:1.5", "pixelate"),
+            ("t:x", "trim"),
+            ("t:10:fff", "trim"),
+            ("trim:10::2", "trim"),
+            ("t:10:ffffff:1:1:1", "trim"),
             ("eth:2", "enforce_thumbnail"),
             ("fq:webp:101", "format_quality"),
             ("fq:heic:50", "format_quality"),

@@ -556,6 +556,21 @@ pub fn cases() -> Vec<Case> {
         case("content_disposition_inline_by_default", photo(), "rs:fit:100:0", ok(JPEG, (100, 50)).header("content-disposition", "inline; filename=")),
         case("filename_not_ascii", photo(), "rs:fit:100:0/fn:Y2Fmw6k:1", ok(JPEG, (100, 50)).header("content-disposition", "filename*=UTF-8''caf%C3%A9.jpg")),
         case("return_attachment", photo(), "rs:fit:100:0/att:1/fn:cat", ok(JPEG, (100, 50)).header("content-disposition", "attachment; filename=\"cat.jpg\"")),
+        // trim: the framed fixture's block is 96x48 at (48, 64) of 400x200.
+        case("trim", body(fx::framed_png(400, 200), PNG), "t:10", ok(JPEG, (96, 48)).pixels(red_top_left)),
+        case("trim_then_resize", body(fx::framed_png(400, 200), PNG), "trim:10/rs:fit:48:0", ok(JPEG, (48, 24)).pixels(red_top_left)),
+        case("trim_equal_hor", body(fx::framed_png(400, 200), PNG), "t:10::1", ok(JPEG, (304, 48))),
+        case("trim_equal_hor_and_ver", body(fx::framed_png(400, 200), PNG), "t:10::1:1", ok(JPEG, (304, 72))),
+        case("trim_colour", body(fx::framed_png(400, 200), PNG), "t:10:FFFFFF", ok(JPEG, (96, 48))),
+        case("trim_colour_not_there_keeps_all", body(fx::framed_png(400, 200), PNG), "t:10:000000", ok(JPEG, (400, 200))),
+        case("trim_transparent_background", body(fx::framed_png_alpha(400, 200), PNG), "t:10", ok(JPEG, (96, 48)).pixels(red_top_left)),
+        case("trim_jpeg", body(fx::framed_jpeg(400, 200), JPEG), "t:10", ok(JPEG, (96, 48))),
+        case("trim_nothing_to_cut", photo(), "rs:fit:100:0/t:10", ok(JPEG, (100, 50))),
+        case("trim_empty_threshold_is_off", body(fx::framed_png(400, 200), PNG), "t:", ok(JPEG, (400, 200))),
+        case("bad_trim", photo(), "t:10:red", err(400, "trim")),
+        // A 24 MP PNG shrinks row by row for a thumbnail, but trimming
+        // needs it whole (72 MB): over the table's 48 MB budget.
+        case("trim_needs_the_whole_image", body(fx::png_blank(6000, 4000), PNG), "t:10/rs:fit:100:0", err(413, "MiB to transform")),
         // Source formats.
         case("jpeg_progressive", body(fx::jpeg_progressive(400, 200), JPEG), "rs:fit:100:0", ok(JPEG, (100, 50))),
         case("jpeg_grayscale", body(fx::jpeg_gray(400, 200), JPEG), "rs:fit:100:0", ok(JPEG, (100, 50))),

@@ -688,3 +688,41 @@ pub fn gamma_18_icc() -> Vec<u8> {
         .icc()
         .unwrap()
 }
+
+/// `trim`'s subject: on white, a dark block at x 48..144, y 64..112 (on
+/// JPEG's 16-pixel grid) with a red marker in its top-left corner.
+pub fn framed(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| match (x, y) {
+        (48..72, 64..76) => Rgb([230, 20, 20]),
+        (48..144, 64..112) => Rgb([40, 40, 40]),
+        _ => Rgb([255, 255, 255]),
+    })
+}
+
+pub fn framed_png(w: u32, h: u32) -> Vec<u8> {
+    encode(DynamicImage::ImageRgb8(framed(w, h)), ImageFormat::Png)
+}
+
+/// [`framed`] with a transparent background instead of white.
+pub fn framed_png_alpha(w: u32, h: u32) -> Vec<u8> {
+    let rgb = framed(w, h);
+    let img = RgbaImage::from_fn(w, h, |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0;
+        let a = if [r, g, b] == [255, 255, 255] { 0 } else { 255 };
+        Rgba([r, g, b, a])
+    });
+    encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)
+}
+
+/// [`framed`] as a grey JPEG: no chroma to bleed past the block's edges.
+pub fn framed_jpeg(w: u32, h: u32) -> Vec<u8> {
+    let grey = DynamicImage::ImageRgb8(framed(w, h)).into_luma8();
+    jpeg_encoder(
+        grey.as_raw(),
+        w,
+        h,
+        jpeg_encoder::ColorType::Luma,
+        false,
+        None,
+    )
+}

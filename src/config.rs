@@ -63,6 +63,9 @@ pub struct Config {
     pub upstream_failure_status: Option<http::StatusCode>,
     /// Served instead of an error when the upstream or its bytes fail.
     pub fallback: Option<Fallback>,
+    /// Placed by `watermark`; without one the option does nothing, as
+    /// imgproxy's.
+    pub watermark: Option<Watermark>,
     /// Fail fast for upstream hosts that keep failing.
     pub breaker: BreakerConfig,
 }
@@ -70,21 +73,29 @@ pub struct Config {
 /// A placeholder image for failed sources (imgproxy `FALLBACK_IMAGE_*`).
 #[derive(Debug, Clone)]
 pub struct Fallback {
-    pub image: FallbackImage,
+    pub image: AuxImage,
     /// Status it is served with (default 200, as `<img>` tags want).
     pub status: http::StatusCode,
     /// Seconds it may be cached; `None`: the failure's own negative TTL.
     pub ttl: Option<u32>,
 }
 
-/// Where the fallback image comes from.
+/// An image the operator configures (the fallback, the watermark).
 #[derive(Debug, Clone)]
-pub enum FallbackImage {
-    /// `EDGETHUMB_FALLBACK_IMAGE_DATA`: embedded, checked at load.
+pub enum AuxImage {
+    /// `…_DATA`: embedded, checked at load.
     Data(bytes::Bytes),
-    /// `EDGETHUMB_FALLBACK_IMAGE_URL`: fetched on first use (edge runtimes
-    /// cannot fetch while loading), kept while the service lives.
+    /// `…_URL`: fetched on first use (edge runtimes cannot fetch while
+    /// loading), kept while the service lives.
     Url(url::Url),
+}
+
+/// The image `watermark` URLs place (imgproxy `WATERMARK_*`).
+#[derive(Debug, Clone)]
+pub struct Watermark {
+    pub image: AuxImage,
+    /// Multiplies the URL's opacity (0 to 1).
+    pub opacity: f64,
 }
 
 impl Config {
@@ -107,6 +118,7 @@ impl Config {
             only_presets: false,
             client_hints: false,
             skip_processing: Vec::new(),
+            watermark: None,
             upstream_failure_status: None,
             fallback: None,
             breaker: BreakerConfig::default(),
@@ -284,37 +296,65 @@ impl Config {
                 Duration::from_secs(parse_positive("EDGETHUMB_BREAKER_COOLDOWN", &v)?);
         }
         cfg.fallback = parse_fallback(&get)?;
+        let image = parse_aux_image(
+            get_alias("EDGETHUMB_WATERMARK_DATA", "IMGPROXY_WATERMARK_DATA"),
+            get_alias("EDGETHUMB_WATERMARK_URL", "IMGPROXY_WATERMARK_URL"),
+        )?;
+        let opacity = match get_alias("EDGETHUMB_WATERMARK_OPACITY", "IMGPROXY_WATERMARK_OPACITY") {
+            Some((var, v)) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|o| (0.0..=1.0).contains(o))
+                .ok_or_else(|| ConfigError::new(&var, "must be between 0 and 1"))?,
+            None => 1.0,
+        };
+        cfg.watermark = image.map(|image| Watermark { image, opacity });
         Ok(cfg)
     }
 }
 
-fn parse_fallback(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Fallback>, ConfigError> {
+/// An image given as base64 (`data`) or by URL (`url`), each a variable's
+/// name and value; not both.
+fn parse_aux_image(
+    data: Option<(String, String)>,
+    url: Option<(String, String)>,
+) -> Result<Option<AuxImage>, ConfigError> {
     use base64::Engine as _;
-    const DATA: &str = "EDGETHUMB_FALLBACK_IMAGE_DATA";
-    const URL: &str = "EDGETHUMB_FALLBACK_IMAGE_URL";
-    let image = match (get(DATA), get(URL)) {
+    Ok(Some(match (data, url) {
         (None, None) => return Ok(None),
-        (Some(_), Some(_)) => {
+        (Some((dvar, _)), Some((uvar, _))) => {
             return Err(ConfigError::new(
-                URL,
-                format!("set {DATA} or {URL}, not both"),
+                &uvar,
+                format!("set {dvar} or {uvar}, not both"),
             ))
         }
-        (Some(data), None) => {
+        (Some((var, data)), None) => {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
-                .map_err(|e| ConfigError::new(DATA, format!("not base64: {e}")))?;
+                .map_err(|e| ConfigError::new(&var, format!("not base64: {e}")))?;
             crate::pipeline::sniff::sniff(&raw)
-                .map_err(|e| ConfigError::new(DATA, format!("not an image we can decode: {e}")))?;
-            FallbackImage::Data(bytes::Bytes::from(raw))
+                .map_err(|e| ConfigError::new(&var, format!("not an image we can decode: {e}")))?;
+            AuxImage::Data(bytes::Bytes::from(raw))
         }
-        (None, Some(u)) => {
+        (None, Some((var, u))) => {
             let url = url::Url::parse(u.trim())
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| ConfigError::new(URL, "must be an http(s) URL"))?;
-            FallbackImage::Url(url)
+                .ok_or_else(|| ConfigError::new(&var, "must be an http(s) URL"))?;
+            AuxImage::Url(url)
         }
+    }))
+}
+
+fn parse_fallback(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Fallback>, ConfigError> {
+    let named = |var: &str| get(var).map(|v| (var.to_string(), v));
+    let Some(image) = parse_aux_image(
+        named("EDGETHUMB_FALLBACK_IMAGE_DATA"),
+        named("EDGETHUMB_FALLBACK_IMAGE_URL"),
+    )?
+    else {
+        return Ok(None);
     };
     let status = match get("EDGETHUMB_FALLBACK_IMAGE_HTTP_CODE") {
         Some(v) => {
@@ -489,6 +529,37 @@ mod tests {
     }
 
     #[test]
+    fn watermark_by_either_name() {
+        use base64::Engine as _;
+        let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
+        let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
+        let gif = base64::engine::general_purpose::STANDARD.encode(b"GIF89a\x01\x00\x01\x00");
+        let c = load(&[("IMGPROXY_WATERMARK_DATA", &gif), k, s]).unwrap();
+        let wm = c.watermark.unwrap();
+        assert!(matches!(wm.image, AuxImage::Data(_)));
+        assert_eq!(wm.opacity, 1.0);
+        let c = load(&[
+            ("EDGETHUMB_WATERMARK_URL", "https://cdn.example/mark.png"),
+            ("IMGPROXY_WATERMARK_OPACITY", "0.4"),
+            k,
+            s,
+        ])
+        .unwrap();
+        assert_eq!(c.watermark.unwrap().opacity, 0.4);
+        let both = [
+            ("EDGETHUMB_WATERMARK_DATA", gif.as_str()),
+            ("EDGETHUMB_WATERMARK_URL", "https://cdn.example/mark.png"),
+            k,
+            s,
+        ];
+        assert_eq!(load(&both).unwrap_err().var, "EDGETHUMB_WATERMARK_URL");
+        let e = load(&[("EDGETHUMB_WATERMARK_OPACITY", "1.5"), k, s]).unwrap_err();
+        assert_eq!(e.var, "EDGETHUMB_WATERMARK_OPACITY");
+        let e = load(&[("EDGETHUMB_WATERMARK_DATA", "bm90IGFuIGltYWdl"), k, s]).unwrap_err();
+        assert_eq!(e.var, "EDGETHUMB_WATERMARK_DATA");
+    }
+
+    #[test]
     fn client_hints_by_either_name() {
         let k = ("EDGETHUMB_KEY", DEV_KEY_HEX);
         let s = ("EDGETHUMB_SALT", DEV_SALT_HEX);
@@ -578,7 +649,7 @@ mod tests {
         ])
         .unwrap();
         let fb = c.fallback.unwrap();
-        assert!(matches!(fb.image, FallbackImage::Url(_)));
+        assert!(matches!(fb.image, AuxImage::Url(_)));
         assert_eq!(fb.ttl, Some(60));
         let e = load(&[base, ("EDGETHUMB_FALLBACK_IMAGE_URL", "ftp://x/p.png")]).unwrap_err();
         assert_eq!(e.var, "EDGETHUMB_FALLBACK_IMAGE_URL");

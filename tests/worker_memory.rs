@@ -93,6 +93,7 @@ fn job(options: &str, ext: &str) -> Job {
         default_quality: 80,
         format_quality: Vec::new(),
         skip_processing: Vec::new(),
+        watermark: None,
     }
 }
 

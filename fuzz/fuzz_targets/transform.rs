@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
         default_quality: 80,
         format_quality: Vec::new(),
         skip_processing: Vec::new(),
+        watermark: None,
     };
     match run(image, &job, || 0.0) {
         Ok(out) => {

@@ -316,11 +316,28 @@ pub fn compute(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geom
 /// (imgproxy's `calcPosition` without overflow). Smart gravity is resolved
 /// from pixels elsewhere; here it means centre.
 pub fn position(outer: (u32, u32), inner: (u32, u32), g: &Gravity, dpr: f64) -> (u32, u32) {
+    let (left, top) = unclamped(outer, inner, g, dpr);
+    let (w, h) = (outer.0 as i64, outer.1 as i64);
+    let left = left.clamp(0, (w - inner.0 as i64).max(0));
+    let top = top.clamp(0, (h - inner.1 as i64).max(0));
+    (left as u32, top as u32)
+}
+
+/// [`position`] with overflow (a watermark's): the box may hang over any
+/// edge, but keeps at least one pixel on the outer box.
+pub fn place(outer: (u32, u32), inner: (u32, u32), g: &Gravity, dpr: f64) -> (i64, i64) {
+    let (left, top) = unclamped(outer, inner, g, dpr);
+    let (w, h) = (outer.0 as i64, outer.1 as i64);
+    let (iw, ih) = (inner.0 as i64, inner.1 as i64);
+    (left.clamp(1 - iw, w - 1), top.clamp(1 - ih, h - 1))
+}
+
+fn unclamped(outer: (u32, u32), inner: (u32, u32), g: &Gravity, dpr: f64) -> (i64, i64) {
     let (w, h) = (outer.0 as i64, outer.1 as i64);
     let (iw, ih) = (inner.0 as i64, inner.1 as i64);
     let even = |a: f64| a.round_ties_even() as i64;
     let scale_even = |a: i64, s: f64| if a == 0 { 0 } else { even(a as f64 * s) };
-    let (left, top) = if g.kind == GravityType::FocusPoint {
+    if g.kind == GravityType::FocusPoint {
         (scale_even(w, g.x) - iw / 2, scale_even(h, g.y) - ih / 2)
     } else {
         let off = |v: f64, size: i64| {
@@ -347,10 +364,7 @@ pub fn position(outer: (u32, u32), inner: (u32, u32), g: &Gravity, dpr: f64) -> 
             left = off_x;
         }
         (left, top)
-    };
-    let left = left.clamp(0, (w - iw).max(0));
-    let top = top.clamp(0, (h - ih).max(0));
-    (left as u32, top as u32)
+    }
 }
 
 #[cfg(test)]

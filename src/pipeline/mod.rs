@@ -8,7 +8,7 @@
 //!    with `trim`, then `trim`: the whole image at full size is cut to
 //!    its content ([`trim`]) and the geometry worked out again;
 //! 2. `resize`: crop and resample in one pass (smart crop after);
-//! 3. `effects`: blur, sharpen, pixelate, extend, flatten;
+//! 3. `effects`: blur, sharpen, pixelate, extend, flatten, watermark;
 //! 4. `encode`.
 //!
 //! An animated GIF or WebP kept animated (`EDGETHUMB_MAX_ANIMATION_FRAMES`
@@ -41,13 +41,14 @@ pub mod smart_crop;
 pub mod sniff;
 mod steps;
 pub mod trim;
+pub mod watermark;
 
 use crate::error::Error;
 use crate::request::negotiate::Negotiated;
 use crate::request::options::{quality_for, Format, GravityType, Options};
 use deadline::Deadline;
 use edgethumb_codecs::Gather;
-use image::DynamicImage;
+use image::{DynamicImage, RgbaImage};
 pub use limits::Limits;
 use resize::Region;
 use steps::Steps;
@@ -63,6 +64,20 @@ pub struct Job {
     pub format_quality: Vec<(Format, u8)>,
     /// `EDGETHUMB_SKIP_PROCESSING_FORMATS`, with the URL's.
     pub skip_processing: Vec<Format>,
+    /// The configured watermark, for a URL that asks for one.
+    pub watermark: Option<watermark::WatermarkImage>,
+}
+
+impl Job {
+    /// The watermark to place: asked for, and configured.
+    fn watermark(
+        &self,
+    ) -> Option<(
+        &watermark::WatermarkImage,
+        &crate::request::options::Watermark,
+    )> {
+        Some((self.watermark.as_ref()?, self.options.watermark.as_ref()?))
+    }
 }
 
 /// Each step's name and milliseconds, in order.
@@ -202,6 +217,7 @@ fn plan_for(
         && o.sharpen <= 0.0
         && o.pixelate <= 1
         && o.max_bytes == 0
+        && job.watermark().is_none()
         && geo.extend.is_none()
         && !smart_cut;
     let reserve = memory::jpeg_reserve(bytes.len(), &header, geo.output);
@@ -275,6 +291,12 @@ fn plan_for(
     }
     if let Some(a) = &animation {
         need += memory::animation(&header, geo.output, a.frames, a.format == Format::Gif);
+    }
+    if let Some((image, w)) = job.watermark() {
+        let h = watermark::probe(&image.bytes, &job.limits)?;
+        let own = (h.width, h.height);
+        let placed = watermark::size(own, geo.output, w, job.limits.max_result_dimension)?;
+        need += watermark::memory(own, placed);
     }
     Ok(Plan {
         header,
@@ -414,7 +436,7 @@ fn transform(
         });
     }
     let img = steps.run("resize", || resize_step(img, &plan))?;
-    let (img, format) = steps.run("effects", || effects_step(img, job, &plan))?;
+    let (img, format) = steps.run("effects", || effects_step(img, job, &plan, &deadline))?;
     let (body, format) = steps.run("encode", || {
         encode_step(&img, job, &plan, format, &deadline)
     })?;
@@ -480,6 +502,8 @@ fn make_frames(
     let mut resample: Option<Target> = None;
     let mut smart: Option<(u32, u32)> = None;
     let frames = decode::frames(bytes, plan.header.format, &job.limits)?;
+    // Made once, for the first frame's size, which every frame has.
+    let mut mark: Option<RgbaImage> = None;
     for frame in frames.take(animation.frames as usize) {
         deadline.check()?;
         let frame = frame?;
@@ -497,8 +521,19 @@ fn make_frames(
             let (x, y) = *smart.get_or_insert_with(|| smart_crop::find(&img, (rw, rh)));
             img = resize::cut(img, x, y, rw, rh);
         }
+        let mut img = frame_effects(img, job, plan);
+        if let Some((image, w)) = job.watermark() {
+            let wm = match &mut mark {
+                Some(wm) => wm,
+                None => {
+                    let out = (img.width(), img.height());
+                    mark.insert(watermark::prepare(image, w, out, &job.limits, deadline)?)
+                }
+            };
+            img = watermark::apply(img, wm, w, plan.geo.dpr);
+        }
         out.push(encode::animated::Frame {
-            image: frame_effects(img, job, plan).into_rgba8(),
+            image: img.into_rgba8(),
             delay_ms: frame.delay_ms,
         });
     }
@@ -815,6 +850,7 @@ fn effects_step(
     mut img: DynamicImage,
     job: &Job,
     plan: &Plan,
+    deadline: &Deadline,
 ) -> Result<(DynamicImage, Format), Error> {
     let o = &job.options;
     img = effects::drop_opaque_alpha(filters(img, o));
@@ -828,6 +864,11 @@ fn effects_step(
     let format = plan.negotiated.resolve(has_alpha);
     if has_alpha && (!format.supports_alpha() || o.background.is_some()) {
         img = effects::flatten(img, o.background.unwrap_or(WHITE));
+    }
+    if let Some((image, w)) = job.watermark() {
+        let out = (img.width(), img.height());
+        let wm = watermark::prepare(image, w, out, &job.limits, deadline)?;
+        img = watermark::apply(img, &wm, w, plan.geo.dpr);
     }
     Ok((img, format))
 }
@@ -931,6 +972,7 @@ mod tests {
             default_quality: 80,
             format_quality: Vec::new(),
             skip_processing: Vec::new(),
+            watermark: None,
         }
     }
 

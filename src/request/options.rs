@@ -131,6 +131,22 @@ pub struct Trim {
     pub equal_ver: bool,
 }
 
+/// `watermark`: how the configured image is placed on the result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Watermark {
+    /// 0 to 1, times `EDGETHUMB_WATERMARK_OPACITY`.
+    pub opacity: f64,
+    /// Where it goes; `None`: tiled over the whole result (`re`).
+    pub position: Option<GravityType>,
+    /// Offsets from the edge, or the gaps between tiles: pixels (times
+    /// `dpr`) when 1 or more, else a share of the result.
+    pub x: f64,
+    pub y: f64,
+    /// Its size as a share of the result's (fitted, enlarged if need be);
+    /// 0: its own size.
+    pub scale: f64,
+}
+
 /// Every processing option, normalised. Defaults match imgproxy's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -177,6 +193,8 @@ pub struct Options {
     pub pixelate: u32,
     /// Cut the surrounding background off the source first.
     pub trim: Option<Trim>,
+    /// Place the configured watermark image (`None`: opacity 0, off).
+    pub watermark: Option<Watermark>,
     pub auto_rotate: bool,
     pub strip_metadata: bool,
     /// Convert to sRGB and drop the profile (imgproxy's default), or keep
@@ -223,6 +241,7 @@ impl Default for Options {
             sharpen: 0.0,
             pixelate: 0,
             trim: None,
+            watermark: None,
             auto_rotate: true,
             strip_metadata: true,
             strip_color_profile: true,
@@ -535,6 +554,10 @@ fn apply(
             max_args("max_bytes", &a, 1)?;
             o.max_bytes = parse_dimension("max_bytes", a[0])?;
         }
+        "watermark" | "wm" => {
+            max_args("watermark", &a, 5)?;
+            o.watermark = parse_watermark(&a)?;
+        }
         "trim" | "t" => {
             max_args("trim", &a, 4)?;
             o.trim = parse_trim(&a)?;
@@ -727,6 +750,44 @@ fn parse_format(name: &str, s: &str) -> Result<Format, Error> {
             format!("`{s}` is not a supported output format (jpg, png, webp, gif, avif)"),
         )
     })
+}
+
+/// imgproxy's `watermark:%opacity:%position:%x_offset:%y_offset:%scale`;
+/// opacity 0 turns it off. `ch` (a chessboard) is imgproxy Pro's.
+fn parse_watermark(a: &[&str]) -> Result<Option<Watermark>, Error> {
+    let bad = |reason: String| Error::bad_option("watermark", reason);
+    let arg = |i: usize| a.get(i).copied().filter(|s| !s.is_empty());
+    let opacity = parse_float("watermark", a[0])?;
+    if !(0.0..=1.0).contains(&opacity) {
+        return Err(bad(format!("opacity `{}` is not 0 to 1", a[0])));
+    }
+    let position = match arg(1) {
+        None | Some("ce") => Some(GravityType::Center),
+        Some("re") => None,
+        Some(p) => Some(match p {
+            "no" => GravityType::North,
+            "so" => GravityType::South,
+            "ea" => GravityType::East,
+            "we" => GravityType::West,
+            "noea" => GravityType::NorthEast,
+            "nowe" => GravityType::NorthWest,
+            "soea" => GravityType::SouthEast,
+            "sowe" => GravityType::SouthWest,
+            _ => return Err(bad(format!("`{p}` is not a position"))),
+        }),
+    };
+    let float = |i: usize| arg(i).map_or(Ok(0.0), |s| parse_float("watermark", s));
+    let scale = float(4)?;
+    if scale < 0.0 {
+        return Err(bad(format!("scale `{scale}` is negative")));
+    }
+    Ok((opacity > 0.0).then_some(Watermark {
+        opacity,
+        position,
+        x: float(2)?,
+        y: float(3)?,
+        scale,
+    }))
 }
 
 /// imgproxy's `trim:%threshold:%color:%equal_hor:%equal_ver`; an empty
@@ -923,6 +984,26 @@ mod tests {
     }
 
     #[test]
+    fn watermark_arguments() {
+        let w = t("wm:0.5:soea:10:0.1:0.25").unwrap().watermark.unwrap();
+        let want = Watermark {
+            opacity: 0.5,
+            position: Some(GravityType::SouthEast),
+            x: 10.0,
+            y: 0.1,
+            scale: 0.25,
+        };
+        assert_eq!(w, want);
+        let w = t("watermark:1:re").unwrap().watermark.unwrap();
+        assert_eq!((w.position, w.scale), (None, 0.0));
+        assert_eq!(
+            t("wm:1").unwrap().watermark.unwrap().position,
+            Some(GravityType::Center)
+        );
+        assert_eq!(t("wm:1/wm:0").unwrap().watermark, None);
+    }
+
+    #[test]
     fn trim_arguments() {
         let o = t("t:12.5:FF00ff:1:t").unwrap();
         let want = Trim {
@@ -994,6 +1075,11 @@ mod tests {
             ("skp:avif", "skip_processing"),
             ("pixelate:1.5", "pixelate"),
             ("t:x", "trim"),
+            ("wm:2", "watermark"),
+            ("wm:0.5:ch", "watermark"),
+            ("wm:0.5:ce:x", "watermark"),
+            ("wm:0.5:ce:0:0:-1", "watermark"),
+            ("wm:1:ce:0:0:1:1", "watermark"),
             ("t:10:fff", "trim"),
             ("trim:10::2", "trim"),
             ("t:10:ffffff:1:1:1", "trim"),

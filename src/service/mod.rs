@@ -50,6 +50,8 @@ struct Inner<F, C, R> {
     budget: SourceBudget,
     /// The fallback image once fetched (`EDGETHUMB_FALLBACK_IMAGE_URL`).
     fallback_image: RefCell<Option<Bytes>>,
+    /// The watermark image once fetched (`EDGETHUMB_WATERMARK_URL`).
+    watermark_image: RefCell<Option<Bytes>>,
 }
 
 /// The thumbnail service. Cheap to clone; one per process or isolate.
@@ -72,6 +74,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 breaker: Breaker::new(config.breaker),
                 budget: SourceBudget::new(config.shedding.max_source_bytes_in_flight),
                 fallback_image: RefCell::new(None),
+                watermark_image: RefCell::new(None),
                 config,
                 fetch,
                 cache,

@@ -8,7 +8,7 @@ use http::StatusCode;
 use super::plan::Plan;
 use super::respond::{common_headers, error_response_with, insert, Vary};
 use super::{Inner, ServerTiming};
-use crate::config::{Config, FallbackImage};
+use crate::config::{AuxImage, Config};
 use crate::error::Error;
 use crate::pipeline::{self, Job};
 use crate::request::source_policy::SourcePolicy;
@@ -34,6 +34,26 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
     let cfg = &inner.config;
     let clock = inner.runtime.clock();
     let vary = plan.vary;
+    // A watermark that cannot be had fails the request: an image meant to
+    // carry one is never served (or cached) without it.
+    let watermark = match (&plan.options.watermark, &cfg.watermark) {
+        (Some(_), Some(wm)) => {
+            let bytes = match &wm.image {
+                AuxImage::Data(bytes) => Some(bytes.clone()),
+                AuxImage::Url(url) => aux_from_url(inner, url, &inner.watermark_image).await,
+            };
+            let Some(bytes) = bytes else {
+                // Not cached: the next request tries the operator's URL again.
+                let e = Error::UpstreamFailed("the watermark image could not be fetched".into());
+                return failure_for(e, None, cfg, vary, ServerTiming::default());
+            };
+            Some(pipeline::watermark::WatermarkImage {
+                bytes,
+                opacity: wm.opacity,
+            })
+        }
+        _ => None,
+    };
     let job = Job {
         options: plan.options,
         negotiated: plan.negotiated,
@@ -41,6 +61,7 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
         default_quality: cfg.default_quality,
         format_quality: cfg.format_quality.clone(),
         skip_processing: cfg.skip_processing.clone(),
+        watermark,
     };
     let name = download_name(&job.options, &plan.source);
     let job = &Reply { job, vary, name };
@@ -168,8 +189,8 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
                 .ttl
                 .unwrap_or_else(|| cfg.ttls.for_failure(&e).unwrap_or(0));
             let image = match &fb.image {
-                FallbackImage::Data(bytes) => Some(bytes.clone()),
-                FallbackImage::Url(url) => fallback_from_url(inner, url).await,
+                AuxImage::Data(bytes) => Some(bytes.clone()),
+                AuxImage::Url(url) => aux_from_url(inner, url, &inner.fallback_image).await,
             };
             let made = match image {
                 Some(bytes) => transform(inner, bytes, job.job.clone()).await.ok(),
@@ -192,15 +213,16 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
     failure(e, cfg, job.vary, timing)
 }
 
-/// The `EDGETHUMB_FALLBACK_IMAGE_URL` image: fetched once with the source
-/// limits (it is the operator's own URL, so any public host may serve it),
-/// then kept. `None` while it cannot be had; the failure is answered as it
-/// is, and the next one tries again.
-async fn fallback_from_url<F: Fetch, C, R: Runtime>(
+/// An operator's image by URL (the fallback, the watermark): fetched once
+/// with the source limits (it is the operator's own URL, so any public
+/// host may serve it), then kept in `slot`. `None` while it cannot be had;
+/// the next request tries again.
+async fn aux_from_url<F: Fetch, C, R: Runtime>(
     inner: &Inner<F, C, R>,
     url: &url::Url,
+    slot: &std::cell::RefCell<Option<Bytes>>,
 ) -> Option<Bytes> {
-    if let Some(b) = inner.fallback_image.borrow().as_ref() {
+    if let Some(b) = slot.borrow().as_ref() {
         return Some(b.clone());
     }
     let cfg = &inner.config;
@@ -220,7 +242,7 @@ async fn fallback_from_url<F: Fetch, C, R: Runtime>(
     .await
     .ok()?;
     pipeline::sniff::sniff(&bytes).ok()?;
-    *inner.fallback_image.borrow_mut() = Some(bytes.clone());
+    *slot.borrow_mut() = Some(bytes.clone());
     Some(bytes)
 }
 
@@ -304,6 +326,17 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
 
 pub(super) fn failure(e: Error, cfg: &Config, vary: Vary, timing: ServerTiming) -> Produced {
     let ttl = cfg.ttls.for_failure(&e);
+    failure_for(e, ttl, cfg, vary, timing)
+}
+
+/// A failure cached for `ttl` seconds (`None`: not at all).
+fn failure_for(
+    e: Error,
+    ttl: Option<u32>,
+    cfg: &Config,
+    vary: Vary,
+    timing: ServerTiming,
+) -> Produced {
     let resp = error_response_with(&e, ttl, vary, cfg.upstream_failure_status);
     let (parts, body) = resp.into_parts();
     Produced {

@@ -353,6 +353,61 @@ fn blocks_of_10(img: &DynamicImage) -> Result<(), String> {
     )
 }
 
+fn is_green(p: [u8; 3]) -> bool {
+    p[1] > 230 && p[0] < 25 && p[2] < 25
+}
+
+/// Green where the watermark should be (`at`), the picture where not.
+fn green_at(img: &DynamicImage, at: &[(u32, u32)], not: &[(u32, u32)]) -> Result<(), String> {
+    let ok = at.iter().all(|&(x, y)| is_green(px(img, x, y)))
+        && not.iter().all(|&(x, y)| !is_green(px(img, x, y)));
+    check(
+        ok,
+        &format!("the watermark should be at {at:?} and not at {not:?}"),
+        img,
+    )
+}
+
+/// `wm:1` on 100x50: the 20x10 mark at x 40..60, y 20..30.
+fn watermark_centred(img: &DynamicImage) -> Result<(), String> {
+    green_at(
+        img,
+        &[(41, 21), (58, 28)],
+        &[(38, 25), (61, 25), (50, 18), (50, 31)],
+    )
+}
+
+/// `wm:1:soea:5:5`: x 75..95, y 35..45.
+fn watermark_bottom_right(img: &DynamicImage) -> Result<(), String> {
+    green_at(img, &[(76, 36), (93, 43)], &[(97, 47), (73, 40), (85, 33)])
+}
+
+/// `wm:0.5`: half green over the picture at the centre.
+fn watermark_half(img: &DynamicImage) -> Result<(), String> {
+    let [r, g, b] = px(img, 50, 25);
+    let ok = g > 150 && g < 240 && !is_green([r, g, b]);
+    check(ok, "the centre should be half green", img)
+}
+
+/// `wm:1:re:10:10`: 30x20 tiles, 5 across and 3 down centred on 100x50,
+/// marks at x 10..30, 40..60, 70..90 and y 0..10, 20..30, 40..50.
+fn watermark_tiled(img: &DynamicImage) -> Result<(), String> {
+    green_at(
+        img,
+        &[(15, 5), (45, 5), (75, 25), (15, 45), (85, 45)],
+        &[(35, 5), (15, 15), (5, 5), (95, 25)],
+    )
+}
+
+/// `wm:1:nowe:0:0:0.5`: fitted into 50x25, so 50x25 at the top-left.
+fn watermark_scaled(img: &DynamicImage) -> Result<(), String> {
+    green_at(img, &[(2, 2), (47, 22)], &[(53, 5), (10, 27)])
+}
+
+fn green_top_left(img: &DynamicImage) -> Result<(), String> {
+    green_at(img, &[(2, 2), (17, 7)], &[(25, 15)])
+}
+
 fn white_bottom_band(img: &DynamicImage) -> Result<(), String> {
     let p = px(img, img.width() / 2, img.height() - 3);
     check(
@@ -556,6 +611,17 @@ pub fn cases() -> Vec<Case> {
         case("content_disposition_inline_by_default", photo(), "rs:fit:100:0", ok(JPEG, (100, 50)).header("content-disposition", "inline; filename=")),
         case("filename_not_ascii", photo(), "rs:fit:100:0/fn:Y2Fmw6k:1", ok(JPEG, (100, 50)).header("content-disposition", "filename*=UTF-8''caf%C3%A9.jpg")),
         case("return_attachment", photo(), "rs:fit:100:0/att:1/fn:cat", ok(JPEG, (100, 50)).header("content-disposition", "attachment; filename=\"cat.jpg\"")),
+        // watermark: every target has a 20x10 green one (`target_env`).
+        case("watermark", photo(), "rs:fit:100:0/wm:1/f:png", ok(PNG, (100, 50)).pixels(watermark_centred)),
+        case("watermark_position_and_offsets", photo(), "rs:fit:100:0/watermark:1:soea:5:5/f:png", ok(PNG, (100, 50)).pixels(watermark_bottom_right)),
+        case("watermark_opacity", photo(), "rs:fit:100:0/wm:0.5/f:png", ok(PNG, (100, 50)).pixels(watermark_half)),
+        case("watermark_tiled", photo(), "rs:fit:100:0/wm:1:re:10:10/f:png", ok(PNG, (100, 50)).pixels(watermark_tiled)),
+        case("watermark_scaled", photo(), "rs:fit:100:0/wm:1:nowe:0:0:0.5/f:png", ok(PNG, (100, 50)).pixels(watermark_scaled)),
+        case("watermark_opacity_zero_is_off", photo(), "rs:fit:100:0/wm:0/f:png", ok(PNG, (100, 50)).pixels(red_top_left)),
+        case("watermark_on_a_banded_jpeg", body(fx::jpeg(1200, 800), JPEG), "rs:fit:600:0/wm:1:nowe", ok(JPEG, (600, 400)).pixels(green_top_left)),
+        case("watermark_on_animation_frames", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0/wm:1:nowe", ok(GIF, (100, 50)).animated()),
+        case("bad_watermark", photo(), "wm:2", err(400, "watermark")),
+        case("bad_watermark_scale_too_large", photo(), "rs:fit:100:0/wm:1:ce:0:0:1000", err(400, "watermark")),
         // trim: the framed fixture's block is 96x48 at (48, 64) of 400x200.
         case("trim", body(fx::framed_png(400, 200), PNG), "t:10", ok(JPEG, (96, 48)).pixels(red_top_left)),
         case("trim_then_resize", body(fx::framed_png(400, 200), PNG), "trim:10/rs:fit:48:0", ok(JPEG, (48, 24)).pixels(red_top_left)),

@@ -726,3 +726,9 @@ pub fn framed_jpeg(w: u32, h: u32) -> Vec<u8> {
         None,
     )
 }
+
+/// The watermark every target is configured with: 20×10, opaque green.
+pub fn watermark_png() -> Vec<u8> {
+    let img = RgbaImage::from_pixel(20, 10, Rgba([0, 255, 0, 255]));
+    encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)
+}

@@ -81,6 +81,10 @@ pub fn target_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
             "EDGETHUMB_PRESETS",
             "thumb=rs:fit:60:0/q:80,square=rs:fill:32:32".into(),
         ),
+        ("EDGETHUMB_WATERMARK_DATA", {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(super::fixtures::watermark_png())
+        }),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -582,11 +586,18 @@ async fn run_bad_urls(t: &Target, key: &KeyPair) -> Vec<String> {
 /// (presets-only mode), and client hints for `<img sizes>` pages.
 pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)> {
     let mut env = target_env(origin, closed_base);
-    env.retain(|(k, _)| k != "EDGETHUMB_PRESETS");
+    env.retain(|(k, _)| k != "EDGETHUMB_PRESETS" && k != "EDGETHUMB_WATERMARK_DATA");
+    env.push((
+        "IMGPROXY_WATERMARK_URL".into(),
+        format!("{}{WATERMARK_PATH}", origin.base()),
+    ));
     for (k, v) in [
         ("EDGETHUMB_SVG_PASSTHROUGH", "true"),
         ("EDGETHUMB_UPSTREAM_FAILURE_STATUS", "424"),
-        ("EDGETHUMB_PRESETS", "thumb=rs:fit:600:0/q:80,full=q:80"),
+        (
+            "EDGETHUMB_PRESETS",
+            "thumb=rs:fit:600:0/q:80,full=q:80,marked=rs:fit:300:0/wm:1:nowe/f:png",
+        ),
         ("EDGETHUMB_ONLY_PRESETS", "true"),
         ("EDGETHUMB_ENABLE_CLIENT_HINTS", "true"),
     ] {
@@ -594,6 +605,9 @@ pub fn media_api_env(origin: &Origin, closed_base: &str) -> Vec<(String, String)
     }
     env
 }
+
+/// Where [`media_api_env`]'s watermark is served, once the check routes it.
+pub const WATERMARK_PATH: &str = "/m/mark.png";
 
 /// Checks a target started with [`media_api_env`].
 pub async fn check_media_api(t: &dyn Transport, origin: &Origin, closed_base: &str) {
@@ -708,6 +722,29 @@ pub async fn check_media_api(t: &dyn Transport, origin: &Origin, closed_base: &s
         let accept_ch = header(&r, "accept-ch");
         assert!(accept_ch.contains("Sec-CH-Width"), "{accept_ch}");
     }
+    // The watermark by URL: while it cannot be fetched, the request fails
+    // and nothing is cached; once it can, it is placed.
+    let (status, h, _) = get(url("marked", &src)).await;
+    assert!(
+        status == 424 || status == 502,
+        "watermark missing: {status}"
+    );
+    let cc = hv(&h, "cache-control");
+    assert!(!cc.contains("max-age=") || cc.contains("max-age=0"), "{cc}");
+    origin.route(
+        WATERMARK_PATH,
+        Route::Body(fixtures::watermark_png(), "image/png"),
+    );
+    let (status, _, body) = get(url("marked", &src)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let img = image::load_from_memory(&body).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (300, 200));
+    assert_eq!(
+        img.get_pixel(5, 5).0,
+        [0, 255, 0],
+        "the watermark, top-left"
+    );
+    assert_ne!(img.get_pixel(25, 15).0, [0, 255, 0]);
     // Presets-only: any other option is refused, however it is signed.
     for options in ["rs:fit:100:0", "pr:thumb/w:100", "nope"] {
         let (status, _, body) = get(url(options, &src)).await;

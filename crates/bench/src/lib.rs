@@ -68,6 +68,7 @@ pub fn job(options: &str, default_quality: u8) -> Result<Job, String> {
         default_quality,
         format_quality: Vec::new(),
         skip_processing: Vec::new(),
+        watermark: None,
     })
 }
 

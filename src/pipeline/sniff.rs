@@ -63,6 +63,25 @@ pub fn sniff(bytes: &[u8]) -> Result<SourceFormat, Error> {
     }
 }
 
+/// The MIME type and extension of an image served as it is (`raw`): any
+/// raster format the `image` crate recognises (decoded here or not), AVIF
+/// and HEIC by their brand. `None` for anything else, SVG included (it
+/// has its own path).
+pub fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        return match &bytes[8..12] {
+            b"avif" | b"avis" => Some(("image/avif", "avif")),
+            b"heic" | b"heix" | b"heim" | b"heis" | b"mif1" | b"msf1" => {
+                Some(("image/heic", "heic"))
+            }
+            _ => None,
+        };
+    }
+    let format = image::guess_format(bytes).ok()?;
+    let ext = format.extensions_str().first().copied()?;
+    Some((format.to_mime_type(), ext))
+}
+
 /// XML or `<svg` at the start (after a BOM and white space), with an
 /// `<svg` element early on. HTML pages are not SVG.
 pub fn looks_like_svg(bytes: &[u8]) -> bool {
@@ -96,6 +115,28 @@ mod tests {
             .unwrap(),
             SourceFormat::Bmp
         );
+    }
+
+    #[test]
+    fn image_types_for_raw() {
+        assert_eq!(
+            image_type(b"\xFF\xD8\xFF\xE0rest"),
+            Some(("image/jpeg", "jpg"))
+        );
+        assert_eq!(
+            image_type(b"II*\x00\x08\x00\x00\x00"),
+            Some(("image/tiff", "tiff"))
+        );
+        let avif = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00";
+        assert_eq!(image_type(avif), Some(("image/avif", "avif")));
+        for not in [
+            &b"<!doctype html><p>hi"[..],
+            b"{}",
+            b"",
+            b"\x00\x00\x00\x1cftypmp42",
+        ] {
+            assert_eq!(image_type(not), None);
+        }
     }
 
     #[test]

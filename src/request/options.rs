@@ -205,6 +205,9 @@ pub struct Options {
     pub filename: Option<String>,
     /// `Content-Disposition: attachment` instead of `inline`.
     pub return_attachment: bool,
+    /// Serve the source's bytes as they are; every other processing
+    /// option is ignored.
+    pub raw: bool,
     /// Source formats served as they are when no other output format is
     /// asked for (`skip_processing`), with `EDGETHUMB_SKIP_PROCESSING_FORMATS`.
     pub skip_processing: Vec<Format>,
@@ -249,6 +252,7 @@ impl Default for Options {
             cachebuster: None,
             filename: None,
             return_attachment: false,
+            raw: false,
             skip_processing: Vec::new(),
         }
     }
@@ -557,6 +561,10 @@ fn apply(
         "watermark" | "wm" => {
             max_args("watermark", &a, 5)?;
             o.watermark = parse_watermark(&a)?;
+        }
+        "raw" => {
+            max_args("raw", &a, 1)?;
+            o.raw = parse_bool("raw", a[0])?;
         }
         "trim" | "t" => {
             max_args("trim", &a, 4)?;
@@ -1075,6 +1083,8 @@ mod tests {
             ("skp:avif", "skip_processing"),
             ("pixelate:1.5", "pixelate"),
             ("t:x", "trim"),
+            ("raw:yes", "raw"),
+            ("raw:1:1", "raw"),
             ("wm:2", "watermark"),
             ("wm:0.5:ch", "watermark"),
             ("wm:0.5:ce:x", "watermark"),

@@ -56,9 +56,14 @@ pub(super) fn plan(
     }
     let source = source_policy::check(&parsed.source, &cfg.sources)?;
     let negotiated = negotiate::negotiate(options.format, accept, &cfg.auto_formats);
-    let key = cache::key(&options.identity(), source.as_str(), &negotiated.key());
+    // `raw` serves the source as it is, whatever the client accepts.
+    let format_key = match options.raw {
+        true => "raw".to_string(),
+        false => negotiated.key(),
+    };
+    let key = cache::key(&options.identity(), source.as_str(), &format_key);
     let vary = Vary {
-        accept: negotiated.varies(),
+        accept: negotiated.varies() && !options.raw,
         client_hints: cfg.client_hints,
     };
     Ok(Plan {

@@ -37,7 +37,7 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
     // A watermark that cannot be had fails the request: an image meant to
     // carry one is never served (or cached) without it.
     let watermark = match (&plan.options.watermark, &cfg.watermark) {
-        (Some(_), Some(wm)) => {
+        (Some(_), Some(wm)) if !plan.options.raw => {
             let bytes = match &wm.image {
                 AuxImage::Data(bytes) => Some(bytes.clone()),
                 AuxImage::Url(url) => aux_from_url(inner, url, &inner.watermark_image).await,
@@ -93,6 +93,9 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
         Ok(b) => b,
         Err(e) => return fail_or_fallback(inner, e, job, timing).await,
     };
+    if job.job.options.raw {
+        return raw(bytes, job, cfg, timing);
+    }
     if cfg.svg_passthrough && pipeline::sniff::looks_like_svg(&bytes) {
         return svg_as_is(bytes, cfg, timing);
     }
@@ -257,14 +260,28 @@ fn image_response(
     for &(step, ms) in &out.timings {
         timing.dur(step, ms);
     }
+    let (mime, ext) = (out.format.mime(), out.format.extension());
+    image_bytes(Bytes::from(out.body), (mime, ext), job, status, ttl, timing)
+}
+
+/// An image's bytes with its headers: type, cache time, ETag, a download
+/// name with the format's extension.
+fn image_bytes(
+    body: Bytes,
+    (mime, ext): (&str, &str),
+    job: &Reply,
+    status: StatusCode,
+    ttl: u32,
+    timing: ServerTiming,
+) -> Produced {
     let mut headers = HeaderMap::new();
-    insert(&mut headers, header::CONTENT_TYPE, out.format.mime());
+    insert(&mut headers, header::CONTENT_TYPE, mime);
     insert(
         &mut headers,
         header::CACHE_CONTROL,
         &cache::cache_control(ttl),
     );
-    insert(&mut headers, header::ETAG, &cache::etag(&out.body));
+    insert(&mut headers, header::ETAG, &cache::etag(&body));
     // As imgproxy: always a name, so "Save image as" offers a sensible one.
     let disposition = match job.job.options.return_attachment {
         true => "attachment",
@@ -273,19 +290,34 @@ fn image_response(
     insert(
         &mut headers,
         header::CONTENT_DISPOSITION,
-        &content_disposition(disposition, &job.name, out.format.extension()),
+        &content_disposition(disposition, &job.name, ext),
     );
     common_headers(&mut headers, job.vary);
     Produced {
         response: CachedResponse {
             status,
             headers,
-            body: Bytes::from(out.body),
+            body,
             ttl,
         },
         timing,
         detail: None,
     }
+}
+
+/// `raw`: the source's bytes as they came, after the same source policy,
+/// byte limit and breaker as any source. Only an image goes out (by its
+/// bytes: any format the `image` crate knows, AVIF, HEIC; an SVG as
+/// [`svg_as_is`] serves it), so this origin never serves a page.
+fn raw(bytes: Bytes, job: &Reply, cfg: &Config, mut timing: ServerTiming) -> Produced {
+    if pipeline::sniff::looks_like_svg(&bytes) {
+        return svg_as_is(bytes, cfg, timing);
+    }
+    let Some(kind) = pipeline::sniff::image_type(&bytes) else {
+        return failure(Error::NotAnImage, cfg, job.vary, timing);
+    };
+    timing.desc("raw", kind.1);
+    image_bytes(bytes, kind, job, StatusCode::OK, cfg.ttls.success, timing)
 }
 
 /// An SVG source, served as it is: vector, so no resizing is needed, and

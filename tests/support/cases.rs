@@ -622,6 +622,13 @@ pub fn cases() -> Vec<Case> {
         case("watermark_on_animation_frames", body(fx::animated_gif(400, 200), GIF), "rs:fit:100:0/wm:1:nowe", ok(GIF, (100, 50)).animated()),
         case("bad_watermark", photo(), "wm:2", err(400, "watermark")),
         case("bad_watermark_scale_too_large", photo(), "rs:fit:100:0/wm:1:ce:0:0:1000", err(400, "watermark")),
+        // raw: the source as it came, whatever else the URL asks.
+        case("raw", photo(), "raw:1/rs:fit:100:0/f:png", ok(JPEG, (400, 200)).vary(false).header("content-disposition", "inline; filename=\"raw.jpg\"")).accept(CHROME_ACCEPT),
+        case("raw_png", body(fx::png(400, 200), PNG), "rs:fit:100:0/raw:t", ok(PNG, (400, 200))),
+        case("raw_format_not_decoded_here", body(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00mif1avif".to_vec(), "image/avif"), "raw:1", Expect { status: 200, content_type: Some("image/avif"), ..Expect::default() }.body_has(b"ftypavif")),
+        case("raw_not_an_image", body(b"<!doctype html><script>alert(1)</script>".to_vec(), "image/jpeg"), "raw:1", err(415, "not an image")),
+        case("raw_over_the_byte_limit", Route::Large { len: 4_000_000, content_length: true }, "raw:1", err(413, "larger than")),
+        case("bad_raw", photo(), "raw:maybe", err(400, "raw")),
         // trim: the framed fixture's block is 96x48 at (48, 64) of 400x200.
         case("trim", body(fx::framed_png(400, 200), PNG), "t:10", ok(JPEG, (96, 48)).pixels(red_top_left)),
         case("trim_then_resize", body(fx::framed_png(400, 200), PNG), "trim:10/rs:fit:48:0", ok(JPEG, (48, 24)).pixels(red_top_left)),

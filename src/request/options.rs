@@ -769,20 +769,9 @@ fn parse_watermark(a: &[&str]) -> Result<Option<Watermark>, Error> {
     if !(0.0..=1.0).contains(&opacity) {
         return Err(bad(format!("opacity `{}` is not 0 to 1", a[0])));
     }
-    let position = match arg(1) {
-        None | Some("ce") => Some(GravityType::Center),
-        Some("re") => None,
-        Some(p) => Some(match p {
-            "no" => GravityType::North,
-            "so" => GravityType::South,
-            "ea" => GravityType::East,
-            "we" => GravityType::West,
-            "noea" => GravityType::NorthEast,
-            "nowe" => GravityType::NorthWest,
-            "soea" => GravityType::SouthEast,
-            "sowe" => GravityType::SouthWest,
-            _ => return Err(bad(format!("`{p}` is not a position"))),
-        }),
+    let position = match arg(1).unwrap_or("ce") {
+        "re" => None,
+        p => Some(compass(p).ok_or_else(|| bad(format!("`{p}` is not a position")))?),
     };
     let float = |i: usize| arg(i).map_or(Ok(0.0), |s| parse_float("watermark", s));
     let scale = float(4)?;
@@ -851,8 +840,9 @@ fn parse_background(a: &[&str]) -> Result<Option<[u8; 3]>, Error> {
     }
 }
 
-fn parse_gravity(name: &str, a: &[&str], allow_smart: bool) -> Result<Gravity, Error> {
-    let kind = match a.first().copied().unwrap_or("") {
+/// The centre and the eight compass gravities.
+fn compass(s: &str) -> Option<GravityType> {
+    Some(match s {
         "ce" => GravityType::Center,
         "no" => GravityType::North,
         "so" => GravityType::South,
@@ -862,14 +852,20 @@ fn parse_gravity(name: &str, a: &[&str], allow_smart: bool) -> Result<Gravity, E
         "nowe" => GravityType::NorthWest,
         "soea" => GravityType::SouthEast,
         "sowe" => GravityType::SouthWest,
+        _ => return None,
+    })
+}
+
+fn parse_gravity(name: &str, a: &[&str], allow_smart: bool) -> Result<Gravity, Error> {
+    let kind = match a.first().copied().unwrap_or("") {
         "sm" if allow_smart => GravityType::Smart,
         "fp" => GravityType::FocusPoint,
-        other => {
-            return Err(Error::bad_option(
+        other => compass(other).ok_or_else(|| {
+            Error::bad_option(
                 name,
                 format!("`{other}` is not a gravity (no so ea we noea nowe soea sowe ce sm fp)"),
-            ))
-        }
+            )
+        })?,
     };
     let mut g = Gravity {
         kind,

@@ -39,10 +39,14 @@ pub struct Extend {
 }
 
 impl Extend {
-    /// The whole canvas, padding included.
-    pub fn outer(&self) -> (u32, u32) {
-        let [top, right, bottom, left] = self.padding;
-        (self.size.0 + left + right, self.size.1 + top + bottom)
+    /// The whole canvas, padding included; wide enough not to overflow,
+    /// since the padding comes from the URL ([`compute`] checks it).
+    pub fn outer(&self) -> (u64, u64) {
+        let [top, right, bottom, left] = self.padding.map(u64::from);
+        (
+            u64::from(self.size.0) + left + right,
+            u64::from(self.size.1) + top + bottom,
+        )
     }
 
     /// Where an image of `inner` size goes on the canvas.
@@ -81,7 +85,7 @@ pub fn orientation(exif: u8, o: &Options) -> u8 {
     }
     let index = TABLE
         .iter()
-        .position(|&t| t == (turns % 4, mirror))
+        .position(|&t| t == (turns, mirror))
         .unwrap_or(0);
     index as u8 + 1
 }
@@ -278,11 +282,8 @@ pub fn compute(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geom
     };
     let out = match &extend {
         Some(e) => {
-            let [top, right, bottom, left] = e.padding.map(|p| p as i64);
-            (
-                e.size.0 as i64 + left + right,
-                e.size.1 as i64 + top + bottom,
-            )
+            let (w, h) = e.outer();
+            (w.min(i64::MAX as u64) as i64, h.min(i64::MAX as u64) as i64)
         }
         None => (crop_w, crop_h),
     };

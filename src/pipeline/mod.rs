@@ -580,7 +580,8 @@ fn extend(img: DynamicImage, plan: &Plan, o: &Options, transparent: bool) -> Dyn
         None if transparent => [0, 0, 0, 0],
         None => [255, 255, 255, 255],
     };
-    effects::extend(img, e.outer(), pos, fill)
+    // The canvas is the output: `geometry::compute` made it `e.outer()`.
+    effects::extend(img, geo.output, pos, fill)
 }
 
 /// What the decode step hands on: the decoded image (oriented), or, when

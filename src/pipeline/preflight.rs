@@ -259,6 +259,45 @@ mod tests {
         check(&planar, SourceFormat::Jpeg).unwrap();
     }
 
+    /// A progressive 512×512 frame of `components` (4:4:4), a 64 KB comment
+    /// (so the byte allowance is not what binds), then `scans` empty AC
+    /// scans of one component each, in turn.
+    fn progressive_flood(components: u8, scans: usize) -> Vec<u8> {
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xFE, 0xFF, 0xFF];
+        j.extend(std::iter::repeat_n(b' ', 0xFFFD));
+        let len = 8 + 3 * components as u16;
+        j.extend_from_slice(&[0xFF, 0xC2]);
+        j.extend_from_slice(&len.to_be_bytes());
+        j.extend_from_slice(&[8, 2, 0, 2, 0, components]);
+        for id in 1..=components {
+            j.extend_from_slice(&[id, 0x11, 0]);
+        }
+        for i in 0..scans {
+            let id = 1 + (i % components as usize) as u8;
+            j.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, id, 0, 1, 63, 0]);
+        }
+        j.extend_from_slice(&[0xFF, 0xD9]);
+        j
+    }
+
+    #[test]
+    fn frames_jpeg_decoder_takes_get_fewer_passes() {
+        // 16 passes: within our decoder's 32, over jpeg-decoder's 12.
+        check(&progressive_flood(3, 48), SourceFormat::Jpeg).unwrap();
+        let e = check(&progressive_flood(4, 64), SourceFormat::Jpeg).unwrap_err();
+        assert!(e.to_string().contains("blocks"), "{e}");
+        // libjpeg's script for CMYK makes 6 passes; 11 still pass.
+        check(&progressive_flood(4, 44), SourceFormat::Jpeg).unwrap();
+        // A progressive CMYK file as an encoder writes it.
+        let mut cmyk = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut cmyk, 90);
+        enc.set_progressive(true);
+        let pixels: Vec<u8> = (0..256 * 256 * 4).map(|i| (i * 7 % 251) as u8).collect();
+        enc.encode(&pixels, 256, 256, jpeg_encoder::ColorType::Cmyk)
+            .unwrap();
+        check(&cmyk, SourceFormat::Jpeg).unwrap();
+    }
+
     #[test]
     fn real_scan_scripts_pass() {
         // libjpeg's and mozjpeg's progressive scripts, with restarts, grey.

@@ -79,6 +79,10 @@ pub struct Limits {
     pub visits_per_byte: u64,
     /// Passes over the frame allowed at most, however large the file.
     pub max_passes: u64,
+    /// The same for a progressive frame our decoder does not take (CMYK,
+    /// 12-bit, arithmetic): jpeg-decoder's visits cost several times ours.
+    /// libjpeg's script for 4 components makes 6 passes.
+    pub max_passes_elsewhere: u64,
 }
 
 impl Default for Limits {
@@ -89,6 +93,7 @@ impl Default for Limits {
             free_passes: 2,
             visits_per_byte: 256,
             max_passes: 32,
+            max_passes_elsewhere: 12,
         }
     }
 }

@@ -3,18 +3,16 @@
 //! and `width`, read as imgproxy reads them. They only change options, so
 //! the options' identity carries them into the cache key.
 
+use std::str::FromStr;
+
 use http::HeaderMap;
 
 /// imgproxy ignores a DPR hint above this.
 const MAX_DPR: f64 = 8.0;
 
-/// The headers read, in order of preference (the `Sec-CH-` names are the
-/// current ones; the bare names are what older Chromium sent). They are
-/// also the response's `Vary` and `Accept-CH`.
-pub const DPR_HEADERS: [&str; 2] = ["sec-ch-dpr", "dpr"];
-pub const WIDTH_HEADERS: [&str; 2] = ["sec-ch-width", "width"];
-
-/// `Vary` and `Accept-CH` when hints are on.
+/// `Vary` and `Accept-CH` when hints are on: the headers read, each pair
+/// in order of preference (the `Sec-CH-` names are the current ones; the
+/// bare names are what older Chromium sent).
 pub const HEADER_LIST: &str = "Sec-CH-DPR, DPR, Sec-CH-Width, Width";
 
 /// The hints a request carried; `None` where absent or unusable.
@@ -29,22 +27,12 @@ impl Hints {
     /// The first usable value of each pair. A bad value is skipped, not
     /// refused: hints are advice from the browser, not part of the URL.
     pub fn read(headers: &HeaderMap) -> Hints {
-        let first = |names: &[&str]| -> Vec<String> {
-            names
-                .iter()
-                .filter_map(|n| headers.get(*n)?.to_str().ok())
-                .map(|v| v.trim().to_string())
-                .collect()
-        };
-        let dpr = first(&DPR_HEADERS)
-            .iter()
-            .filter_map(|v| v.parse::<f64>().ok())
-            .find(|d| *d > 0.0 && *d <= MAX_DPR);
-        let width = first(&WIDTH_HEADERS)
-            .iter()
-            .filter_map(|v| v.parse::<u32>().ok())
-            .find(|w| *w > 0);
-        Hints { dpr, width }
+        Hints {
+            dpr: first(headers, ["sec-ch-dpr", "dpr"], |d: &f64| {
+                *d > 0.0 && *d <= MAX_DPR
+            }),
+            width: first(headers, ["sec-ch-width", "width"], |w: &u32| *w > 0),
+        }
     }
 
     /// `(dpr, width)` defaults for the options. The width hint is in
@@ -57,6 +45,18 @@ impl Hints {
             .map(|w| (f64::from(w) / dpr).round().max(1.0) as u32);
         (self.dpr, width)
     }
+}
+
+/// The first of `names` whose value parses and passes `usable`.
+fn first<T: FromStr>(
+    headers: &HeaderMap,
+    names: [&str; 2],
+    usable: impl Fn(&T) -> bool,
+) -> Option<T> {
+    names
+        .iter()
+        .filter_map(|n| headers.get(*n)?.to_str().ok()?.trim().parse().ok())
+        .find(usable)
 }
 
 #[cfg(test)]

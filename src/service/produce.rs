@@ -38,11 +38,7 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
     // carry one is never served (or cached) without it.
     let watermark = match (&plan.options.watermark, &cfg.watermark) {
         (Some(_), Some(wm)) if !plan.options.raw => {
-            let bytes = match &wm.image {
-                AuxImage::Data(bytes) => Some(bytes.clone()),
-                AuxImage::Url(url) => aux_from_url(inner, url, &inner.watermark_image).await,
-            };
-            let Some(bytes) = bytes else {
+            let Some(bytes) = aux_image(inner, &wm.image, &inner.watermark_image).await else {
                 // Not cached: the next request tries the operator's URL again.
                 let e = Error::UpstreamFailed("the watermark image could not be fetched".into());
                 return failure_for(e, None, cfg, vary, ServerTiming::default());
@@ -191,11 +187,7 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
             let ttl = fb
                 .ttl
                 .unwrap_or_else(|| cfg.ttls.for_failure(&e).unwrap_or(0));
-            let image = match &fb.image {
-                AuxImage::Data(bytes) => Some(bytes.clone()),
-                AuxImage::Url(url) => aux_from_url(inner, url, &inner.fallback_image).await,
-            };
-            let made = match image {
+            let made = match aux_image(inner, &fb.image, &inner.fallback_image).await {
                 Some(bytes) => transform(inner, bytes, job.job.clone()).await.ok(),
                 None => None,
             };
@@ -216,15 +208,19 @@ async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
     failure(e, cfg, job.vary, timing)
 }
 
-/// An operator's image by URL (the fallback, the watermark): fetched once
-/// with the source limits (it is the operator's own URL, so any public
-/// host may serve it), then kept in `slot`. `None` while it cannot be had;
-/// the next request tries again.
-async fn aux_from_url<F: Fetch, C, R: Runtime>(
+/// An operator's image (the fallback, the watermark): embedded, or by URL
+/// fetched once with the source limits (it is the operator's own URL, so
+/// any public host may serve it), then kept in `slot`. `None` while it
+/// cannot be had; the next request tries again.
+async fn aux_image<F: Fetch, C, R: Runtime>(
     inner: &Inner<F, C, R>,
-    url: &url::Url,
+    image: &AuxImage,
     slot: &std::cell::RefCell<Option<Bytes>>,
 ) -> Option<Bytes> {
+    let url = match image {
+        AuxImage::Data(bytes) => return Some(bytes.clone()),
+        AuxImage::Url(url) => url,
+    };
     if let Some(b) = slot.borrow().as_ref() {
         return Some(b.clone());
     }

@@ -155,6 +155,13 @@ async fn floor(client: &reqwest::Client, base: &str) -> u64 {
         .expect("memory header on /health")
 }
 
+/// The floor of a fresh isolate started with `env` that has served only
+/// `/health`.
+async fn fresh_floor(client: &reqwest::Client, env: &[(String, String)]) -> u64 {
+    let server = WranglerServer::start(env).await;
+    floor(client, &server.base).await
+}
+
 fn env(origin: &Origin) -> Vec<(String, String)> {
     let mut env = target_env(origin, &closed_port_base());
     // The production limits, not the conformance table's small ones.
@@ -173,10 +180,7 @@ async fn worker_memory_over_the_corpus() {
     let client = support::over_http::client();
     let limit = Limits::default().max_transform_bytes;
 
-    // A fresh isolate that has served only /health: the floor.
-    let server = WranglerServer::start(&env(&origin)).await;
-    let floor = floor(&client, &server.base).await;
-    drop(server);
+    let floor = fresh_floor(&client, &env(&origin)).await;
 
     let mut rows = vec![
         "| image | source | size | estimate (MiB) | linear memory, fresh isolate (MiB) | estimate ÷ (memory − floor) | status | served under target |"
@@ -416,9 +420,7 @@ async fn worker_memory_for_animations() {
     let client = support::over_http::client();
     let mut env = env(&origin);
     env.push(("EDGETHUMB_MAX_ANIMATION_FRAMES".into(), FRAMES.to_string()));
-    let server = WranglerServer::start(&env).await;
-    let floor = floor(&client, &server.base).await;
-    drop(server);
+    let floor = fresh_floor(&client, &env).await;
     let mut failures = Vec::new();
     for (w, h, frames) in [(480, 270, 40), (800, 450, 100)] {
         let bytes = support::fixtures::panning_gif(w, h, frames);
@@ -452,9 +454,7 @@ async fn worker_memory_for_avif() {
     };
     let origin = Origin::start().await;
     let client = support::over_http::client();
-    let server = WranglerServer::start(&env(&origin)).await;
-    let floor = floor(&client, &server.base).await;
-    drop(server);
+    let floor = fresh_floor(&client, &env(&origin)).await;
     let mut failures = Vec::new();
     println!("| image | options | estimate (MiB) | linear memory (MiB) | estimate ÷ (memory − floor) | status |");
     println!("| --- | --- | ---: | ---: | ---: | --- |");
@@ -501,9 +501,7 @@ async fn worker_memory_for_trim() {
     let origin = Origin::start().await;
     let client = support::over_http::client();
     let limit = Limits::default().max_transform_bytes;
-    let server = WranglerServer::start(&env(&origin)).await;
-    let floor = floor(&client, &server.base).await;
-    drop(server);
+    let floor = fresh_floor(&client, &env(&origin)).await;
     let largest = |ext: &str| {
         files
             .iter()

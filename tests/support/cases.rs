@@ -817,6 +817,9 @@ fn bad_inputs() -> Vec<Case> {
         // limit): 8.5 s of CPU before the work bound.
         bad("bad_jpeg_scan_flood", body(fx::jpeg_scan_flood(6144, 6096, 421), JPEG), err(413, "scans").within(ms(1000))),
         bad("bad_jpeg_scan_flood_under_the_scan_limit", body(fx::jpeg_scan_flood(6144, 6096, 90), JPEG), err(413, "blocks").within(ms(1000))),
+        // 16 passes over a 512x512 CMYK frame: within our decoder's 32, over
+        // the 12 allowed the frames jpeg-decoder takes.
+        bad("bad_jpeg_cmyk_progressive_scan_flood", body(fx::jpeg_progressive_flood(512, 512, 4, 64), JPEG), err(413, "blocks").within(ms(1000))),
         bad("bad_gif_frame_outside_its_screen", body(fx::gif_frame_outside_screen(8000, 8000), GIF), err(415, "outside")),
         bad("bad_png_iccp_zlib_bomb", body(fx::png_iccp_bomb(64 << 20), PNG), err(413, "colour profile")),
         // A colour profile that does not parse is ignored: the picture is served as it is.

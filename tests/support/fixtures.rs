@@ -732,3 +732,27 @@ pub fn watermark_png() -> Vec<u8> {
     let img = RgbaImage::from_pixel(20, 10, Rgba([0, 255, 0, 255]));
     encode(DynamicImage::ImageRgba8(img), ImageFormat::Png)
 }
+
+/// A progressive 4:4:4 frame of `components` and `w`×`h`, a 64 KB comment
+/// (so the byte allowance is not what binds), then `scans` empty AC scans
+/// of one component each, in turn: a CMYK one (4) is jpeg-decoder's, whose
+/// block visits cost several times our decoder's.
+pub fn jpeg_progressive_flood(w: u16, h: u16, components: u8, scans: usize) -> Vec<u8> {
+    let mut j = vec![0xFF, 0xD8, 0xFF, 0xFE, 0xFF, 0xFF];
+    j.extend(std::iter::repeat_n(b' ', 0xFFFD));
+    j.extend_from_slice(&[0xFF, 0xC2]);
+    j.extend_from_slice(&(8 + 3 * components as u16).to_be_bytes());
+    j.push(8);
+    j.extend_from_slice(&h.to_be_bytes());
+    j.extend_from_slice(&w.to_be_bytes());
+    j.push(components);
+    for id in 1..=components {
+        j.extend_from_slice(&[id, 0x11, 0]);
+    }
+    for i in 0..scans {
+        let id = 1 + (i % components as usize) as u8;
+        j.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, id, 0, 1, 63, 0]);
+    }
+    j.extend_from_slice(&[0xFF, 0xD9]);
+    j
+}

@@ -86,7 +86,10 @@ pub async fn fetch_source<F: Fetch, R: Runtime>(
     claim: &mut Claim,
 ) -> Result<Bytes, Error> {
     let timeout = limits.timeout;
-    let work = pin!(fetch_following(fetch, url, limits, policy, claim));
+    let work = pin!(async {
+        let source = open_source(fetch, url, limits, policy).await?;
+        read_whole(source, claim).await
+    });
     let timer = pin!(runtime.sleep(timeout));
     match select(work, timer).await {
         Either::Left((result, _)) => result,
@@ -94,22 +97,77 @@ pub async fn fetch_source<F: Fetch, R: Runtime>(
     }
 }
 
-async fn fetch_following<F: Fetch>(
+/// An upstream answer past its redirects and status checks, its body not
+/// yet read. Its chunks are counted against the byte limit as they come,
+/// and a body shorter than its declared length is an error.
+pub struct SourceBody<B> {
+    body: B,
+    declared: Option<u64>,
+    received: u64,
+    max_bytes: u64,
+    timeout_ms: u64,
+}
+
+impl<B: Body> SourceBody<B> {
+    /// The `Content-Length` the upstream declared (at most the byte limit).
+    pub fn declared(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// Whether every declared byte is in (a server that knows the length
+    /// may stop reading here, before the end is seen).
+    pub fn complete(&self) -> bool {
+        self.declared == Some(self.received)
+    }
+
+    /// The next chunk; `None` at the end of a complete body.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, Error> {
+        let chunk = self
+            .body
+            .next_chunk()
+            .await
+            .map_err(|e| transport_error(e, self.timeout_ms))?;
+        let Some(chunk) = chunk else {
+            return match self.declared {
+                Some(n) if n != self.received => Err(Error::UpstreamFailed(format!(
+                    "body ended after {} of {n} bytes",
+                    self.received
+                ))),
+                _ => Ok(None),
+            };
+        };
+        self.received += chunk.len() as u64;
+        if self.received > self.max_bytes {
+            return Err(Error::SourceTooLarge(self.max_bytes));
+        }
+        Ok(Some(chunk))
+    }
+}
+
+fn transport_error(e: FetchError, timeout_ms: u64) -> Error {
+    match e {
+        FetchError::Timeout => Error::UpstreamTimeout(timeout_ms),
+        FetchError::Failed(m) => Error::UpstreamUnreachable(m),
+    }
+}
+
+/// Follows redirects (each target re-checked against the source policy)
+/// to a 2xx whose declared length is within the limit. No deadline of its
+/// own: the caller's covers this and the body.
+pub async fn open_source<F: Fetch>(
     fetch: &F,
     mut url: Url,
     limits: &FetchLimits,
     policy: &SourcePolicy,
-    claim: &mut Claim,
-) -> Result<Bytes, Error> {
+) -> Result<SourceBody<F::Body>, Error> {
     let max_bytes = limits.max_bytes;
     let timeout_ms = limits.timeout.as_millis() as u64;
-    let transport_error = |e: FetchError| match e {
-        FetchError::Timeout => Error::UpstreamTimeout(timeout_ms),
-        FetchError::Failed(m) => Error::UpstreamUnreachable(m),
-    };
     let mut redirects = 0u8;
     loop {
-        let resp = fetch.get(&url).await.map_err(transport_error)?;
+        let resp = fetch
+            .get(&url)
+            .await
+            .map_err(|e| transport_error(e, timeout_ms))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => {}
@@ -137,32 +195,31 @@ async fn fetch_following<F: Fetch>(
         if declared.is_some_and(|n| n > max_bytes) {
             return Err(Error::SourceTooLarge(max_bytes));
         }
-        // The declared length is reserved at once (one allocation, no
-        // copies as it grows), so the reservation is claimed before any
-        // byte arrives: slow origins that each declare 20 MB cannot hold
-        // more than the budget (in wasm, memory once grown stays).
-        let cap = declared.unwrap_or(64 * 1024).min(max_bytes);
-        claim.grow(cap.saturating_sub(claim.held()))?;
-        let mut buf = Vec::with_capacity(cap as usize);
-        let mut body = resp.into_body();
-        while let Some(chunk) = body.next_chunk().await.map_err(transport_error)? {
-            let len = (buf.len() + chunk.len()) as u64;
-            if len > max_bytes {
-                return Err(Error::SourceTooLarge(max_bytes));
-            }
-            claim.grow(len.saturating_sub(claim.held()))?;
-            buf.extend_from_slice(&chunk);
-        }
-        if let Some(n) = declared {
-            if n != buf.len() as u64 {
-                return Err(Error::UpstreamFailed(format!(
-                    "body ended after {} of {n} bytes",
-                    buf.len()
-                )));
-            }
-        }
-        return Ok(Bytes::from(buf));
+        return Ok(SourceBody {
+            body: resp.into_body(),
+            declared,
+            received: 0,
+            max_bytes,
+            timeout_ms,
+        });
     }
+}
+
+/// The whole body in one buffer.
+async fn read_whole<B: Body>(mut source: SourceBody<B>, claim: &mut Claim) -> Result<Bytes, Error> {
+    // The declared length is reserved at once (one allocation, no copies
+    // as it grows), so the reservation is claimed before any byte
+    // arrives: slow origins that each declare 20 MB cannot hold more than
+    // the budget (in wasm, memory once grown stays).
+    let cap = source.declared.unwrap_or(64 * 1024).min(source.max_bytes);
+    claim.grow(cap.saturating_sub(claim.held()))?;
+    let mut buf = Vec::with_capacity(cap as usize);
+    while let Some(chunk) = source.next().await? {
+        let len = (buf.len() + chunk.len()) as u64;
+        claim.grow(len.saturating_sub(claim.held()))?;
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]

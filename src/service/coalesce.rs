@@ -9,7 +9,7 @@ use futures_util::future::{FutureExt, Shared};
 
 use super::plan::Plan;
 use super::produce::{failure, produce, Produced};
-use super::{Inner, ServerTiming, Service};
+use super::{ServerTiming, Service};
 use crate::error::Error;
 use crate::seams::cache::Cache;
 use crate::seams::fetch::Fetch;
@@ -59,32 +59,43 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         }
     }
 
+    /// Registers a miss for `key`: identical requests wait for what the
+    /// returned [`Leading`] sends, and take over if it is dropped unsent.
+    pub(super) fn register(&self, key: String) -> (Leading<F, C, R>, InFlight) {
+        let (tx, rx) = oneshot::channel();
+        let done = rx.shared();
+        self.inner
+            .inflight
+            .borrow_mut()
+            .insert(key.clone(), done.clone());
+        let leading = Leading {
+            tx: Some(tx),
+            service: self.clone(),
+            key,
+        };
+        (leading, done)
+    }
+
+    /// Stores a result unless its TTL is 0 ("do not store", for every
+    /// cache: decided here once).
+    pub(super) async fn store(&self, key: &str, produced: &Produced) {
+        if produced.response.ttl > 0 {
+            self.inner.cache.put(key, produced.response.clone()).await;
+        }
+    }
+
     /// Does a miss while identical requests in this process or isolate
     /// wait for the result instead of repeating it. Where the runtime can
     /// ([`Runtime::detach`]), the miss runs on after this request goes
     /// away and its result is still cached; otherwise it runs in this
     /// request's own task, so the I/O it starts belongs to this request.
     pub(super) async fn lead(&self, plan: Plan) -> Rc<Produced> {
-        let (tx, rx) = oneshot::channel();
-        let key = plan.key.clone();
-        let done = rx.shared();
-        self.inner
-            .inflight
-            .borrow_mut()
-            .insert(key.clone(), done.clone());
+        let (leading, done) = self.register(plan.key.clone());
         let this = self.clone();
         let work: Detached = Box::pin(async move {
-            // Removes the entry however this ends, dropped midway included.
-            let _entry = InFlightEntry {
-                inner: &this.inner,
-                key: &key,
-            };
             let produced = Rc::new(produce(&this.inner, plan).await);
-            // TTL 0 means "do not store", for every cache: decided here once.
-            if produced.response.ttl > 0 {
-                this.inner.cache.put(&key, produced.response.clone()).await;
-            }
-            let _ = tx.send(produced);
+            this.store(&leading.key, &produced).await;
+            leading.send(produced);
         });
         if let Err(work) = self.inner.runtime.detach(work) {
             work.await;
@@ -102,13 +113,25 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     }
 }
 
-struct InFlightEntry<'a, F, C, R> {
-    inner: &'a Inner<F, C, R>,
-    key: &'a str,
+/// A miss in the in-flight map. Its entry is removed however it ends,
+/// dropped midway included; requests waiting on it then take over.
+pub(super) struct Leading<F, C, R> {
+    tx: Option<oneshot::Sender<Rc<Produced>>>,
+    service: Service<F, C, R>,
+    pub key: String,
 }
 
-impl<F, C, R> Drop for InFlightEntry<'_, F, C, R> {
+impl<F, C, R> Leading<F, C, R> {
+    /// Gives the waiting requests their answer.
+    pub fn send(mut self, produced: Rc<Produced>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(produced);
+        }
+    }
+}
+
+impl<F, C, R> Drop for Leading<F, C, R> {
     fn drop(&mut self) {
-        self.inner.inflight.borrow_mut().remove(self.key);
+        self.service.inner.inflight.borrow_mut().remove(&self.key);
     }
 }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
@@ -30,9 +31,11 @@ use crate::seams::runtime::Runtime;
 mod coalesce;
 mod plan;
 mod produce;
+mod raw;
 mod respond;
 mod timing;
 
+pub use raw::{BodyCut, Chunks, ResponseBody};
 pub use respond::{error_response, ErrorDetail, Vary, CACHE_STATUS_HEADER};
 pub use timing::ServerTiming;
 
@@ -95,29 +98,52 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     }
 
     /// Answers one request. Never panics on input; every failure becomes a
-    /// status and a one-line reason.
-    pub async fn handle<B>(&self, req: &Request<B>) -> Response<Bytes> {
+    /// status and a one-line reason. A streamed body (a `raw` miss) goes
+    /// out as it arrives; adapters abort the response on a [`BodyCut`].
+    pub async fn handle_streamed<B>(&self, req: &Request<B>) -> Response<ResponseBody> {
         let head = req.method() == Method::HEAD;
         let mut resp = self.answer(req).await;
         if head {
-            *resp.body_mut() = Bytes::new();
+            // A stream dropped unread: its miss is abandoned, not stored.
+            *resp.body_mut() = ResponseBody::Full(Bytes::new());
         }
         resp
     }
 
+    /// [`Service::handle_streamed`] with the body whole: a body cut short
+    /// becomes its error response.
+    pub async fn handle<B>(&self, req: &Request<B>) -> Response<Bytes> {
+        let (parts, body) = self.handle_streamed(req).await.into_parts();
+        let body = match body {
+            ResponseBody::Full(bytes) => bytes,
+            ResponseBody::Streamed(mut chunks) => {
+                let mut all = Vec::new();
+                while let Some(chunk) = chunks.next().await {
+                    match chunk {
+                        Ok(c) => all.extend_from_slice(&c),
+                        Err(cut) => return error_response(&cut.0, None, Vary::default()),
+                    }
+                }
+                Bytes::from(all)
+            }
+        };
+        Response::from_parts(parts, body)
+    }
+
     /// Routes, then a cache hit, a joined miss, a shed miss or a new one.
-    async fn answer<B>(&self, req: &Request<B>) -> Response<Bytes> {
+    async fn answer<B>(&self, req: &Request<B>) -> Response<ResponseBody> {
+        let full = |r: Response<Bytes>| r.map(ResponseBody::Full);
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = error_response(&Error::MethodNotAllowed, None, Vary::default());
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return r;
+            return full(r);
         }
         let raw_path = req.uri().path();
         match raw_path {
-            "/health" => return text_response(StatusCode::OK, "ok"),
+            "/health" => return full(text_response(StatusCode::OK, "ok")),
             "/" | "/favicon.ico" | "/robots.txt" => {
-                return error_response(&Error::RouteNotFound, None, Vary::default())
+                return full(error_response(&Error::RouteNotFound, None, Vary::default()))
             }
             _ => {}
         }
@@ -133,7 +159,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let now = self.inner.runtime.unix_time();
         let plan = match plan::plan(cfg, now, raw_path, accept, hints) {
             Ok(p) => p,
-            Err(e) => return error_response(&e, None, Vary::default()),
+            Err(e) => return full(error_response(&e, None, Vary::default())),
         };
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
 
@@ -143,18 +169,18 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         if let Some(hit) = inner.cache.get(&plan.key).await {
             let mut timing = ServerTiming::default();
             timing.desc_dur("cache", "hit", clock() - started);
-            return finish(&hit, "hit", &timing, if_none_match.as_ref());
+            return full(finish(&hit, "hit", &timing, if_none_match.as_ref()));
         }
 
         if let Some(produced) = self.join(&plan.key).await {
             let mut timing = produced.timing.clone();
             timing.desc("cache", "coalesced");
-            return finish(
+            return full(finish(
                 &produced.response,
                 "coalesced",
                 &timing,
                 if_none_match.as_ref(),
-            );
+            ));
         }
         // Each miss holds a client connection, an upstream one and its state:
         // bounded, so a flood of misses cannot take memory without limit.
@@ -163,16 +189,22 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 what: "too many misses in flight".into(),
                 retry_after: crate::resilience::shedding::RETRY_AFTER_SECS,
             };
-            return error_response(&e, None, plan.vary);
+            return full(error_response(&e, None, plan.vary));
         }
-        let produced = self.lead(plan).await;
+        let produced = match plan.options.raw {
+            true => match self.raw_miss(plan).await {
+                Ok(streaming) => return streaming,
+                Err(whole) => whole,
+            },
+            false => self.lead(plan).await,
+        };
         let mut timing = produced.timing.clone();
         timing.desc("cache", "miss");
         let mut resp = finish(&produced.response, "miss", &timing, if_none_match.as_ref());
         if let Some(d) = &produced.detail {
             resp.extensions_mut().insert(ErrorDetail(d.clone()));
         }
-        resp
+        full(resp)
     }
 }
 
@@ -428,6 +460,98 @@ mod tests {
             assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
             assert_eq!(*cache.0.borrow(), stored, "upstream error TTL {ttl}");
         }
+    }
+
+    /// A JPEG-looking source of three 8 KiB chunks.
+    struct Chunked;
+    struct ChunkedBody(u8);
+
+    impl Body for ChunkedBody {
+        async fn next_chunk(&mut self) -> Result<Option<Bytes>, FetchError> {
+            self.0 += 1;
+            Ok(match self.0 {
+                1 => Some(Bytes::from([&b"\xFF\xD8\xFF\xE0"[..], &[0; 8188]].concat())),
+                2 | 3 => Some(Bytes::from(vec![self.0; 8192])),
+                _ => None,
+            })
+        }
+    }
+
+    impl Fetch for Chunked {
+        type Body = ChunkedBody;
+        async fn get(&self, _url: &url::Url) -> Result<Response<ChunkedBody>, FetchError> {
+            Ok(Response::new(ChunkedBody(0)))
+        }
+    }
+
+    fn raw_miss(cache: &Rc<Recording>) -> (Service<Chunked, Rc<Recording>, Inline<true>>, Chunks) {
+        let config = unsigned_config("EDGETHUMB_TTL", "60");
+        let service = Service::new(config, Chunked, Rc::clone(cache), Inline::<true>);
+        let Poll::Ready(resp) = poll_once(pin!(service.handle_streamed(&get_raw()))) else {
+            panic!("the head is in at once");
+        };
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "image/jpeg");
+        assert!(resp.headers().get(header::ETAG).is_none());
+        let ResponseBody::Streamed(chunks) = resp.into_body() else {
+            panic!("a body past its head is streamed");
+        };
+        (service, chunks)
+    }
+
+    fn get_raw() -> Request<()> {
+        Request::get("/insecure/raw:1/plain/http://example.com/a.jpg")
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_raw_body_is_stored_once_it_has_all_gone_out() {
+        let cache = Rc::new(Recording::default());
+        let (service, mut chunks) = raw_miss(&cache);
+        let mut sent = 0;
+        for _ in 0..3 {
+            let Poll::Ready(Some(Ok(c))) = poll_once(pin!(chunks.next())) else {
+                panic!("each chunk goes out as it comes");
+            };
+            sent += c.len();
+            assert!(cache.0.borrow().is_empty(), "stored before the end");
+        }
+        assert_eq!(sent, 3 * 8192);
+        assert!(matches!(poll_once(pin!(chunks.next())), Poll::Ready(None)));
+        assert_eq!(*cache.0.borrow(), vec![60]);
+        assert_eq!(
+            service.inner.budget.used(),
+            0,
+            "the copy's bytes were given back"
+        );
+        assert!(service.inner.inflight.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_raw_body_abandoned_midway_is_not_stored() {
+        let cache = Rc::new(Recording::default());
+        let (service, mut chunks) = raw_miss(&cache);
+        assert!(matches!(
+            poll_once(pin!(chunks.next())),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert_eq!(service.inner.inflight.borrow().len(), 1);
+        drop(chunks);
+        assert!(cache.0.borrow().is_empty());
+        assert!(
+            service.inner.inflight.borrow().is_empty(),
+            "waiters take over"
+        );
+        assert_eq!(service.inner.budget.used(), 0);
+
+        // HEAD drops the stream unread.
+        let head = Request::head(get_raw().uri()).body(()).unwrap();
+        let Poll::Ready(resp) = poll_once(pin!(service.handle_streamed(&head))) else {
+            panic!("HEAD is answered at once");
+        };
+        assert!(matches!(resp.body(), ResponseBody::Full(b) if b.is_empty()));
+        assert!(cache.0.borrow().is_empty());
     }
 
     #[test]

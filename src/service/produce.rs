@@ -10,6 +10,7 @@ use super::respond::{common_headers, error_response_with, insert, Vary};
 use super::{Inner, ServerTiming};
 use crate::config::{AuxImage, Config};
 use crate::error::Error;
+use crate::pipeline::watermark::WatermarkImage;
 use crate::pipeline::{self, Job};
 use crate::request::source_policy::SourcePolicy;
 use crate::resilience::breaker;
@@ -43,32 +44,18 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
                 let e = Error::UpstreamFailed("the watermark image could not be fetched".into());
                 return failure_for(e, None, cfg, vary, ServerTiming::default());
             };
-            Some(pipeline::watermark::WatermarkImage {
+            Some(WatermarkImage {
                 bytes,
                 opacity: wm.opacity,
             })
         }
         _ => None,
     };
-    let job = Job {
-        options: plan.options,
-        negotiated: plan.negotiated,
-        limits: cfg.limits.clone(),
-        default_quality: cfg.default_quality,
-        format_quality: cfg.format_quality.clone(),
-        skip_processing: cfg.skip_processing.clone(),
-        watermark,
-    };
-    let name = download_name(&job.options, &plan.source);
-    let job = &Reply { job, vary, name };
+    let job = &Reply::new(cfg, &plan, watermark);
     let t0 = clock();
-    let ticket = match inner.breaker.admit(&breaker::host_key(&plan.source), t0) {
+    let ticket = match admit(inner, &plan.source, job, t0).await {
         Ok(t) => t,
-        Err(e) => {
-            let mut timing = ServerTiming::default();
-            timing.desc("fetch", "circuit-open");
-            return fail_or_fallback(inner, e, job, timing).await;
-        }
+        Err(refused) => return refused,
     };
     // Held until the transform is done: the source bytes live that long.
     let mut claim = inner.budget.claim();
@@ -89,9 +76,6 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
         Ok(b) => b,
         Err(e) => return fail_or_fallback(inner, e, job, timing).await,
     };
-    if job.job.options.raw {
-        return raw(bytes, job, cfg, timing);
-    }
     if cfg.svg_passthrough && pipeline::sniff::looks_like_svg(&bytes) {
         return svg_as_is(bytes, cfg, timing);
     }
@@ -101,13 +85,51 @@ pub(super) async fn produce<F: Fetch, C: Cache, R: Runtime>(
     }
 }
 
+/// The breaker's leave to fetch from `source`'s host; refused, the
+/// answer (the fallback image, or the error).
+pub(super) async fn admit<'a, F: Fetch, C, R: Runtime>(
+    inner: &'a Inner<F, C, R>,
+    source: &url::Url,
+    job: &Reply,
+    now: f64,
+) -> Result<breaker::Ticket<'a>, Produced> {
+    match inner.breaker.admit(&breaker::host_key(source), now) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let mut timing = ServerTiming::default();
+            timing.desc("fetch", "circuit-open");
+            Err(fail_or_fallback(inner, e, job, timing).await)
+        }
+    }
+}
+
 /// A job and what its response needs besides the image.
-struct Reply {
-    job: Job,
+pub(super) struct Reply {
+    pub job: Job,
     /// The request headers the response depends on.
-    vary: Vary,
+    pub vary: Vary,
     /// The file name offered (`Content-Disposition`), without extension.
     name: String,
+}
+
+impl Reply {
+    pub fn new(cfg: &Config, plan: &Plan, watermark: Option<WatermarkImage>) -> Reply {
+        let job = Job {
+            options: plan.options.clone(),
+            negotiated: plan.negotiated,
+            limits: cfg.limits.clone(),
+            default_quality: cfg.default_quality,
+            format_quality: cfg.format_quality.clone(),
+            skip_processing: cfg.skip_processing.clone(),
+            watermark,
+        };
+        let name = download_name(&job.options, &plan.source);
+        Reply {
+            job,
+            vary: plan.vary,
+            name,
+        }
+    }
 }
 
 /// `disposition; filename="name.ext"`: printable ASCII only (quotes,
@@ -175,7 +197,7 @@ async fn transform<F, C, R: Runtime>(
 /// fallback image (made with the same options, so it fits the `<img>`)
 /// when there is one: with its own status, its own short TTL and
 /// `x-edgethumb-fallback` naming the failure. Otherwise the error.
-async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
+pub(super) async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
     inner: &Inner<F, C, R>,
     e: Error,
     job: &Reply,
@@ -264,31 +286,14 @@ fn image_response(
 /// name with the format's extension.
 fn image_bytes(
     body: Bytes,
-    (mime, ext): (&str, &str),
+    kind: (&str, &str),
     job: &Reply,
     status: StatusCode,
     ttl: u32,
     timing: ServerTiming,
 ) -> Produced {
-    let mut headers = HeaderMap::new();
-    insert(&mut headers, header::CONTENT_TYPE, mime);
-    insert(
-        &mut headers,
-        header::CACHE_CONTROL,
-        &cache::cache_control(ttl),
-    );
+    let mut headers = image_headers(kind, job, ttl);
     insert(&mut headers, header::ETAG, &cache::etag(&body));
-    // As imgproxy: always a name, so "Save image as" offers a sensible one.
-    let disposition = match job.job.options.return_attachment {
-        true => "attachment",
-        false => "inline",
-    };
-    insert(
-        &mut headers,
-        header::CONTENT_DISPOSITION,
-        &content_disposition(disposition, &job.name, ext),
-    );
-    common_headers(&mut headers, job.vary);
     Produced {
         response: CachedResponse {
             status,
@@ -301,19 +306,43 @@ fn image_bytes(
     }
 }
 
-/// `raw`: the source's bytes as they came, after the same source policy,
-/// byte limit and breaker as any source. Only an image goes out (by its
-/// bytes: any format the `image` crate knows, AVIF, HEIC; an SVG as
-/// [`svg_as_is`] serves it), so this origin never serves a page.
-fn raw(bytes: Bytes, job: &Reply, cfg: &Config, mut timing: ServerTiming) -> Produced {
-    if pipeline::sniff::looks_like_svg(&bytes) {
-        return svg_as_is(bytes, cfg, timing);
-    }
-    let Some(kind) = pipeline::sniff::image_type(&bytes) else {
-        return failure(Error::NotAnImage, cfg, job.vary, timing);
+/// An image's headers but its ETag (which needs the whole body).
+pub(super) fn image_headers((mime, ext): (&str, &str), job: &Reply, ttl: u32) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::CONTENT_TYPE, mime);
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        &cache::cache_control(ttl),
+    );
+    // As imgproxy: always a name, so "Save image as" offers a sensible one.
+    let disposition = match job.job.options.return_attachment {
+        true => "attachment",
+        false => "inline",
     };
-    timing.desc("raw", kind.1);
-    image_bytes(bytes, kind, job, StatusCode::OK, cfg.ttls.success, timing)
+    insert(
+        &mut headers,
+        header::CONTENT_DISPOSITION,
+        &content_disposition(disposition, &job.name, ext),
+    );
+    common_headers(&mut headers, job.vary);
+    headers
+}
+
+/// What `raw` serves, known from the source's first bytes: an image (by
+/// its bytes: any format the `image` crate knows, AVIF, HEIC) or an SVG
+/// (as [`svg_as_is`] serves it), so this origin never serves a page.
+/// With the headers, the kind's name for `Server-Timing`.
+pub(super) fn raw_headers(
+    head: &[u8],
+    job: &Reply,
+    cfg: &Config,
+) -> Result<(HeaderMap, &'static str), Error> {
+    if pipeline::sniff::looks_like_svg(head) {
+        return Ok((svg_headers(cfg), "svg"));
+    }
+    let kind = pipeline::sniff::image_type(head).ok_or(Error::NotAnImage)?;
+    Ok((image_headers(kind, job, cfg.ttls.success), kind.1))
 }
 
 /// An SVG source, served as it is: vector, so no resizing is needed, and
@@ -321,22 +350,8 @@ fn raw(bytes: Bytes, job: &Reply, cfg: &Config, mut timing: ServerTiming) -> Pro
 /// and forms inert.
 /// It does not depend on `Accept`, so no `Vary`.
 fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
-    let mut headers = HeaderMap::new();
-    insert(&mut headers, header::CONTENT_TYPE, "image/svg+xml");
-    insert(
-        &mut headers,
-        header::CACHE_CONTROL,
-        &cache::cache_control(cfg.ttls.success),
-    );
+    let mut headers = svg_headers(cfg);
     insert(&mut headers, header::ETAG, &cache::etag(&bytes));
-    common_headers(&mut headers, Vary::default());
-    // `sandbox` too: an SVG opened as a document is then a unique origin
-    // with no forms, popups or navigation (as camo and svg-hush do).
-    insert(
-        &mut headers,
-        header::CONTENT_SECURITY_POLICY,
-        "script-src 'none'; sandbox",
-    );
     Produced {
         response: CachedResponse {
             status: StatusCode::OK,
@@ -350,6 +365,26 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
         },
         detail: None,
     }
+}
+
+/// [`svg_as_is`]'s headers but its ETag.
+fn svg_headers(cfg: &Config) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    insert(&mut headers, header::CONTENT_TYPE, "image/svg+xml");
+    insert(
+        &mut headers,
+        header::CACHE_CONTROL,
+        &cache::cache_control(cfg.ttls.success),
+    );
+    common_headers(&mut headers, Vary::default());
+    // `sandbox` too: an SVG opened as a document is then a unique origin
+    // with no forms, popups or navigation (as camo and svg-hush do).
+    insert(
+        &mut headers,
+        header::CONTENT_SECURITY_POLICY,
+        "script-src 'none'; sandbox",
+    );
+    headers
 }
 
 pub(super) fn failure(e: Error, cfg: &Config, vary: Vary, timing: ServerTiming) -> Produced {

@@ -29,16 +29,7 @@ pub(super) fn finish(
 ) -> Response<Bytes> {
     // Copy the stored headers; they are shared (and immutable on Workers).
     let mut headers = stored.headers.clone();
-    insert(
-        &mut headers,
-        HeaderName::from_static("server-timing"),
-        &timing.header_value(),
-    );
-    insert(
-        &mut headers,
-        HeaderName::from_static(CACHE_STATUS_HEADER),
-        cache_status,
-    );
+    per_request(&mut headers, cache_status, timing);
     let not_modified = stored.status == StatusCode::OK
         && match (if_none_match, headers.get(header::ETAG)) {
             (Some(inm), Some(etag)) => etag_matches(inm, etag),
@@ -55,6 +46,21 @@ pub(super) fn finish(
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp
+}
+
+/// The headers every answer gets for itself: `Server-Timing` and the
+/// cache status.
+pub(super) fn per_request(headers: &mut HeaderMap, cache_status: &str, timing: &ServerTiming) {
+    insert(
+        headers,
+        HeaderName::from_static("server-timing"),
+        &timing.header_value(),
+    );
+    insert(
+        headers,
+        HeaderName::from_static(CACHE_STATUS_HEADER),
+        cache_status,
+    );
 }
 
 /// `If-None-Match` uses weak comparison (RFC 9110 §13.1.2).

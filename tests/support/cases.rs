@@ -66,6 +66,11 @@ pub struct Expect {
     /// An animation of [`fx::ANIMATION`]'s frames: their count, delays and
     /// colours, looping forever.
     pub animated: bool,
+    /// A 200 whose body is then cut short (the transfer breaks).
+    pub cut: bool,
+    /// A streamed miss: its first bytes arrive at least this long before
+    /// its last.
+    pub streams: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -238,6 +243,12 @@ impl Expect {
             ..self
         }
     }
+    fn streams(self, gap: Duration) -> Self {
+        Expect {
+            streams: Some(gap),
+            ..self
+        }
+    }
 }
 
 const JPEG: &str = "image/jpeg";
@@ -245,6 +256,12 @@ const PNG: &str = "image/png";
 const WEBP: &str = "image/webp";
 const GIF: &str = "image/gif";
 const AVIF: &str = "image/avif";
+
+/// `bytes`, then zeros up to `len` bytes in all.
+fn padded(mut bytes: Vec<u8>, len: usize) -> Vec<u8> {
+    bytes.resize(len.max(bytes.len()), 0);
+    bytes
+}
 
 fn photo() -> Route {
     Route::Body(fx::jpeg(400, 200), "image/jpeg")
@@ -628,6 +645,13 @@ pub fn cases() -> Vec<Case> {
         case("raw_format_not_decoded_here", body(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00mif1avif".to_vec(), "image/avif"), "raw:1", Expect { status: 200, content_type: Some("image/avif"), ..Expect::default() }.body_has(b"ftypavif")),
         case("raw_not_an_image", body(b"<!doctype html><script>alert(1)</script>".to_vec(), "image/jpeg"), "raw:1", err(415, "not an image")),
         case("raw_over_the_byte_limit", Route::Large { len: 4_000_000, content_length: true }, "raw:1", err(413, "larger than")),
+        // Streamed: the first bytes go out while the origin pauses; the
+        // copy is stored whole (the repeat is a hit with an ETag).
+        case("raw_streams_as_it_arrives", Route::Paused { body: fx::jpeg(400, 200), first: 6000, pause: ms(600), content_length: true }, "raw:1", ok(JPEG, (400, 200)).streams(ms(400))).repeat(1),
+        // Past the byte limit with no declared length: found after the
+        // 200 is out, so the transfer breaks, and nothing is stored (the
+        // repeat is cut again, not a hit).
+        case("raw_cut_past_the_byte_limit", Route::Paused { body: padded(fx::jpeg(400, 200), 3_500_000), first: 0, pause: ms(0), content_length: false }, "raw:1", Expect { status: 200, content_type: Some(JPEG), cut: true, ..Expect::default() }).repeat(1),
         case("bad_raw", photo(), "raw:maybe", err(400, "raw")),
         // trim: the framed fixture's block is 96x48 at (48, 64) of 400x200.
         case("trim", body(fx::framed_png(400, 200), PNG), "t:10", ok(JPEG, (96, 48)).pixels(red_top_left)),

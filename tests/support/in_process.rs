@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use edgethumb::seams::runtime::{std_monotonic_ms, std_unix_time};
+use edgethumb::service::ResponseBody;
 use edgethumb::{Cache, CachedResponse, Config, OffloadError, Runtime, Service};
 use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt as _;
 
 use super::harness::{Reply, Target, Transport};
 use super::origin::{MemoryFetch, Origin};
@@ -85,12 +87,31 @@ impl Transport for InProcess {
     fn send(&self, req: http::Request<()>) -> LocalBoxFuture<'_, Result<Reply, String>> {
         Box::pin(async move {
             let started = Instant::now();
-            let resp = self.0.handle(&req).await;
+            let (parts, body) = self.0.handle_streamed(&req).await.into_parts();
+            let (mut all, mut first_byte, mut cut) = (Vec::new(), None, None);
+            match body {
+                ResponseBody::Full(bytes) => all = bytes.to_vec(),
+                ResponseBody::Streamed(mut chunks) => {
+                    while let Some(chunk) = chunks.next().await {
+                        first_byte.get_or_insert_with(|| started.elapsed());
+                        match chunk {
+                            Ok(c) => all.extend_from_slice(&c),
+                            Err(e) => {
+                                cut = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            let took = started.elapsed();
             Ok(Reply {
-                status: resp.status().as_u16(),
-                headers: resp.headers().clone(),
-                body: resp.body().to_vec(),
-                took: started.elapsed(),
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body: all,
+                took,
+                first_byte: first_byte.unwrap_or(took),
+                cut,
             })
         })
     }

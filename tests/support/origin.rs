@@ -42,6 +42,14 @@ pub enum Route {
     LyingLength { claimed: u64 },
     /// Headers at once, then one byte every `every`, `bytes` in all.
     Drip { every: Duration, bytes: usize },
+    /// The first `first` bytes of `body`, a pause, then the rest in
+    /// 64 KiB chunks; with or without a `Content-Length` header.
+    Paused {
+        body: Vec<u8>,
+        first: usize,
+        pause: Duration,
+        content_length: bool,
+    },
     /// `Content-Length` of the whole body, the first `sent` bytes of it,
     /// then the connection is dropped.
     CutOff { body: Vec<u8>, sent: usize },
@@ -197,6 +205,25 @@ fn play(route: Option<Route>, hit: u32) -> Answer {
                 Some((Ok(Bytes::from_static(b"\xff")), i + 1))
             });
             streamed(None, Box::pin(chunks))
+        }
+        Some(Route::Paused {
+            body,
+            first,
+            pause,
+            content_length,
+        }) => {
+            let total = body.len() as u64;
+            let body = Bytes::from(body);
+            let first = first.min(body.len());
+            let (head, rest) = (body.slice(..first), body.slice(first..));
+            let rest: Vec<_> = (0..rest.len())
+                .step_by(64 * 1024)
+                .map(|at| Ok(rest.slice(at..(at + 64 * 1024).min(rest.len()))))
+                .collect();
+            let chunks = stream::iter([Ok(head)])
+                .chain(stream::once(tokio::time::sleep(pause)).filter_map(|()| async { None }))
+                .chain(stream::iter(rest));
+            streamed(content_length.then_some(total), Box::pin(chunks))
         }
         Some(Route::CutOff { body, sent }) => {
             let total = body.len() as u64;

@@ -107,16 +107,29 @@ impl Transport for Http {
                 .map_err(|e| format!("request failed: {e}"))?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| format!("body failed: {e}"))?
-                .to_vec();
+            let (mut body, mut first_byte, mut cut) = (Vec::new(), None, None);
+            let mut resp = resp;
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(c)) => {
+                        first_byte.get_or_insert_with(|| started.elapsed());
+                        body.extend_from_slice(&c);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        cut = Some(format!("body failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            let took = started.elapsed();
             Ok(Reply {
                 status,
                 headers,
                 body,
-                took: started.elapsed(),
+                took,
+                first_byte: first_byte.unwrap_or(took),
+                cut,
             })
         })
     }

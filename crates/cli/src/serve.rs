@@ -26,10 +26,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Args;
 use edgethumb::request::url_builder::{self, SourceEncoding};
-use edgethumb::service::ErrorDetail;
+use edgethumb::service::{BodyCut, Chunks, ErrorDetail, ResponseBody};
 use edgethumb::Service;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use futures_util::StreamExt as _;
+use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -276,10 +276,10 @@ async fn respond(
     sample: Option<&Bytes>,
     dev: bool,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<ResBody> {
     let mut resp = match sample.filter(|_| req.uri().path() == sample::PATH) {
         Some(bytes) => {
-            let mut r = Response::new(Full::new(bytes.clone()));
+            let mut r = Response::new(ResBody::Whole(Some(bytes.clone())));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("image/jpeg"),
@@ -287,7 +287,7 @@ async fn respond(
             r
         }
         None => {
-            let resp = service.handle(&req).await;
+            let resp = service.handle_streamed(&req).await;
             if let Some(ErrorDetail(d)) = resp.extensions().get::<ErrorDetail>() {
                 tracing::warn!(
                     status = resp.status().as_u16(),
@@ -296,7 +296,11 @@ async fn respond(
                     "request failed"
                 );
             }
-            resp.map(Full::new)
+            let path = req.uri().path().to_string();
+            resp.map(|body| match body {
+                ResponseBody::Full(bytes) => ResBody::Whole(Some(bytes)),
+                ResponseBody::Streamed(chunks) => ResBody::Streamed(chunks, path),
+            })
         }
     };
     if dev {
@@ -306,6 +310,48 @@ async fn respond(
         );
     }
     resp
+}
+
+/// A response body: whole, or streamed (with its path, to log a cut).
+/// A cut makes hyper abort the response: the client sees a broken
+/// transfer, never a short image.
+enum ResBody {
+    Whole(Option<Bytes>),
+    Streamed(Chunks, String),
+}
+
+impl hyper::body::Body for ResBody {
+    type Data = Bytes;
+    type Error = BodyCut;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
+        match self.get_mut() {
+            ResBody::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResBody::Streamed(chunks, path) => match chunks.poll_next_unpin(cx) {
+                Poll::Ready(Some(Err(cut))) => {
+                    tracing::warn!(path = %path, detail = %cut, "response aborted");
+                    Poll::Ready(Some(Err(cut)))
+                }
+                other => other.map(|c| c.map(|c| c.map(Frame::data))),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResBody::Whole(None))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ResBody::Whole(b) => {
+                hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ResBody::Streamed(..) => hyper::body::SizeHint::default(),
+        }
+    }
 }
 
 /// Whether a connection ended because a response write stalled.

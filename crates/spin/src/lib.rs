@@ -15,9 +15,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use edgethumb::seams::fetch::{Body, Fetch, FetchError};
+use edgethumb::service::ResponseBody;
 use edgethumb::{Config, Runtime, Service};
 use futures::{Stream, StreamExt};
-use spin_sdk::http::{Headers, IncomingResponse, Method, OutgoingRequest, Scheme};
+use spin_sdk::http::{
+    Headers, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, ResponseOutparam, Scheme,
+};
 
 #[cfg(feature = "spin-kv")]
 mod kv_cache;
@@ -40,18 +44,17 @@ fn lookup(name: &str) -> Option<String> {
 }
 
 #[spin_sdk::http_component]
-async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-    // Instances may be fresh per request: loading is a few string parses.
-    let config = Config::from_lookup(lookup);
-    let service: SpinService = match config {
-        Ok(c) => Service::new(c, WasiFetch, ResultCache {}, WasiRuntime),
-        Err(e) => {
-            let mut r = http::Response::new(format!("configuration error: {e}\n").into_bytes());
-            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            return r;
-        }
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    use spin_sdk::http::conversions::TryFromIncomingRequest as _;
+    let Ok(req) = http::Request::<Vec<u8>>::try_from_incoming_request(req).await else {
+        return send(text(400, "unreadable request"), out).await;
     };
-    let resp = service.handle(&req).await;
+    // Instances may be fresh per request: loading is a few string parses.
+    let service: SpinService = match Config::from_lookup(lookup) {
+        Ok(c) => Service::new(c, WasiFetch, ResultCache {}, WasiRuntime),
+        Err(e) => return send(text(500, &format!("configuration error: {e}")), out).await,
+    };
+    let resp = service.handle_streamed(&req).await;
     // What the public line leaves out (a transport error's words): stderr
     // is the host's log.
     if let Some(d) = resp.extensions().get::<edgethumb::service::ErrorDetail>() {
@@ -62,7 +65,71 @@ async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
             d.0
         );
     }
-    resp.map(|b| b.to_vec())
+    send(resp, out).await
+}
+
+fn text(status: u16, line: &str) -> http::Response<ResponseBody> {
+    let mut r = http::Response::new(ResponseBody::Full(format!("{line}\n").into()));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
+    r
+}
+
+/// Sends the response, its body written as it comes. A body cut short
+/// leaves the outgoing body unfinished, which the host reports as a
+/// broken response rather than ending it.
+async fn send(resp: http::Response<ResponseBody>, out: ResponseOutparam) {
+    let (parts, body) = resp.into_parts();
+    let headers = Headers::new();
+    for (name, value) in &parts.headers {
+        let _ = headers.append(name.as_str(), value.as_bytes());
+    }
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(parts.status.as_u16());
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
+    out.set(response);
+    let Ok(stream) = outgoing.write() else {
+        return;
+    };
+    match body {
+        ResponseBody::Full(bytes) => {
+            if write_all(&stream, &bytes).is_err() {
+                return;
+            }
+        }
+        ResponseBody::Streamed(mut chunks) => {
+            while let Some(chunk) = chunks.next().await {
+                let written = match chunk {
+                    Ok(bytes) => write_all(&stream, &bytes),
+                    Err(cut) => {
+                        eprintln!("edgethumb: response aborted: {cut}");
+                        return;
+                    }
+                };
+                if written.is_err() {
+                    // The client went away: the stream is dropped, unstored.
+                    return;
+                }
+            }
+        }
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(outgoing, None);
+}
+
+/// wasi:io streams take at most 4096 bytes a blocking write. One request
+/// per instance, so blocking here holds no other request up.
+fn write_all(
+    stream: &wasi::io::streams::OutputStream,
+    mut bytes: &[u8],
+) -> Result<(), wasi::io::streams::StreamError> {
+    while !bytes.is_empty() {
+        let n = bytes.len().min(4096);
+        stream.blocking_write_and_flush(&bytes[..n])?;
+        bytes = &bytes[n..];
+    }
+    Ok(())
 }
 
 /// Outgoing HTTP through `wasi:http/outgoing-handler`. Hosts do not follow

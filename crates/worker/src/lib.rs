@@ -13,6 +13,7 @@ mod runtime;
 
 use std::cell::RefCell;
 
+use edgethumb::service::ResponseBody;
 use edgethumb::{Config, Service};
 use http::{HeaderName, HeaderValue};
 use worker::{event, Context, Env, Headers, Request, Response};
@@ -68,7 +69,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         }
     };
     let core_req = to_core_request(&req);
-    let resp = service.handle(&core_req).await;
+    let resp = service.handle_streamed(&core_req).await;
     // What the public line leaves out (a transport error's words).
     if let Some(d) = resp.extensions().get::<edgethumb::service::ErrorDetail>() {
         worker::console_warn!(
@@ -86,7 +87,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let report = env
         .var(REPORT_MEMORY_VAR)
         .is_ok_and(|v| v.to_string() == "true");
-    to_worker_response(resp, report)
+    to_worker_response(resp, report, service, ctx, core_req.uri().path())
 }
 
 /// Method, path and headers: all the core reads. Headers that `http`
@@ -128,8 +129,11 @@ pub(crate) fn to_js_headers(from: &http::HeaderMap) -> Headers {
 }
 
 fn to_worker_response(
-    resp: http::Response<bytes::Bytes>,
+    resp: http::Response<ResponseBody>,
     report: bool,
+    service: WorkerService,
+    ctx: Context,
+    path: &str,
 ) -> worker::Result<Response> {
     let (parts, body) = resp.into_parts();
     let headers = to_js_headers(&parts.headers);
@@ -139,11 +143,41 @@ fn to_worker_response(
             &runtime::linear_memory_bytes().to_string(),
         );
     }
-    // 304 and HEAD carry no body; a null body is required for 304.
-    let out = if body.is_empty() {
-        Response::empty()?
-    } else {
-        Response::from_bytes(body.to_vec())?
+    let out = match body {
+        // 304 and HEAD carry no body; a null body is required for 304.
+        ResponseBody::Full(b) if b.is_empty() => Response::empty()?,
+        ResponseBody::Full(b) => Response::from_bytes(b.to_vec())?,
+        ResponseBody::Streamed(chunks) => {
+            Response::from_stream(streamed(chunks, service, ctx, path))?
+        }
     };
     Ok(out.with_status(parts.status.as_u16()).with_headers(headers))
+}
+
+/// A streamed body for workerd. A cut errors the JS stream, which aborts
+/// the response. The cache write made when the body completes is handed
+/// to `waitUntil`, as for any response.
+fn streamed(
+    chunks: edgethumb::service::Chunks,
+    service: WorkerService,
+    ctx: Context,
+    path: &str,
+) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static {
+    use futures_util::StreamExt as _;
+    let path = path.to_string();
+    let tail = futures_util::stream::once(async move {
+        for put in service.cache().take_pending() {
+            ctx.wait_until(put);
+        }
+    })
+    .filter_map(|()| async { None });
+    chunks
+        .map(move |chunk| match chunk {
+            Ok(bytes) => Ok(bytes.to_vec()),
+            Err(cut) => {
+                worker::console_warn!("response aborted {path}: {cut}");
+                Err(worker::Error::RustError(cut.to_string()))
+            }
+        })
+        .chain(tail)
 }

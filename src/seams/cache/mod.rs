@@ -60,6 +60,9 @@ pub struct CachedResponse {
 /// it to `waitUntil`). It is only given entries with a TTL over 0: the
 /// service keeps "do not store" responses out.
 pub trait Cache: 'static {
+    /// Whether `put` stores anything: a streamed `raw` keeps a copy of
+    /// what it sends only for a cache that does.
+    const STORES: bool = true;
     fn get(&self, key: &str) -> impl Future<Output = Option<CachedResponse>>;
     fn put(&self, key: &str, response: CachedResponse) -> impl Future<Output = ()>;
 }
@@ -69,6 +72,7 @@ pub trait Cache: 'static {
 pub struct NoCache;
 
 impl Cache for NoCache {
+    const STORES: bool = false;
     async fn get(&self, _key: &str) -> Option<CachedResponse> {
         None
     }

@@ -485,7 +485,21 @@ mod tests {
     }
 
     fn raw_miss(cache: &Rc<Recording>) -> (Service<Chunked, Rc<Recording>, Inline<true>>, Chunks) {
-        let config = unsigned_config("EDGETHUMB_TTL", "60");
+        raw_miss_with(cache, "EDGETHUMB_TTL", "60")
+    }
+
+    fn raw_miss_with(
+        cache: &Rc<Recording>,
+        var: &str,
+        value: &str,
+    ) -> (Service<Chunked, Rc<Recording>, Inline<true>>, Chunks) {
+        let config = Config::from_lookup(|name| match name {
+            "EDGETHUMB_ALLOW_UNSIGNED" => Some("true".into()),
+            "EDGETHUMB_TTL" => Some("60".into()),
+            n if n == var => Some(value.into()),
+            _ => None,
+        })
+        .unwrap();
         let service = Service::new(config, Chunked, Rc::clone(cache), Inline::<true>);
         let Poll::Ready(resp) = poll_once(pin!(service.handle_streamed(&get_raw()))) else {
             panic!("the head is in at once");
@@ -525,6 +539,25 @@ mod tests {
             0,
             "the copy's bytes were given back"
         );
+        assert!(service.inner.inflight.borrow().is_empty());
+    }
+
+    /// Past the bytes misses may hold (another miss holds some), the copy
+    /// is dropped: the body still goes out whole, unstored.
+    #[test]
+    fn a_raw_copy_past_the_budget_is_dropped_and_the_body_still_sent() {
+        let cache = Rc::new(Recording::default());
+        let (service, mut chunks) =
+            raw_miss_with(&cache, "EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", "10000");
+        let mut other = service.inner.budget.claim();
+        other.grow(5000).unwrap();
+        let mut sent = 0;
+        while let Poll::Ready(Some(chunk)) = poll_once(pin!(chunks.next())) {
+            sent += chunk.expect("not cut").len();
+        }
+        assert_eq!(sent, 3 * 8192);
+        assert!(cache.0.borrow().is_empty());
+        assert_eq!(service.inner.budget.used(), 5000, "only the other miss's");
         assert!(service.inner.inflight.borrow().is_empty());
     }
 

@@ -78,21 +78,19 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             }
             Started::Streaming(opened) => opened,
         };
-        let kept = leading.map(|leading| {
+        // The declared length is reserved at once, as for any source;
+        // refused, the body goes out uncached and waiters take over.
+        let kept = leading.and_then(|leading| {
             let mut claim = self.inner.budget.claim();
-            // The declared length is reserved at once, as for any source.
             let reserve = source.declared().unwrap_or(0);
-            let bytes = match claim.grow(reserve) {
-                Ok(()) => Vec::with_capacity(reserve as usize),
-                Err(_) => Vec::new(),
-            };
-            Kept {
-                bytes,
+            claim.grow(reserve).ok()?;
+            Some(Kept {
+                bytes: Vec::with_capacity(reserve as usize),
                 claim,
                 leading,
                 headers: headers.clone(),
                 timing: timing.clone(),
-            }
+            })
         });
         timing.desc("cache", "miss");
         let mut sent = headers;

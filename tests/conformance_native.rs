@@ -361,3 +361,155 @@ async fn a_miss_whose_client_hung_up_is_still_cached() {
     assert_eq!(resp.headers()["x-edgethumb-cache"], "hit");
     assert_eq!(origin.hits(path), 1);
 }
+
+/// SIGTERM during 100 slow misses: the listener closes at once (a new
+/// connection is refused while they are still in flight), all 100 finish
+/// with their thumbnails, and the server exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_misses_in_flight_finish_then_exits_0() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const MISSES: usize = 100;
+    let origin = Origin::start().await;
+    let jpeg = support::fixtures::jpeg(400, 200);
+    let paths: Vec<String> = (0..MISSES).map(|i| format!("/drain-{i}.jpg")).collect();
+    let sources: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            origin.route(
+                p,
+                support::origin::Route::Slow(Duration::from_millis(2500), jpeg.clone()),
+            )
+        })
+        .collect();
+    let mut env = target_env(&origin, &closed_port_base());
+    // All 100 sources arrive together: room for them all to wait for a
+    // transform slot, so none is shed.
+    env.push(("EDGETHUMB_TRANSFORM_QUEUE".into(), "200".into()));
+    env.retain(|(k, _)| k != "EDGETHUMB_UPSTREAM_TIMEOUT_MS");
+    env.push(("EDGETHUMB_UPSTREAM_TIMEOUT_MS".into(), "10000".into()));
+    let mut server = NativeServer::start(&env).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let flood: Vec<_> = sources
+        .iter()
+        .map(|source| {
+            let case = support::cases::Case {
+                options: "rs:fit:100:0",
+                ..support::cases::template()
+            };
+            let url = format!(
+                "{}{}",
+                server.base,
+                support::harness::case_path(&case, source)
+            );
+            let (client, done) = (client.clone(), done.clone());
+            tokio::spawn(async move {
+                let r = client.get(&url).send().await;
+                let r = match r {
+                    Ok(r) => (
+                        r.status().as_u16(),
+                        r.bytes().await.map_err(|e| e.to_string()),
+                    ),
+                    Err(e) => (0, Err(e.to_string())),
+                };
+                done.fetch_add(1, Ordering::SeqCst);
+                r
+            })
+        })
+        .collect();
+
+    // Every miss is at the origin, waiting for its source.
+    let t0 = Instant::now();
+    while paths.iter().map(|p| origin.hits(p)).sum::<u32>() < MISSES as u32 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the misses reached the origin: {} of {MISSES}, {} answered",
+            paths.iter().map(|p| origin.hits(p)).sum::<u32>(),
+            done.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("TERM");
+
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let t1 = Instant::now();
+    loop {
+        match tokio::net::TcpStream::connect(&addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => {
+                assert!(
+                    t1.elapsed() < Duration::from_secs(2),
+                    "new connections were still accepted 2 s after SIGTERM"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "the listener closed while every miss was still in flight"
+    );
+
+    for (i, task) in flood.into_iter().enumerate() {
+        let (status, body) = task.await.unwrap();
+        let body = body.unwrap_or_else(|e| panic!("miss {i} was cut: {e}"));
+        assert_eq!(status, 200, "miss {i}: {}", String::from_utf8_lossy(&body));
+        let img = image::load_from_memory(&body).unwrap();
+        assert_eq!((img.width(), img.height()), (100, 50), "miss {i}");
+    }
+    let status = server.exit_status(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// Past `EDGETHUMB_SHUTDOWN_GRACE_MS` a request still in flight is cut
+/// (the client sees a broken connection, not a short image) and the
+/// server still exits 0, at the end of the grace rather than the miss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cuts_what_outlasts_the_grace() {
+    use std::time::{Duration, Instant};
+
+    let origin = Origin::start().await;
+    let source = origin.route(
+        "/outlasts.jpg",
+        support::origin::Route::Slow(Duration::from_secs(8), support::fixtures::jpeg(64, 64)),
+    );
+    let mut env = target_env(&origin, &closed_port_base());
+    env.retain(|(k, _)| k != "EDGETHUMB_UPSTREAM_TIMEOUT_MS");
+    env.extend(
+        [
+            ("EDGETHUMB_UPSTREAM_TIMEOUT_MS", "20000"),
+            ("EDGETHUMB_SHUTDOWN_GRACE_MS", "300"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let mut server = NativeServer::start(&env).await;
+    let case = support::cases::Case {
+        options: "rs:fit:32:0",
+        ..support::cases::template()
+    };
+    let url = format!(
+        "{}{}",
+        server.base,
+        support::harness::case_path(&case, &source)
+    );
+    let request = tokio::spawn(async move { support::over_http::client().get(&url).send().await });
+    while origin.hits("/outlasts.jpg") == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    server.signal("TERM");
+    let status = server.exit_status(Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(
+        request.await.unwrap().is_err(),
+        "the request past the grace was cut"
+    );
+}

@@ -1,7 +1,8 @@
 //! Starts the native `edgethumb serve` binary on a free loopback port.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -9,7 +10,9 @@ use tokio::process::{Child, Command};
 
 pub struct NativeServer {
     pub base: String,
-    _child: Child,
+    child: Child,
+    /// The server's stderr lines, when started with [`NativeServer::start_logged`].
+    log: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 /// The `edgethumb` binary to test: `EDGETHUMB_BIN`, else the debug build,
@@ -114,10 +117,24 @@ impl NativeServer {
     /// Starts `edgethumb serve` with exactly `env` as its `EDGETHUMB_*`
     /// configuration (the caller's own such variables are removed).
     pub async fn start(env: &[(String, String)]) -> NativeServer {
+        Self::spawn(env, false).await
+    }
+
+    /// [`NativeServer::start`], keeping its stderr (the log) for
+    /// [`NativeServer::log_lines`] as well as echoing it.
+    pub async fn start_logged(env: &[(String, String)]) -> NativeServer {
+        Self::spawn(env, true).await
+    }
+
+    async fn spawn(env: &[(String, String)], logged: bool) -> NativeServer {
         let mut cmd = Command::new(binary());
         cmd.args(["serve", "--bind", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if logged {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .kill_on_drop(true);
         for (k, _) in std::env::vars() {
             if k.starts_with("EDGETHUMB_") || k.starts_with("IMGPROXY_") {
@@ -126,6 +143,18 @@ impl NativeServer {
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("start edgethumb serve");
+        let log = child.stderr.take().map(|stderr| {
+            let kept = Arc::new(Mutex::new(Vec::new()));
+            let into = kept.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("{line}");
+                    into.lock().unwrap().push(line);
+                }
+            });
+            kept
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(30), async {
@@ -140,9 +169,30 @@ impl NativeServer {
         .expect("edgethumb serve did not start in 30 s");
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        NativeServer {
-            base,
-            _child: child,
-        }
+        NativeServer { base, child, log }
+    }
+
+    /// The lines the server has logged so far (started logged).
+    pub fn log_lines(&self) -> Vec<String> {
+        let log = self.log.as_ref().expect("started with start_logged");
+        log.lock().unwrap().clone()
+    }
+
+    /// Sends the server a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the server is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// Waits for the server to exit, at most `limit`.
+    pub async fn exit_status(&mut self, limit: Duration) -> ExitStatus {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the server did not exit within {limit:?}"))
+            .expect("wait for the server")
     }
 }

@@ -10,6 +10,11 @@
 //! sends requests and never reads) for `--write-timeout-ms` closes the
 //! connection. hyper answers pipelined requests one at a time, so a
 //! connection holds at most one response beyond the socket's buffers.
+//!
+//! SIGTERM or SIGINT stops it gracefully: the listener closes (new
+//! connections are refused), idle keep-alive connections close, and
+//! requests in flight get `EDGETHUMB_SHUTDOWN_GRACE_MS` to finish before
+//! the process exits 0.
 
 use crate::exit::Exit;
 use std::convert::Infallible;
@@ -34,6 +39,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -67,6 +73,11 @@ pub struct ServeArgs {
     /// ms; past it the connection is closed.
     #[arg(long, env = "EDGETHUMB_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
     pub write_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish,
+    /// in ms; past it they are cut. The default fits inside Kubernetes'
+    /// 30 s termination grace, so the process exits before a SIGKILL.
+    #[arg(long, env = "EDGETHUMB_SHUTDOWN_GRACE_MS", default_value_t = 25_000)]
+    pub shutdown_grace_ms: u64,
     /// Local development: sign with the published test key (anyone can),
     /// serve an embedded sample, bind to loopback only, and mark every
     /// response with an `x-edgethumb-dev` header. Without it a missing
@@ -206,6 +217,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let max_connections = args.max_connections.max(1);
     let connections = Arc::new(Semaphore::new(max_connections));
     let write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
+    let graceful = GracefulShutdown::new();
     // The limit's log line, at most every 10 s.
     let mut said_full: Option<tokio::time::Instant> = None;
     loop {
@@ -244,6 +256,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let sample = sample.clone();
+        let watcher = graceful.watcher();
         tokio::task::spawn_local(async move {
             let _permit = permit;
             let handler = service_fn(move |req: Request<Incoming>| {
@@ -252,12 +265,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 async move { Ok::<_, Infallible>(respond(&service, sample.as_deref(), dev, req).await) }
             });
             let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
-            if let Err(e) = http1::Builder::new()
+            let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(io, handler)
-                .await
-            {
+                .serve_connection(io, handler);
+            if let Err(e) = watcher.watch(conn).await {
                 if stalled_write(&e) {
                     tracing::info!(
                         write_timeout_ms = write_timeout.as_millis() as u64,
@@ -267,7 +279,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
             }
         });
     }
-    tracing::info!("shutting down");
+    // New connections are refused from here; those in the backlog are reset.
+    drop(listener);
+    let open = graceful.count();
+    let grace = Duration::from_millis(args.shutdown_grace_ms);
+    tracing::info!(
+        connections = open,
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: letting requests in flight finish"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("every request in flight finished; exiting"),
+        () = shutdown_signal() => tracing::warn!("a second signal; cutting the connections still open"),
+        () = tokio::time::sleep(grace) => tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "EDGETHUMB_SHUTDOWN_GRACE_MS passed; cutting the connections still open"
+        ),
+    }
     Exit::Done.into()
 }
 

@@ -92,7 +92,10 @@ pub enum Error {
 
     /// Shed load: come back after `retry_after` seconds.
     #[error("server busy: {what}; retry in {retry_after} s")]
-    Overloaded { what: String, retry_after: u32 },
+    Overloaded {
+        what: &'static str,
+        retry_after: u32,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -133,6 +136,48 @@ impl Error {
             | Decode(_)
             | TransformTimeout(_) => Fault::Source,
             Overloaded { .. } | Internal(_) => Fault::Server,
+        }
+    }
+
+    /// A stable name for the log and the metrics' labels: a fixed set,
+    /// whatever the input.
+    pub fn kind(&self) -> &'static str {
+        use Error::*;
+        match self {
+            BadUrl(_) => "bad_url",
+            UnknownOption(_) => "unknown_option",
+            BadOption { .. } => "bad_option",
+            BadSignature => "bad_signature",
+            Unsigned => "unsigned",
+            SourceForbidden(_) => "source_forbidden",
+            Expired => "expired",
+            MethodNotAllowed => "method_not_allowed",
+            RouteNotFound => "route_not_found",
+            UpstreamNotFound(_) => "upstream_not_found",
+            UpstreamStatus(_) => "upstream_status",
+            UpstreamFailed(_) => "upstream_failed",
+            UpstreamUnreachable(_) => "upstream_unreachable",
+            UpstreamTimeout(_) => "upstream_timeout",
+            TooManyRedirects(_) => "too_many_redirects",
+            CircuitOpen { .. } => "circuit_open",
+            SourceTooLarge(_) => "source_too_large",
+            TooManyPixels { .. } => "too_many_pixels",
+            OverMemoryBudget { .. } => "over_memory_budget",
+            OverLimit(_) => "over_limit",
+            NotAnImage => "not_an_image",
+            UnsupportedFormat(_) => "unsupported_format",
+            Decode(_) => "decode",
+            TransformTimeout(_) => "transform_timeout",
+            Overloaded { .. } => "overloaded",
+            Internal(_) => "internal",
+        }
+    }
+
+    /// Why load was shed, for a shed request.
+    pub fn shed_reason(&self) -> Option<&'static str> {
+        match self {
+            Error::Overloaded { what, .. } => Some(what),
+            _ => None,
         }
     }
 

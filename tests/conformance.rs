@@ -10,6 +10,7 @@ mod support {
     pub mod fixtures;
     pub mod harness;
     pub mod in_process;
+    pub mod log;
     pub mod origin;
 }
 

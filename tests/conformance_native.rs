@@ -5,7 +5,9 @@ mod support;
 
 use support::over_http::Http;
 
-use support::harness::{assert_conformance, closed_port_base, target_env, Target};
+use support::harness::{
+    assert_conformance, check_access_log, closed_port_base, target_env, Target,
+};
 use support::native::NativeServer;
 use support::origin::Origin;
 
@@ -13,7 +15,9 @@ use support::origin::Origin;
 async fn conformance_native() {
     let origin = Origin::start().await;
     let closed = closed_port_base();
-    let server = NativeServer::start(&target_env(&origin, &closed)).await;
+    let mut env = target_env(&origin, &closed);
+    env.push(("EDGETHUMB_LOG".into(), "json".into()));
+    let server = NativeServer::start(&env).await;
     let target = Target {
         name: "native",
         transport: Box::new(Http::new(&server.base)),
@@ -21,6 +25,7 @@ async fn conformance_native() {
         shared_cache: true,
     };
     assert_conformance(&target, &origin, &closed).await;
+    check_access_log(&target, &server.log, &origin, true).await;
 }
 
 /// A host *name* that resolves to a private address is refused when the
@@ -151,8 +156,6 @@ async fn client_library_urls_native() {
 /// while the transform runs; nothing shed was cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transforms_past_the_queue_are_shed_native() {
-    use edgethumb::request::signature::KeyPair;
-    use edgethumb::request::url_builder::{sign_path, unsigned_path, SourceEncoding};
     use std::time::{Duration, Instant};
 
     let origin = Origin::start().await;
@@ -178,11 +181,7 @@ async fn transforms_past_the_queue_are_shed_native() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let server = NativeServer::start(&env).await;
-    let key = KeyPair::from_hex(support::harness::TEST_KEY, support::harness::TEST_SALT).unwrap();
-    let url = |opts: &str, src: &str| {
-        let p = unsigned_path(opts, src, None, SourceEncoding::Plain);
-        format!("{}{}", server.base, sign_path(&p, Some(&key), 32))
-    };
+    let url = |opts: &str, src: &str| support::harness::signed_url(&server.base, opts, src);
     let client = support::over_http::client();
 
     let hit_url = url("rs:fit:32:0", &format!("{}/small.jpg", origin.base()));
@@ -512,4 +511,181 @@ async fn sigterm_cuts_what_outlasts_the_grace() {
         request.await.unwrap().is_err(),
         "the request past the grace was cut"
     );
+}
+
+/// `GET /metrics` agrees with what the client saw: requests by status and
+/// cache tier, sheds by reason, misses in flight while they run; with
+/// `EDGETHUMB_METRICS_BIND` it moves to its own listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_agree_with_the_client() {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    let origin = Origin::start().await;
+    let slow = origin.route(
+        "/metrics-slow.jpg",
+        support::origin::Route::Slow(
+            Duration::from_millis(600),
+            support::fixtures::jpeg(1600, 1600),
+        ),
+    );
+    let small = origin.route(
+        "/metrics-small.jpg",
+        support::origin::Route::Body(support::fixtures::jpeg(64, 64), "image/jpeg"),
+    );
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut env = target_env(&origin, &closed_port_base());
+    env.extend(
+        [
+            ("EDGETHUMB_MAX_TRANSFORMS", "1".to_string()),
+            ("EDGETHUMB_TRANSFORM_QUEUE", "0".to_string()),
+            (
+                "EDGETHUMB_METRICS_BIND",
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let server = NativeServer::start(&env).await;
+    let url = |opts: &str, src: &str| support::harness::signed_url(&server.base, opts, src);
+    let client = support::over_http::client();
+    let scrape = || {
+        let client = client.clone();
+        async move {
+            let text = client
+                .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let (name, value) = l.rsplit_once(' ')?;
+                    Some((name.to_string(), value.parse::<f64>().ok()?))
+                })
+                .collect::<HashMap<String, f64>>()
+        }
+    };
+    // What the client saw, by (status, cache tier).
+    let mut seen: HashMap<(u16, String), u32> = HashMap::new();
+    let mut count = |r: &reqwest::Response| {
+        let cache = r
+            .headers()
+            .get("x-edgethumb-cache")
+            .map_or("none", |v| v.to_str().unwrap())
+            .to_string();
+        *seen.entry((r.status().as_u16(), cache)).or_default() += 1;
+    };
+
+    let hit_url = url("rs:fit:32:0", &small);
+    for _ in 0..4 {
+        count(&client.get(&hit_url).send().await.unwrap());
+    }
+    for bad in ["/nope/rs:fit:1:0/plain/http://x/y.jpg", "/a/b"] {
+        count(
+            &client
+                .get(format!("{}{bad}", server.base))
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    // Five distinct slow misses: while their sources are on the way, all
+    // five are in flight; then one transform slot and no queue sheds some.
+    let misses: Vec<String> = (0..5)
+        .map(|i| url(&format!("rs:fit:{}:0/bl:4", 1200 + i), &slow))
+        .collect();
+    let flood = futures_util::future::join_all(misses.iter().map(|u| client.get(u).send()));
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        scrape().await
+    };
+    let (results, during) = tokio::join!(flood, during);
+    assert_eq!(during["edgethumb_misses_in_flight"], 5.0, "{during:?}");
+    let mut shed = 0;
+    for r in results {
+        let r = r.unwrap();
+        shed += u32::from(r.status() == 503);
+        count(&r);
+    }
+    assert!(shed > 0, "one slot and no queue shed some of five");
+
+    let after = scrape().await;
+    for ((status, cache), n) in &seen {
+        let name = format!("edgethumb_requests_total{{cache=\"{cache}\",status=\"{status}\"}}");
+        assert_eq!(
+            after.get(&name),
+            Some(&f64::from(*n)),
+            "{name} in {after:?}"
+        );
+    }
+    let requests: f64 = after
+        .iter()
+        .filter(|(k, _)| k.starts_with("edgethumb_requests_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(requests, f64::from(seen.values().sum::<u32>()));
+    let sheds: f64 = after
+        .iter()
+        .filter(|(k, _)| k.starts_with("edgethumb_shed_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(sheds, f64::from(shed), "{after:?}");
+    assert_eq!(after["edgethumb_misses_in_flight"], 0.0);
+    assert_eq!(after["edgethumb_source_bytes_in_flight"], 0.0);
+    assert!(after["edgethumb_stage_seconds_count{stage=\"fetch\"}"] >= 1.0);
+
+    // Not on the main listener when it has its own: there the path is
+    // just an unsigned URL.
+    let main = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.status(), 400);
+    assert!(!main
+        .text()
+        .await
+        .unwrap()
+        .contains("edgethumb_requests_total"));
+}
+
+/// HTTP/2 with prior knowledge (h2c), as a CDN or load balancer speaks to
+/// an origin: the same thumbnail, and a hit on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_h2c() {
+    let origin = Origin::start().await;
+    let source = origin.route(
+        "/h2c.jpg",
+        support::origin::Route::Body(support::fixtures::jpeg(400, 200), "image/jpeg"),
+    );
+    let server = NativeServer::start(&target_env(&origin, &closed_port_base())).await;
+    let case = support::cases::Case {
+        options: "rs:fit:100:0",
+        ..support::cases::template()
+    };
+    let url = format!(
+        "{}{}",
+        server.base,
+        support::harness::case_path(&case, &source)
+    );
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for cache in ["miss", "hit"] {
+        let r = h2.get(&url).send().await.unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-edgethumb-cache"], cache);
+        let img = image::load_from_memory(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!((img.width(), img.height()), (100, 50));
+    }
+    assert_eq!(origin.hits("/h2c.jpg"), 1);
 }

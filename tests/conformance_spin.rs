@@ -26,6 +26,7 @@ async fn conformance_spin_under_wasmtime_serve() {
         shared_cache: false,
     };
     assert_conformance(&target, &origin, &closed).await;
+    harness::check_access_log(&target, &server.log, &origin, false).await;
 }
 
 /// A 5 MB original arrives whole every time (spin-sdk 7 under wasmtime 49

@@ -28,6 +28,7 @@ async fn conformance_worker_under_wrangler_dev() {
         shared_cache: true,
     };
     assert_conformance(&target, &origin, &closed).await;
+    harness::check_access_log(&target, &server.log, &origin, false).await;
 }
 
 fn signed_url(base: &str, options: &'static str, source: &str) -> String {

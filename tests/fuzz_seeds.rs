@@ -8,6 +8,7 @@ mod support {
     pub mod cases;
     pub mod fixtures;
     pub mod harness;
+    pub mod log;
     pub mod origin;
 }
 

@@ -114,6 +114,20 @@ impl Breaker {
         }
     }
 
+    /// Every host whose circuit is not closed now: `open` (failing fast)
+    /// or `half_open` (its cool-down over, a probe may ask it), for metrics.
+    pub fn not_closed(&self, now_ms: f64) -> Vec<(String, &'static str)> {
+        self.hosts
+            .borrow()
+            .iter()
+            .filter_map(|(host, s)| {
+                let until = s.open_until?;
+                let state = if now_ms < until { "open" } else { "half_open" };
+                Some((host.clone(), state))
+            })
+            .collect()
+    }
+
     /// Whether `host`'s circuit is open now (for tests and metrics).
     pub fn is_open(&self, host: &str, now_ms: f64) -> bool {
         self.hosts

@@ -86,7 +86,7 @@ impl Claim {
         let alone = used == self.held;
         if !alone && used.saturating_add(bytes) > self.budget.limit {
             return Err(Error::Overloaded {
-                what: "too many source bytes in flight".into(),
+                what: "too many source bytes in flight",
                 retry_after: RETRY_AFTER_SECS,
             });
         }

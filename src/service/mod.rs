@@ -28,6 +28,7 @@ use crate::seams::cache::Cache;
 use crate::seams::fetch::Fetch;
 use crate::seams::runtime::Runtime;
 
+pub mod access_log;
 mod coalesce;
 mod plan;
 mod produce;
@@ -35,6 +36,7 @@ mod raw;
 mod respond;
 mod timing;
 
+pub use access_log::{AccessRecord, Failure, Served};
 pub use raw::{BodyCut, Chunks, ResponseBody};
 pub use respond::{error_response, ErrorDetail, Vary, CACHE_STATUS_HEADER};
 pub use timing::ServerTiming;
@@ -55,6 +57,16 @@ struct Inner<F, C, R> {
     fallback_image: RefCell<Option<Bytes>>,
     /// The watermark image once fetched (`EDGETHUMB_WATERMARK_URL`).
     watermark_image: RefCell<Option<Bytes>>,
+}
+
+/// What a service holds at one moment ([`Service::load`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    pub misses_in_flight: usize,
+    pub source_bytes_in_flight: u64,
+    /// Upstream hosts (`scheme://host:port`) whose circuit is `open` or
+    /// `half_open`.
+    pub breaker: Vec<(String, &'static str)>,
 }
 
 /// The thumbnail service. Cheap to clone; one per process or isolate.
@@ -89,6 +101,16 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// What the service holds now, for an adapter's metrics.
+    pub fn load(&self) -> Load {
+        let now = (self.inner.runtime.clock())();
+        Load {
+            misses_in_flight: self.misses_in_flight(),
+            source_bytes_in_flight: self.inner.budget.used(),
+            breaker: self.inner.breaker.not_closed(now),
+        }
     }
 
     /// The result cache, for adapters that finish its writes themselves
@@ -162,6 +184,30 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             Err(e) => return full(error_response(&e, None, Vary::default())),
         };
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+        let host = plan.source.host_str().map(str::to_string);
+        let mut resp = self.answer_planned(plan, if_none_match).await;
+        let ext = resp.extensions_mut();
+        match ext.get_mut::<Served>() {
+            Some(s) => s.host = host,
+            None => {
+                ext.insert(Served {
+                    host,
+                    ..Served::default()
+                });
+            }
+        }
+        resp
+    }
+
+    /// A verified request: a cache hit, a joined miss, a shed miss or a
+    /// new one.
+    async fn answer_planned(
+        &self,
+        plan: plan::Plan,
+        if_none_match: Option<HeaderValue>,
+    ) -> Response<ResponseBody> {
+        let full = |r: Response<Bytes>| r.map(ResponseBody::Full);
+        let cfg = &self.inner.config;
 
         let inner = &self.inner;
         let clock = inner.runtime.clock();
@@ -186,7 +232,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         // bounded, so a flood of misses cannot take memory without limit.
         if self.misses_in_flight() as u64 >= cfg.shedding.max_misses_in_flight {
             let e = Error::Overloaded {
-                what: "too many misses in flight".into(),
+                what: "too many misses in flight",
                 retry_after: crate::resilience::shedding::RETRY_AFTER_SECS,
             };
             return full(error_response(&e, None, plan.vary));
@@ -203,6 +249,9 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let mut resp = finish(&produced.response, "miss", &timing, if_none_match.as_ref());
         if let Some(d) = &produced.detail {
             resp.extensions_mut().insert(ErrorDetail(d.clone()));
+        }
+        if let Some(s) = resp.extensions_mut().get_mut::<Served>() {
+            s.failure = produced.failure;
         }
         full(resp)
     }

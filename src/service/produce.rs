@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
 use http::StatusCode;
 
+use super::access_log::Failure;
 use super::plan::Plan;
 use super::respond::{common_headers, error_response_with, insert, Vary};
 use super::{Inner, ServerTiming};
@@ -25,6 +26,8 @@ pub(super) struct Produced {
     pub timing: ServerTiming,
     /// For the operator's log ([`ErrorDetail`]).
     pub detail: Option<String>,
+    /// The error behind a failure (or a fallback image), for the log.
+    pub failure: Option<Failure>,
 }
 
 /// Fetches and transforms; every failure becomes a response too.
@@ -186,7 +189,7 @@ async fn transform<F, C, R: Runtime>(
                 reason,
                 retry_after,
             } => Err(Error::Overloaded {
-                what: reason.to_string(),
+                what: reason,
                 retry_after,
             }),
             OffloadError::Lost => Err(Error::Internal("transform worker lost".into())),
@@ -223,6 +226,7 @@ pub(super) async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
                     HeaderName::from_static("x-edgethumb-fallback"),
                     &format!("{} {}", status.as_u16(), e.public_line()),
                 );
+                p.failure = Some(Failure::of(&e));
                 return p;
             }
         }
@@ -303,6 +307,7 @@ fn image_bytes(
         },
         timing,
         detail: None,
+        failure: None,
     }
 }
 
@@ -364,6 +369,7 @@ fn svg_as_is(bytes: Bytes, cfg: &Config, mut timing: ServerTiming) -> Produced {
             timing
         },
         detail: None,
+        failure: None,
     }
 }
 
@@ -411,6 +417,7 @@ fn failure_for(
         },
         timing,
         detail: e.detail().map(str::to_string),
+        failure: Some(Failure::of(&e)),
     }
 }
 

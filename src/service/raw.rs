@@ -23,7 +23,7 @@ use http::{Response, StatusCode};
 use super::coalesce::Leading;
 use super::plan::Plan;
 use super::produce::{self, fail_or_fallback, failure, Produced, Reply};
-use super::respond::{insert, per_request};
+use super::respond::{insert, per_request, served};
 use super::{Inner, ServerTiming, Service};
 use crate::error::Error;
 use crate::resilience::breaker;
@@ -109,6 +109,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let chunks = stream::unfold(tee, Tee::step).boxed_local();
         let mut resp = Response::new(ResponseBody::Streamed(chunks));
         *resp.headers_mut() = sent;
+        resp.extensions_mut().insert(served("miss", &timing));
         Ok(resp)
     }
 }
@@ -185,6 +186,7 @@ fn whole(headers: HeaderMap, body: Bytes, ttl: u32, timing: ServerTiming) -> Pro
         },
         timing,
         detail: None,
+        failure: None,
     }
 }
 

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
+use super::access_log::{Failure, Served};
 use super::ServerTiming;
 use crate::error::Error;
 use crate::request::client_hints;
@@ -23,7 +24,7 @@ pub struct ErrorDetail(pub String);
 /// answers `If-None-Match` with 304.
 pub(super) fn finish(
     stored: &CachedResponse,
-    cache_status: &str,
+    cache_status: &'static str,
     timing: &ServerTiming,
     if_none_match: Option<&HeaderValue>,
 ) -> Response<Bytes> {
@@ -45,7 +46,18 @@ pub(super) fn finish(
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
+    resp.extensions_mut().insert(served(cache_status, timing));
     resp
+}
+
+/// For the access log: the cache status and the steps.
+pub(super) fn served(cache_status: &'static str, timing: &ServerTiming) -> Served {
+    Served {
+        cache: Some(cache_status),
+        timing: timing.clone(),
+        host: None,
+        failure: None,
+    }
 }
 
 /// The headers every answer gets for itself: `Server-Timing` and the
@@ -90,6 +102,10 @@ pub(super) fn error_response_with(
     upstream_failure: Option<StatusCode>,
 ) -> Response<Bytes> {
     let mut resp = text_response(e.status_with(upstream_failure), &e.public_line());
+    resp.extensions_mut().insert(Served {
+        failure: Some(Failure::of(e)),
+        ..Served::default()
+    });
     let h = resp.headers_mut();
     insert(
         h,

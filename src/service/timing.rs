@@ -45,6 +45,15 @@ impl ServerTiming {
         self
     }
 
+    /// The time of every entry named `name`, added up; `None` if none has one.
+    pub fn total(&self, name: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .filter(|e| e.name == name)
+            .filter_map(|e| e.dur)
+            .reduce(|a, b| a + b)
+    }
+
     /// The header value: `name;desc=d;dur=1.2, …`.
     pub fn header_value(&self) -> String {
         let mut out = String::new();
@@ -77,5 +86,8 @@ mod tests {
         hit.desc_dur("cache", "hit", 0.04);
         assert_eq!(hit.header_value(), "cache;desc=hit;dur=0.0");
         assert_eq!(ServerTiming::default().header_value(), "");
+        t.dur("fetch", 1.0);
+        assert_eq!(t.total("fetch"), Some(13.34));
+        assert_eq!(t.total("cache"), None);
     }
 }

@@ -939,3 +939,88 @@ pub async fn check_breaker(t: &dyn Transport, origin: &Origin, other: &Origin) {
     let (status, _, body, _) = get(d).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// The access log: one JSON record per miss and per failure on every
+/// runtime (and per hit where `logs_hits`: the native server logs every
+/// request), with the request id the client sent, status, cache tier,
+/// bytes, stage times and the source's host, and never its URL.
+pub async fn check_access_log(
+    t: &Target,
+    log: &super::log::LogLines,
+    origin: &Origin,
+    logs_hits: bool,
+) {
+    let source = origin.route("/logged.jpg", Route::Body(fx::jpeg(300, 200), "image/jpeg"));
+    let case = Case {
+        options: "rs:fit:60:0",
+        ..super::cases::template()
+    };
+    let path = case_path(&case, &source);
+    let get = |path: &str, id: &str| {
+        let req = http::Request::builder()
+            .uri(path)
+            .header("x-request-id", id)
+            .body(())
+            .unwrap();
+        t.transport.send(req)
+    };
+    let miss = get(&path, "log-miss-1").await.unwrap();
+    assert_eq!(miss.status, 200, "{}", t.name);
+    let again = get(&path, "log-again-1").await.unwrap();
+    assert_eq!(again.status, 200, "{}", t.name);
+    let bad = get(
+        "/not-a-signature/rs:fit:10:0/plain/http://x/y.jpg",
+        "log-bad-1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status, 403, "{}", t.name);
+
+    // The log is read by another task: wait for the failure's line, the last.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let find = |id: &str| log.access_records().into_iter().find(|r| r["id"] == id);
+    while find("log-bad-1").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "{}: no access record for the failure; the log:\n{}",
+            t.name,
+            log.lines().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = find("log-miss-1").unwrap_or_else(|| panic!("{}: no record for the miss", t.name));
+    assert_eq!(m["status"], 200, "{}: {m}", t.name);
+    assert_eq!(m["cache"], "miss", "{}: {m}", t.name);
+    assert_eq!(m["bytes"], miss.body.len() as u64, "{}: {m}", t.name);
+    assert_eq!(m["host"], "127.0.0.1", "{}: {m}", t.name);
+    for stage in ["ms", "fetch_ms", "decode_ms", "encode_ms"] {
+        assert!(m[stage].is_number(), "{}: {stage} in {m}", t.name);
+    }
+    let b = find("log-bad-1").unwrap();
+    assert_eq!(b["status"], 403, "{}: {b}", t.name);
+    assert_eq!(b["cache"], "none", "{}: {b}", t.name);
+    assert_eq!(b["reason"], "invalid signature", "{}: {b}", t.name);
+    let again_logged = find("log-again-1");
+    match (t.shared_cache, logs_hits) {
+        (true, true) => assert_eq!(again_logged.unwrap()["cache"], "hit", "{}", t.name),
+        (true, false) => assert!(again_logged.is_none(), "{}: a hit was logged", t.name),
+        // No result cache: the repeat is a miss, and logged.
+        (false, _) => assert_eq!(again_logged.unwrap()["cache"], "miss", "{}", t.name),
+    }
+    for r in log.access_records() {
+        let line = r.to_string();
+        assert!(
+            !line.contains("logged.jpg") && !line.contains(&path),
+            "{}: a source URL or signed path in the log: {line}",
+            t.name
+        );
+    }
+}
+
+/// `base` plus a path signed with the test key for `options` and a plain
+/// `source`, for options made at run time.
+pub fn signed_url(base: &str, options: &str, source: &str) -> String {
+    let key = KeyPair::from_hex(TEST_KEY, TEST_SALT).unwrap();
+    let p = url_builder::unsigned_path(options, source, None, SourceEncoding::Plain);
+    format!("{base}{}", url_builder::sign_path(&p, Some(&key), 32))
+}

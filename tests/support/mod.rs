@@ -10,6 +10,7 @@ pub mod cases;
 pub mod clients;
 pub mod fixtures;
 pub mod harness;
+pub mod log;
 pub mod native;
 pub mod origin;
 pub mod over_http;

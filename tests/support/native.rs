@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+
+use super::log::LogLines;
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -11,8 +12,8 @@ use tokio::process::{Child, Command};
 pub struct NativeServer {
     pub base: String,
     child: Child,
-    /// The server's stderr lines, when started with [`NativeServer::start_logged`].
-    log: Option<Arc<Mutex<Vec<String>>>>,
+    /// Its log (stderr), also echoed.
+    pub log: LogLines,
 }
 
 /// The `edgethumb` binary to test: `EDGETHUMB_BIN`, else the debug build,
@@ -117,24 +118,10 @@ impl NativeServer {
     /// Starts `edgethumb serve` with exactly `env` as its `EDGETHUMB_*`
     /// configuration (the caller's own such variables are removed).
     pub async fn start(env: &[(String, String)]) -> NativeServer {
-        Self::spawn(env, false).await
-    }
-
-    /// [`NativeServer::start`], keeping its stderr (the log) for
-    /// [`NativeServer::log_lines`] as well as echoing it.
-    pub async fn start_logged(env: &[(String, String)]) -> NativeServer {
-        Self::spawn(env, true).await
-    }
-
-    async fn spawn(env: &[(String, String)], logged: bool) -> NativeServer {
         let mut cmd = Command::new(binary());
         cmd.args(["serve", "--bind", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(if logged {
-                Stdio::piped()
-            } else {
-                Stdio::inherit()
-            })
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         for (k, _) in std::env::vars() {
             if k.starts_with("EDGETHUMB_") || k.starts_with("IMGPROXY_") {
@@ -143,17 +130,15 @@ impl NativeServer {
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("start edgethumb serve");
-        let log = child.stderr.take().map(|stderr| {
-            let kept = Arc::new(Mutex::new(Vec::new()));
-            let into = kept.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    eprintln!("{line}");
-                    into.lock().unwrap().push(line);
-                }
-            });
-            kept
+        let log = LogLines::default();
+        let stderr = child.stderr.take().expect("stderr");
+        let into = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{line}");
+                into.push(line);
+            }
         });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -170,12 +155,6 @@ impl NativeServer {
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         NativeServer { base, child, log }
-    }
-
-    /// The lines the server has logged so far (started logged).
-    pub fn log_lines(&self) -> Vec<String> {
-        let log = self.log.as_ref().expect("started with start_logged");
-        log.lock().unwrap().clone()
     }
 
     /// Sends the server a signal by name (`TERM`, `INT`).

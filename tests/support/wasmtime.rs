@@ -8,10 +8,13 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::log::LogLines;
 use super::native::built;
 
 pub struct WasmtimeServer {
     pub base: String,
+    /// What it wrote to stderr (the component's stderr among it), also echoed.
+    pub log: LogLines,
     _child: Child,
 }
 
@@ -72,13 +75,17 @@ impl WasmtimeServer {
         })
         .await
         .expect("wasmtime serve did not start in 60 s");
+        let log = LogLines::default();
+        let into = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 eprintln!("wasmtime: {line}");
+                into.push(line);
             }
         });
         WasmtimeServer {
             base,
+            log,
             _child: child,
         }
     }

@@ -9,10 +9,13 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::log::LogLines;
 use super::native::is_stale;
 
 pub struct WranglerServer {
     pub base: String,
+    /// What wrangler printed once ready (the Worker's console among it).
+    pub log: LogLines,
     // Drop order: the processes, then their directory.
     _group: ProcessGroup,
     _child: Child,
@@ -120,8 +123,9 @@ impl WranglerServer {
             .arg(dir.join("state"))
             .args([
                 "--show-interactive-dev-session=false",
+                // `log`, not `info`: wrangler ranks console.log below info.
                 "--log-level",
-                "info",
+                "log",
             ])
             .current_dir(&dir)
             .env("PATH", path)
@@ -140,9 +144,12 @@ impl WranglerServer {
         let group = ProcessGroup(child.id());
         let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let log = LogLines::default();
+        let into = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = err.next_line().await {
                 eprintln!("wrangler: {line}");
+                into.push(line);
             }
         });
         let ready = tokio::time::timeout(Duration::from_secs(90), async {
@@ -159,16 +166,19 @@ impl WranglerServer {
             matches!(ready, Ok(true)),
             "wrangler dev did not start in 90 s"
         );
+        let into = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = out.next_line().await {
                 // Per-request access lines are noise; keep the rest.
                 if !line.contains("[wrangler:info] GET") {
                     eprintln!("wrangler: {line}");
                 }
+                into.push(line);
             }
         });
         WranglerServer {
             base: format!("http://127.0.0.1:{port}"),
+            log,
             _group: group,
             _child: child,
             _dir: TempDir(dir),

@@ -2,6 +2,8 @@
 
 mod bench;
 mod exit;
+mod log;
+mod metrics;
 mod native;
 mod sample;
 mod serve;

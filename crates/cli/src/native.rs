@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 /// behind them. At most `max_queued` wait for a slot, each for at most
 /// `queue_timeout`; past either, the transform is shed (503).
 pub struct TokioRuntime {
+    slots: usize,
     transforms: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     max_queued: usize,
@@ -29,6 +30,7 @@ pub struct TokioRuntime {
 impl TokioRuntime {
     pub fn new(max_transforms: usize, max_queued: usize, queue_timeout: Duration) -> Self {
         TokioRuntime {
+            slots: max_transforms.max(1),
             transforms: Arc::new(Semaphore::new(max_transforms.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_queued,
@@ -43,6 +45,15 @@ impl TokioRuntime {
     pub fn detaching_misses(mut self) -> Self {
         self.detach_misses = true;
         self
+    }
+
+    /// A view of the transform slots and their queue, for metrics.
+    pub fn queue(&self) -> TransformQueue {
+        TransformQueue {
+            slots: self.slots,
+            transforms: self.transforms.clone(),
+            waiting: self.waiting.clone(),
+        }
     }
 
     async fn slot(&self) -> Result<OwnedSemaphorePermit, OffloadError> {
@@ -67,6 +78,25 @@ impl TokioRuntime {
             Ok(Err(_)) => Err(OffloadError::Lost),
             Err(_) => Err(busy("waited too long for a transform slot")),
         }
+    }
+}
+
+/// Transforms running and waiting for a slot ([`TokioRuntime::queue`]).
+#[derive(Clone)]
+pub struct TransformQueue {
+    slots: usize,
+    transforms: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl TransformQueue {
+    pub fn running(&self) -> usize {
+        self.slots
+            .saturating_sub(self.transforms.available_permits())
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 }
 

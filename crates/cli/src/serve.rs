@@ -11,6 +11,8 @@
 //! connection. hyper answers pipelined requests one at a time, so a
 //! connection holds at most one response beyond the socket's buffers.
 //!
+//! Clients speak HTTP/1.1 or HTTP/2 with prior knowledge (h2c).
+//!
 //! SIGTERM or SIGINT stops it gracefully: the listener closes (new
 //! connections are refused), idle keep-alive connections close, and
 //! requests in flight get `EDGETHUMB_SHUTDOWN_GRACE_MS` to finish before
@@ -19,19 +21,19 @@
 use crate::exit::Exit;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{self, IsTerminal};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
 use edgethumb::request::url_builder::{self, SourceEncoding};
-use edgethumb::service::{BodyCut, Chunks, ErrorDetail, ResponseBody};
+use edgethumb::service::{access_log, AccessRecord, BodyCut, Chunks, ResponseBody};
 use edgethumb::Service;
 use futures_util::StreamExt as _;
 use hyper::body::{Frame, Incoming};
@@ -39,13 +41,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::native::{MemoryCache, ReqwestFetch, TokioRuntime};
-use crate::{sample, settings};
+use crate::metrics::{self, Metrics};
+use crate::native::{MemoryCache, ReqwestFetch, TokioRuntime, TransformQueue};
+use crate::{log, sample, settings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -78,6 +82,10 @@ pub struct ServeArgs {
     /// 30 s termination grace, so the process exits before a SIGKILL.
     #[arg(long, env = "EDGETHUMB_SHUTDOWN_GRACE_MS", default_value_t = 25_000)]
     pub shutdown_grace_ms: u64,
+    /// Serve `GET /metrics` (Prometheus) on this address instead of the
+    /// main one, e.g. an internal interface the public cannot reach.
+    #[arg(long, env = "EDGETHUMB_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
     /// Local development: sign with the published test key (anyone can),
     /// serve an embedded sample, bind to loopback only, and mark every
     /// response with an `x-edgethumb-dev` header. Without it a missing
@@ -99,23 +107,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return Exit::Internal.into();
         }
     };
-    init_log();
+    let _log = log::init();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, serve(args))
-}
-
-/// The server's log: events to stderr, `EDGETHUMB_LOG` filtering them
-/// (`tracing` directives such as `warn` or `edgethumb=debug`; default
-/// `info`). Startup failures stay plain lines: the process ends with them.
-fn init_log() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGETHUMB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
@@ -176,17 +170,45 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
     let sig_size = config.signature_size;
     let first_key = config.keys.first().cloned();
-    let service: NativeService = Service::new(
-        config,
-        fetch,
-        MemoryCache::new(cache_bytes),
-        TokioRuntime::new(
-            transforms,
-            args.transform_queue.unwrap_or(16 * transforms),
-            Duration::from_millis(args.transform_queue_timeout_ms),
-        )
-        .detaching_misses(),
-    );
+    let runtime = TokioRuntime::new(
+        transforms,
+        args.transform_queue.unwrap_or(16 * transforms),
+        Duration::from_millis(args.transform_queue_timeout_ms),
+    )
+    .detaching_misses();
+    let queue = runtime.queue();
+    let service: NativeService =
+        Service::new(config, fetch, MemoryCache::new(cache_bytes), runtime);
+    let metrics = match Metrics::new() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("edgethumb: cannot set up the metrics: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    let server = Rc::new(Server {
+        service,
+        sample,
+        dev,
+        metrics,
+        queue,
+        metrics_here: args.metrics_bind.is_none(),
+    });
+    if let Some(bind) = args.metrics_bind {
+        if dev && !bind.ip().is_loopback() {
+            eprintln!("edgethumb: configuration error: --dev binds to loopback only, not {bind}");
+            return Exit::Config.into();
+        }
+        let listener = match TcpListener::bind(bind).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("edgethumb: cannot listen on {bind} for metrics: {e}");
+                return Exit::Unavailable.into();
+            }
+        };
+        tracing::info!(%bind, "metrics at /metrics");
+        tokio::task::spawn_local(serve_metrics(listener, server.clone()));
+    }
 
     // Stdout is the command's own output, read by scripts and the test
     // harness: the address first, then the dev banner. The log is stderr.
@@ -254,23 +276,26 @@ async fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let sample = sample.clone();
+        let server = server.clone();
         let watcher = graceful.watcher();
         tokio::task::spawn_local(async move {
             let _permit = permit;
             let handler = service_fn(move |req: Request<Incoming>| {
-                let service = service.clone();
-                let sample = sample.clone();
-                async move { Ok::<_, Infallible>(respond(&service, sample.as_deref(), dev, req).await) }
+                let server = server.clone();
+                async move { Ok::<_, Infallible>(server.respond(req).await) }
             });
             let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
-            let conn = http1::Builder::new()
+            // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), as CDNs and
+            // load balancers speak to an origin.
+            let mut builder = auto::Builder::new(LocalExec);
+            builder
+                .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(io, handler);
+                .header_read_timeout(Duration::from_secs(10));
+            builder.http2().timer(TokioTimer::new());
+            let conn = builder.serve_connection(io, handler);
             if let Err(e) = watcher.watch(conn).await {
-                if stalled_write(&e) {
+                if stalled_write(e.as_ref()) {
                     tracing::info!(
                         write_timeout_ms = write_timeout.as_millis() as u64,
                         "closed a connection whose client stopped reading"
@@ -299,48 +324,99 @@ async fn serve(args: ServeArgs) -> ExitCode {
     Exit::Done.into()
 }
 
-async fn respond(
-    service: &NativeService,
-    sample: Option<&Bytes>,
+/// What every connection shares.
+struct Server {
+    service: NativeService,
+    /// `--dev`'s embedded sample image.
+    sample: Option<Rc<Bytes>>,
     dev: bool,
-    req: Request<Incoming>,
-) -> Response<ResBody> {
-    let mut resp = match sample.filter(|_| req.uri().path() == sample::PATH) {
-        Some(bytes) => {
-            let mut r = Response::new(ResBody::Whole(Some(bytes.clone())));
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("image/jpeg"),
-            );
-            r
-        }
-        None => {
-            let resp = service.handle_streamed(&req).await;
-            if let Some(ErrorDetail(d)) = resp.extensions().get::<ErrorDetail>() {
-                tracing::warn!(
-                    status = resp.status().as_u16(),
-                    path = req.uri().path(),
-                    detail = %d,
-                    "request failed"
-                );
-            }
-            let path = req.uri().path().to_string();
-            resp.map(|body| match body {
-                ResponseBody::Full(bytes) => ResBody::Whole(Some(bytes)),
-                ResponseBody::Streamed(chunks) => ResBody::Streamed(chunks, path),
-            })
-        }
-    };
-    if dev {
-        resp.headers_mut().insert(
-            settings::DEV_HEADER.0,
-            http::HeaderValue::from_static(settings::DEV_HEADER.1),
-        );
-    }
-    resp
+    metrics: Metrics,
+    queue: TransformQueue,
+    /// `/metrics` on the main listener (no `--metrics-bind`).
+    metrics_here: bool,
 }
 
-/// A response body: whole, or streamed (with its path, to log a cut).
+impl Server {
+    async fn respond(&self, req: Request<Incoming>) -> Response<ResBody> {
+        let path = req.uri().path();
+        let mut resp = if self.metrics_here && path == "/metrics" {
+            self.metrics_response()
+        } else if let Some(bytes) = self.sample.as_ref().filter(|_| path == sample::PATH) {
+            whole(bytes.as_ref().clone(), "image/jpeg")
+        } else {
+            let started = Instant::now();
+            let id = access_log::request_id(req.headers());
+            let resp = self.service.handle_streamed(&req).await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let record = AccessRecord::new(id, req.method(), &resp, ms);
+            log::access(&record);
+            self.metrics.observe(&record);
+            resp.map(|body| match body {
+                ResponseBody::Full(bytes) => ResBody::Whole(Some(bytes)),
+                ResponseBody::Streamed(chunks) => ResBody::Streamed(chunks, record.id),
+            })
+        };
+        if self.dev {
+            resp.headers_mut().insert(
+                settings::DEV_HEADER.0,
+                http::HeaderValue::from_static(settings::DEV_HEADER.1),
+            );
+        }
+        resp
+    }
+
+    fn metrics_response(&self) -> Response<ResBody> {
+        let text = self.metrics.render(&self.service.load(), &self.queue);
+        let mut resp = whole(Bytes::from(text), metrics::CONTENT_TYPE);
+        resp.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        resp
+    }
+}
+
+fn whole(body: Bytes, content_type: &'static str) -> Response<ResBody> {
+    let mut r = Response::new(ResBody::Whole(Some(body)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// `--metrics-bind`'s listener: `/metrics` and nothing else.
+async fn serve_metrics(listener: TcpListener, server: Rc<Server>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let server = server.clone();
+        tokio::task::spawn_local(async move {
+            let handler = service_fn(move |req: Request<Incoming>| {
+                let server = server.clone();
+                async move {
+                    Ok::<_, Infallible>(match req.uri().path() {
+                        "/metrics" => server.metrics_response(),
+                        _ => {
+                            let mut r = whole(Bytes::from_static(b"not found\n"), "text/plain");
+                            *r.status_mut() = http::StatusCode::NOT_FOUND;
+                            r
+                        }
+                    })
+                }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), handler)
+                .await;
+        });
+    }
+}
+
+/// A response body: whole, or streamed (with its request id, to log a cut).
 /// A cut makes hyper abort the response: the client sees a broken
 /// transfer, never a short image.
 enum ResBody {
@@ -358,9 +434,9 @@ impl hyper::body::Body for ResBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
         match self.get_mut() {
             ResBody::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResBody::Streamed(chunks, path) => match chunks.poll_next_unpin(cx) {
+            ResBody::Streamed(chunks, id) => match chunks.poll_next_unpin(cx) {
                 Poll::Ready(Some(Err(cut))) => {
-                    tracing::warn!(path = %path, detail = %cut, "response aborted");
+                    tracing::warn!(id = %id, detail = %cut, "response aborted");
                     Poll::Ready(Some(Err(cut)))
                 }
                 other => other.map(|c| c.map(|c| c.map(Frame::data))),
@@ -383,8 +459,8 @@ impl hyper::body::Body for ResBody {
 }
 
 /// Whether a connection ended because a response write stalled.
-fn stalled_write(e: &hyper::Error) -> bool {
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+fn stalled_write(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<io::Error>() {
             return io.kind() == io::ErrorKind::TimedOut;
@@ -392,6 +468,17 @@ fn stalled_write(e: &hyper::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// Runs HTTP/2 streams on this thread's `LocalSet`: the service's
+/// futures are `!Send`, like a Worker's.
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
 }
 
 /// A connection whose writes may stall at most `limit`: a client that

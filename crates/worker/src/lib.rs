@@ -13,8 +13,8 @@ mod runtime;
 
 use std::cell::RefCell;
 
-use edgethumb::service::ResponseBody;
-use edgethumb::{Config, Service};
+use edgethumb::service::{access_log, AccessRecord, ResponseBody};
+use edgethumb::{Config, Runtime as _, Service};
 use http::{HeaderName, HeaderValue};
 use worker::{event, Context, Env, Headers, Request, Response};
 
@@ -69,15 +69,18 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         }
     };
     let core_req = to_core_request(&req);
+    let clock = WorkerRuntime.clock();
+    let started = clock();
+    let id = access_log::request_id(core_req.headers());
     let resp = service.handle_streamed(&core_req).await;
-    // What the public line leaves out (a transport error's words).
-    if let Some(d) = resp.extensions().get::<edgethumb::service::ErrorDetail>() {
-        worker::console_warn!(
-            "{} {}: {}",
-            resp.status().as_u16(),
-            core_req.uri().path(),
-            d.0
-        );
+    // One JSON line per miss and per failure, for Workers Logs and
+    // Logpush (hits are in the platform's own request log).
+    let record = AccessRecord::new(id, core_req.method(), &resp, clock() - started);
+    if record.worth_an_edge_line() {
+        match record.status {
+            500.. => worker::console_warn!("{}", record.to_json()),
+            _ => worker::console_log!("{}", record.to_json()),
+        }
     }
     // Cache writes started by this (or a coalesced) request finish after
     // the response is sent.
@@ -87,7 +90,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let report = env
         .var(REPORT_MEMORY_VAR)
         .is_ok_and(|v| v.to_string() == "true");
-    to_worker_response(resp, report, service, ctx, core_req.uri().path())
+    to_worker_response(resp, report, service, ctx, &record.id)
 }
 
 /// Method, path and headers: all the core reads. Headers that `http`
@@ -133,7 +136,7 @@ fn to_worker_response(
     report: bool,
     service: WorkerService,
     ctx: Context,
-    path: &str,
+    id: &str,
 ) -> worker::Result<Response> {
     let (parts, body) = resp.into_parts();
     let headers = to_js_headers(&parts.headers);
@@ -148,7 +151,7 @@ fn to_worker_response(
         ResponseBody::Full(b) if b.is_empty() => Response::empty()?,
         ResponseBody::Full(b) => Response::from_bytes(b.to_vec())?,
         ResponseBody::Streamed(chunks) => {
-            Response::from_stream(streamed(chunks, service, ctx, path))?
+            Response::from_stream(streamed(chunks, service, ctx, id))?
         }
     };
     Ok(out.with_status(parts.status.as_u16()).with_headers(headers))
@@ -161,10 +164,10 @@ fn streamed(
     chunks: edgethumb::service::Chunks,
     service: WorkerService,
     ctx: Context,
-    path: &str,
+    id: &str,
 ) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static {
     use futures_util::StreamExt as _;
-    let path = path.to_string();
+    let id = id.to_string();
     let tail = futures_util::stream::once(async move {
         for put in service.cache().take_pending() {
             ctx.wait_until(put);
@@ -175,7 +178,7 @@ fn streamed(
         .map(move |chunk| match chunk {
             Ok(bytes) => Ok(bytes.to_vec()),
             Err(cut) => {
-                worker::console_warn!("response aborted {path}: {cut}");
+                worker::console_warn!("response aborted (request {id}): {cut}");
                 Err(worker::Error::RustError(cut.to_string()))
             }
         })

@@ -162,6 +162,27 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
 
 
+def scrape(base: str) -> dict:
+    """`/metrics` as {sample name with labels: value}."""
+    host, port = base.removeprefix("http://").split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=10)
+    c.request("GET", "/metrics")
+    r = c.getresponse()
+    text = r.read().decode()
+    if r.status != 200:
+        raise OSError(f"/metrics answered {r.status}")
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def summed(metrics: dict, prefix: str, label: str = "") -> int:
+    return int(sum(v for k, v in metrics.items() if k.startswith(prefix) and label in k))
+
+
 def get_json(base: str, path: str):
     host, port = base.removeprefix("http://").split(":")
     c = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -182,6 +203,15 @@ async def run_main(args) -> int:
     origin = args.origin
     host, port = args.base.removeprefix("http://").split(":")
     port = int(port)
+
+    print(f"loadtest: open-file limit {nofile} per process; the server holds two sockets per "
+          f"slow miss (the client's and the upstream's), so at most {most} misses")
+    before = None
+    if args.metrics:
+        try:
+            before = scrape(args.base)
+        except (OSError, ValueError) as e:
+            print(f"loadtest: no /metrics to compare with ({e})")
 
     # Thumbnails to be hit: made once, cached.
     hits = [signed("rs:fit:64:0", f"{origin}/fast/{i}.png") for i in range(20)]
@@ -234,7 +264,25 @@ async def run_main(args) -> int:
     lat = pr["latencies"]
     hwm = rss_kb(args.pid, "VmHWM") if args.pid else 0
 
+    agree, reasons = {}, {}
+    if before is not None:
+        # What the load generator counted against what the server says.
+        after = scrape(args.base)
+        delta = {k: v - before.get(k, 0) for k, v in after.items()}
+        sent = len(hits) + len(lat) + sum(stats["status"].values())
+        probe_hits = len(lat) - sum(pr["bad"].values())
+        shed = stats["status"].get(503, 0)
+        agree = {
+            "requests (generator / /metrics)": (sent, summed(delta, "edgethumb_requests_total")),
+            "hits (generator / /metrics)": (probe_hits, summed(delta, "edgethumb_requests_total", 'cache="hit"')),
+            "sheds (generator / /metrics)": (shed, summed(delta, "edgethumb_shed_total")),
+        }
+        reasons = {k.split('"')[1]: int(v) for k, v in delta.items()
+                   if k.startswith("edgethumb_shed_total") and v}
     failures = {f"HTTP {k}": v for k, v in stats["status"].items() if k not in (200, 503)}
+    for k, (ours, theirs) in agree.items():
+        if ours != theirs:
+            failures[f"/metrics disagrees: {k}"] = f"{ours} / {theirs}"
     failures.update(stats["errors"])
     failures.update({f"hit {k}": v for k, v in pr["bad"].items()})
     report = {
@@ -248,6 +296,8 @@ async def run_main(args) -> int:
         "hit max ms": round(max(lat), 2) if lat else None,
         "failures (other than deliberate 503s)": failures or "none",
         "server peak RSS MiB": round(max(peak_rss, hwm) / 1024, 1) if args.pid else "n/a",
+        **{k: f"{a} / {b}" for k, (a, b) in agree.items()},
+        **({"sheds by reason (/metrics)": reasons} if agree else {}),
         "flood seconds": round(elapsed, 1),
         "timed out": timed_out,
     }
@@ -277,6 +327,8 @@ def main() -> int:
     rp.add_argument("--timeout", type=float, default=120.0, help="the flood's time bound")
     rp.add_argument("--origin", required=True, help="the slow origin (`loadtest.py origin` prints it)")
     rp.add_argument("--json", help="also write the report here")
+    rp.add_argument("--metrics", action="store_true",
+                    help="compare the server's /metrics with what was counted here")
     a = ap.parse_args()
     if a.cmd == "origin":
         asyncio.run(origin_main())

@@ -157,6 +157,10 @@ impl NativeServer {
         NativeServer { base, child, log }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
     /// Sends the server a signal by name (`TERM`, `INT`).
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().expect("the server is running").to_string();

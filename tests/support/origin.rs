@@ -53,6 +53,9 @@ pub enum Route {
     /// `Content-Length` of the whole body, the first `sent` bytes of it,
     /// then the connection is dropped.
     CutOff { body: Vec<u8>, sent: usize },
+    /// A host that flaps: the JPEG body for one `period`, 503 for the
+    /// next, by the wall clock.
+    Flapping { period: Duration, body: Vec<u8> },
 }
 
 /// A body as a stream of chunks; an error drops the connection.
@@ -224,6 +227,15 @@ fn play(route: Option<Route>, hit: u32) -> Answer {
                 .chain(stream::once(tokio::time::sleep(pause)).filter_map(|()| async { None }))
                 .chain(stream::iter(rest));
             streamed(content_length.then_some(total), Box::pin(chunks))
+        }
+        Some(Route::Flapping { period, body }) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            match (now.as_millis() / period.as_millis().max(1)) % 2 {
+                0 => whole(200, "image/jpeg", body),
+                _ => text(503),
+            }
         }
         Some(Route::CutOff { body, sent }) => {
             let total = body.len() as u64;

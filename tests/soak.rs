@@ -1,0 +1,188 @@
+//! Soak: `edgethumb serve` under a mixed load (hits, fresh misses, bad
+//! sources, a flapping origin) for `EDGETHUMB_SOAK_SECS` (60 by default,
+//! as `scripts/test` runs it; 1200 for a 20-minute run, with
+//! `EDGETHUMB_BIN` pointing at a release build). Its RSS must stay flat
+//! after warm-up, within 10 %, and every answer must be one the class of
+//! request allows: each request has options no other had, so every miss,
+//! bad source and flapping fetch is real work, not a cached answer.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::harness::{closed_port_base, signed_url, target_env};
+use support::native::NativeServer;
+use support::origin::{Origin, Route};
+
+/// Concurrent clients, each on its own keep-alive connection.
+const CLIENTS: usize = 8;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_load_keeps_rss_flat() {
+    let secs: u64 = std::env::var("EDGETHUMB_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let origin = Origin::start().await;
+    let photo = support::fixtures::jpeg(640, 480);
+    let hot: Vec<String> = (0..20)
+        .map(|i| {
+            let src = origin.route(
+                &format!("/hot/{i}.jpg"),
+                Route::Body(photo.clone(), "image/jpeg"),
+            );
+            signed_url("", "rs:fit:100:0", &src)
+        })
+        .collect();
+    let fresh_src = origin.route("/fresh.jpg", Route::Body(photo.clone(), "image/jpeg"));
+    let bad_src = origin.route(
+        "/bad.jpg",
+        Route::Body(b"this is not an image at all".to_vec(), "image/jpeg"),
+    );
+    // The flapping host is another origin: the breaker is per host, and
+    // it must not fail the healthy one's requests.
+    let flapping = Origin::start().await;
+    let flap_src = flapping.route(
+        "/flap.jpg",
+        Route::Flapping {
+            period: Duration::from_secs(3),
+            body: photo.clone(),
+        },
+    );
+    let mut env = target_env(&origin, &closed_port_base());
+    for (k, v) in env.iter_mut() {
+        if k == "EDGETHUMB_ALLOWED_SOURCES" {
+            v.push_str(&format!(",{}/", flapping.base()));
+        }
+    }
+    // A small cache, full within the warm-up: after it, the cache's size
+    // no longer grows, so neither should the process.
+    env.push(("EDGETHUMB_CACHE_MAX_BYTES".into(), (512 << 10).to_string()));
+    env.push(("EDGETHUMB_BREAKER_COOLDOWN".into(), "2".into()));
+    env.push(("EDGETHUMB_LOG".into(), "off".into()));
+    let server = NativeServer::start(&env).await;
+    let pid = server.pid();
+    let base = server.base.clone();
+
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let next = Arc::new(AtomicU64::new(0));
+    let tally: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                samples.push(rss_kib(pid));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            samples
+        })
+    };
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (next, tally, unexpected) = (next.clone(), tally.clone(), unexpected.clone());
+            let (hot, base) = (hot.clone(), base.clone());
+            let (fresh_src, bad_src, flap_src) =
+                (fresh_src.clone(), bad_src.clone(), flap_src.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .unwrap();
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    // Options no earlier request had: a fresh key, so a real
+                    // fetch (and transform) every time.
+                    let fresh = format!("rs:fit:{}:0/q:{}", 40 + i % 600, 1 + (i / 600) % 100);
+                    // Of 20: 12 hits, 4 fresh misses, 2 bad sources, 2 flapping.
+                    let (class, url, allowed): (&str, String, &[u16]) = match i % 20 {
+                        0..=11 => (
+                            "hit",
+                            format!("{base}{}", hot[(i as usize) % hot.len()]),
+                            &[200],
+                        ),
+                        12..=15 => ("miss", signed_url(&base, &fresh, &fresh_src), &[200]),
+                        16..=17 => ("bad", signed_url(&base, &fresh, &bad_src), &[415]),
+                        _ => ("flap", signed_url(&base, &fresh, &flap_src), &[200, 502]),
+                    };
+                    let (status, body) = match client.get(&url).send().await {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            match r.bytes().await {
+                                Ok(b) => (s, b.to_vec()),
+                                Err(e) => (0, e.to_string().into_bytes()),
+                            }
+                        }
+                        Err(e) => (0, e.to_string().into_bytes()),
+                    };
+                    *tally
+                        .lock()
+                        .unwrap()
+                        .entry(format!("{class} {status}"))
+                        .or_default() += 1;
+                    if !allowed.contains(&status) {
+                        unexpected.lock().unwrap().push(format!(
+                            "{class} {status}: {}",
+                            String::from_utf8_lossy(&body[..body.len().min(120)])
+                        ));
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.await.unwrap();
+
+    let tally = tally.lock().unwrap().clone();
+    let requests: u64 = tally.values().sum();
+    // The first quarter is warm-up: the cache fills, the allocator settles.
+    // Then the mean of the last half of what remains against the mean of
+    // the first: growth, not the swing of the transforms in flight.
+    let after = &samples[samples.len() / 4..];
+    let mean = |xs: &[u64]| xs.iter().sum::<u64>() / xs.len().max(1) as u64;
+    let (early, late) = after.split_at(after.len() / 2);
+    let (early, late) = (mean(early), mean(late));
+    let peak = after.iter().copied().max().unwrap_or(0);
+    let every_5s: Vec<u64> = samples.iter().step_by(10).map(|k| k >> 10).collect();
+    eprintln!(
+        "soak: {secs} s, {requests} requests {tally:?}; RSS after warm-up: mean {} MiB, then {} MiB ({:+.1} %), peak {} MiB; every 5 s, MiB: {every_5s:?}",
+        early >> 10,
+        late >> 10,
+        (late as f64 / early.max(1) as f64 - 1.0) * 100.0,
+        peak >> 10,
+    );
+    let unexpected = unexpected.lock().unwrap();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected answers: {:?}",
+        &unexpected[..unexpected.len().min(10)]
+    );
+    for class in ["hit 200", "miss 200", "bad 415", "flap 200", "flap 502"] {
+        assert!(tally.contains_key(class), "no `{class}` in {tally:?}");
+    }
+    assert!(early > 0, "RSS was sampled");
+    assert!(
+        late * 10 <= early * 11,
+        "RSS grew from a mean of {early} KiB to {late} KiB after warm-up (over 10 %)"
+    );
+}

@@ -11,7 +11,9 @@
 //! connection. hyper answers pipelined requests one at a time, so a
 //! connection holds at most one response beyond the socket's buffers.
 //!
-//! Clients speak HTTP/1.1 or HTTP/2 with prior knowledge (h2c).
+//! Clients speak HTTP/1.1 or HTTP/2 with prior knowledge (h2c). Every
+//! request is logged ([`crate::log`]) and counted ([`crate::metrics`],
+//! `GET /metrics` here or on `--metrics-bind`).
 //!
 //! SIGTERM or SIGINT stops it gracefully: the listener closes (new
 //! connections are refused), idle keep-alive connections close, and

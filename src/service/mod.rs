@@ -132,6 +132,20 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         resp
     }
 
+    /// [`Service::handle_streamed`], with the request's access record
+    /// (its id, timed by the runtime's clock), which every adapter logs.
+    pub async fn handle_recorded<B>(
+        &self,
+        req: &Request<B>,
+    ) -> (Response<ResponseBody>, AccessRecord) {
+        let clock = self.inner.runtime.clock();
+        let started = clock();
+        let id = access_log::request_id(req.headers());
+        let resp = self.handle_streamed(req).await;
+        let record = AccessRecord::new(id, req.method(), &resp, clock() - started);
+        (resp, record)
+    }
+
     /// [`Service::handle_streamed`] with the body whole: a body cut short
     /// becomes its error response.
     pub async fn handle<B>(&self, req: &Request<B>) -> Response<Bytes> {
@@ -186,16 +200,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
         let host = plan.source.host_str().map(str::to_string);
         let mut resp = self.answer_planned(plan, if_none_match).await;
-        let ext = resp.extensions_mut();
-        match ext.get_mut::<Served>() {
-            Some(s) => s.host = host,
-            None => {
-                ext.insert(Served {
-                    host,
-                    ..Served::default()
-                });
-            }
-        }
+        resp.extensions_mut().get_or_insert_default::<Served>().host = host;
         resp
     }
 

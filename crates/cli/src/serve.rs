@@ -30,12 +30,12 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
 use edgethumb::request::url_builder::{self, SourceEncoding};
-use edgethumb::service::{access_log, AccessRecord, BodyCut, Chunks, ResponseBody};
+use edgethumb::service::{BodyCut, Chunks, ResponseBody};
 use edgethumb::Service;
 use futures_util::StreamExt as _;
 use hyper::body::{Frame, Incoming};
@@ -346,11 +346,7 @@ impl Server {
         } else if let Some(bytes) = self.sample.as_ref().filter(|_| path == sample::PATH) {
             whole(bytes.as_ref().clone(), "image/jpeg")
         } else {
-            let started = Instant::now();
-            let id = access_log::request_id(req.headers());
-            let resp = self.service.handle_streamed(&req).await;
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            let record = AccessRecord::new(id, req.method(), &resp, ms);
+            let (resp, record) = self.service.handle_recorded(&req).await;
             log::access(&record);
             self.metrics.observe(&record);
             resp.map(|body| match body {

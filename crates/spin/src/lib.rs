@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use edgethumb::seams::fetch::{Body, Fetch, FetchError};
-use edgethumb::service::{access_log, AccessRecord, ResponseBody};
+use edgethumb::service::ResponseBody;
 use edgethumb::{Config, Runtime, Service};
 use futures::{Stream, StreamExt};
 use spin_sdk::http::{
@@ -54,12 +54,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(c) => Service::new(c, WasiFetch, ResultCache {}, WasiRuntime),
         Err(e) => return send(text(500, &format!("configuration error: {e}")), out).await,
     };
-    let clock = WasiRuntime.clock();
-    let started = clock();
-    let id = access_log::request_id(req.headers());
-    let resp = service.handle_streamed(&req).await;
+    let (resp, record) = service.handle_recorded(&req).await;
     // One JSON line per miss and per failure on stderr, the host's log.
-    let record = AccessRecord::new(id, req.method(), &resp, clock() - started);
     if record.worth_an_edge_line() {
         eprintln!("{}", record.to_json());
     }

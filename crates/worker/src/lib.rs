@@ -13,8 +13,8 @@ mod runtime;
 
 use std::cell::RefCell;
 
-use edgethumb::service::{access_log, AccessRecord, ResponseBody};
-use edgethumb::{Config, Runtime as _, Service};
+use edgethumb::service::ResponseBody;
+use edgethumb::{Config, Service};
 use http::{HeaderName, HeaderValue};
 use worker::{event, Context, Env, Headers, Request, Response};
 
@@ -69,13 +69,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         }
     };
     let core_req = to_core_request(&req);
-    let clock = WorkerRuntime.clock();
-    let started = clock();
-    let id = access_log::request_id(core_req.headers());
-    let resp = service.handle_streamed(&core_req).await;
+    let (resp, record) = service.handle_recorded(&core_req).await;
     // One JSON line per miss and per failure, for Workers Logs and
     // Logpush (hits are in the platform's own request log).
-    let record = AccessRecord::new(id, core_req.method(), &resp, clock() - started);
     if record.worth_an_edge_line() {
         match record.status {
             500.. => worker::console_warn!("{}", record.to_json()),

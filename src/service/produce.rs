@@ -283,7 +283,7 @@ fn image_response(
         timing.dur(step, ms);
     }
     let (mime, ext) = (out.format.mime(), out.format.extension());
-    image_bytes(Bytes::from(out.body), (mime, ext), job, status, ttl, timing)
+    image_bytes(cache::body(out.body), (mime, ext), job, status, ttl, timing)
 }
 
 /// An image's bytes with its headers: type, cache time, ETag, a download

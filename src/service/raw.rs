@@ -299,7 +299,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Tee<F, C, R> {
             timing,
             ..
         } = kept;
-        let body = Bytes::from(bytes);
+        let body = cache::body(bytes);
         insert(&mut headers, header::ETAG, &cache::etag(&body));
         let ttl = self.service.inner.config.ttls.success;
         let produced = Rc::new(whole(headers, body, ttl, timing));

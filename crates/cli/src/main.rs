@@ -3,6 +3,7 @@
 mod bench;
 mod exit;
 mod log;
+mod malloc;
 mod metrics;
 mod native;
 mod sample;

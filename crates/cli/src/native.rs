@@ -257,7 +257,18 @@ struct Entry {
     expires: Instant,
 }
 
+/// An entry's weight is what it costs in memory, not only its body's
+/// length: a negative-cached failure's body is a line, but its key, its
+/// header map (a bucket, an index slot and a heap copy per header) and
+/// its slot cost over a kilobyte, and a cache of thousands of them held
+/// ten times its bound (the soak test found it).
 struct ByBytes;
+
+/// A `HeaderMap` bucket with its share of the index, and the allocator's
+/// overhead on the header's own heap copies.
+const PER_HEADER: usize = 160;
+/// The entry, its key's allocation and its slot in the cache's table.
+const PER_ENTRY: usize = 256;
 
 impl quick_cache::Weighter<String, Entry> for ByBytes {
     fn weight(&self, key: &String, e: &Entry) -> u64 {
@@ -265,9 +276,9 @@ impl quick_cache::Weighter<String, Entry> for ByBytes {
             .response
             .headers
             .iter()
-            .map(|(k, v)| k.as_str().len() + v.len())
+            .map(|(k, v)| k.as_str().len() + v.len() + PER_HEADER)
             .sum();
-        (key.len() + headers + e.response.body.len() + 64) as u64
+        (key.len() + headers + e.response.body.len() + PER_ENTRY) as u64
     }
 }
 

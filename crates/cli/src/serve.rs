@@ -51,7 +51,7 @@ use tokio::sync::Semaphore;
 
 use crate::metrics::{self, Metrics};
 use crate::native::{MemoryCache, ReqwestFetch, TokioRuntime, TransformQueue};
-use crate::{log, sample, settings};
+use crate::{log, malloc, sample, settings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -110,6 +110,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let _log = log::init();
+    malloc::keep_rss_to_live_memory();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, serve(args))
 }

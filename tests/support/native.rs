@@ -61,7 +61,9 @@ pub fn bench_runner_wasm() -> PathBuf {
 /// under the target dir, built with `cargo args` if stale.
 pub fn built(env: &str, args: &[&str], artifact: &[&str]) -> PathBuf {
     match std::env::var(env) {
-        Ok(p) => PathBuf::from(p),
+        // Relative to the repository's root, where the README's commands
+        // run (the test itself runs in crates/e2e).
+        Ok(p) => super::harness::repo_root().join(p),
         Err(_) => build_if_stale(args, artifact),
     }
 }

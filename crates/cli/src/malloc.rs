@@ -7,11 +7,12 @@
 //! freed in them. RSS then ratchets up with the sizes a run happens to
 //! see, whether or not anything is live: the soak test saw steps of 5 MiB
 //! on a 13 MiB heap. Holding the threshold fixed instead cost 7 % of the
-//! time of a 2000 px thumbnail (median over the corpus, up to 50 % on a
+//! time of a 2000 px thumbnail (median over the corpus, up to 53 % on a
 //! PNG): every image's buffers were mapped and faulted in afresh. So the
 //! arenas stay, and a thread hands their free pages back every five
 //! seconds (`malloc_trim`): the pages a busy server reuses are faulted in
-//! again at most once in that time, a fraction of a percent of its work.
+//! again at most once in that time. The soak served no fewer requests
+//! with it than without (3,880 to 4,050 in 90 s against 3,360 to 3,540).
 
 use std::time::Duration;
 

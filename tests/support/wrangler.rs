@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -86,10 +87,14 @@ impl WranglerServer {
         let _starting = STARTING.lock().await;
         let main = worker_build();
         let root = root();
+        // Named by a counter, not a free port: a port only probed is free
+        // again at once, and a second Worker given the first one's folder
+        // lost it (its cwd, mid-start) when the first was dropped.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "edgethumb-wrangler-{}-{}",
             std::process::id(),
-            free_port()
+            STARTED.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let compat = std::fs::read_to_string(root.join("wrangler.toml"))

@@ -260,8 +260,8 @@ struct Entry {
 /// An entry's weight is what it costs in memory, not only its body's
 /// length: a negative-cached failure's body is a line, but its key, its
 /// header map (a bucket, an index slot and a heap copy per header) and
-/// its slot cost over a kilobyte, and a cache of thousands of them held
-/// ten times its bound (the soak test found it).
+/// its slot cost over a kilobyte, so a cache of many of them held far
+/// more than its bound (the soak test found it).
 struct ByBytes;
 
 /// A `HeaderMap` bucket with its share of the index, and the allocator's

@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -69,6 +70,17 @@ pub struct Load {
     pub breaker: Vec<(String, &'static str)>,
 }
 
+/// A verified request that missed the cache, to be answered by
+/// [`Service::answer_miss`], possibly on another thread: it holds only
+/// owned, `Send` data.
+pub struct Miss {
+    plan: plan::Plan,
+    if_none_match: Option<HeaderValue>,
+}
+
+/// `elsewhere` when misses are answered here.
+type Here = fn(Miss) -> std::future::Pending<Response<ResponseBody>>;
+
 /// The thumbnail service. Cheap to clone; one per process or isolate.
 pub struct Service<F, C, R> {
     inner: Rc<Inner<F, C, R>>,
@@ -123,8 +135,20 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     /// status and a one-line reason. A streamed body (a `raw` miss) goes
     /// out as it arrives; adapters abort the response on a [`BodyCut`].
     pub async fn handle_streamed<B>(&self, req: &Request<B>) -> Response<ResponseBody> {
+        self.handle_streamed_via(req, None::<Here>).await
+    }
+
+    async fn handle_streamed_via<B, M, Fut>(
+        &self,
+        req: &Request<B>,
+        elsewhere: Option<M>,
+    ) -> Response<ResponseBody>
+    where
+        M: FnOnce(Miss) -> Fut,
+        Fut: Future<Output = Response<ResponseBody>>,
+    {
         let head = req.method() == Method::HEAD;
-        let mut resp = self.answer(req).await;
+        let mut resp = self.answer(req, elsewhere).await;
         if head {
             // A stream dropped unread: its miss is abandoned, not stored.
             *resp.body_mut() = ResponseBody::Full(Bytes::new());
@@ -138,10 +162,38 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         &self,
         req: &Request<B>,
     ) -> (Response<ResponseBody>, AccessRecord) {
+        self.handle_recorded_via(req, None::<Here>).await
+    }
+
+    /// [`Service::handle_recorded`], with misses run by `elsewhere`, which
+    /// hands each to [`Service::answer_miss`] on the one service that owns
+    /// misses (a server whose I/O threads share a cache answers hits on
+    /// every thread and misses on one, so coalescing stays exact).
+    pub async fn handle_recorded_elsewhere<B, M, Fut>(
+        &self,
+        req: &Request<B>,
+        elsewhere: M,
+    ) -> (Response<ResponseBody>, AccessRecord)
+    where
+        M: FnOnce(Miss) -> Fut,
+        Fut: Future<Output = Response<ResponseBody>>,
+    {
+        self.handle_recorded_via(req, Some(elsewhere)).await
+    }
+
+    async fn handle_recorded_via<B, M, Fut>(
+        &self,
+        req: &Request<B>,
+        elsewhere: Option<M>,
+    ) -> (Response<ResponseBody>, AccessRecord)
+    where
+        M: FnOnce(Miss) -> Fut,
+        Fut: Future<Output = Response<ResponseBody>>,
+    {
         let clock = self.inner.runtime.clock();
         let started = clock();
         let id = access_log::request_id(req.headers());
-        let resp = self.handle_streamed(req).await;
+        let resp = self.handle_streamed_via(req, elsewhere).await;
         let record = AccessRecord::new(id, req.method(), &resp, clock() - started);
         (resp, record)
     }
@@ -167,7 +219,15 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     }
 
     /// Routes, then a cache hit, a joined miss, a shed miss or a new one.
-    async fn answer<B>(&self, req: &Request<B>) -> Response<ResponseBody> {
+    async fn answer<B, M, Fut>(
+        &self,
+        req: &Request<B>,
+        elsewhere: Option<M>,
+    ) -> Response<ResponseBody>
+    where
+        M: FnOnce(Miss) -> Fut,
+        Fut: Future<Output = Response<ResponseBody>>,
+    {
         let full = |r: Response<Bytes>| r.map(ResponseBody::Full);
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = error_response(&Error::MethodNotAllowed, None, Vary::default());
@@ -199,9 +259,43 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         };
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
         let host = plan.source.host_str().map(str::to_string);
-        let mut resp = self.answer_planned(plan, if_none_match).await;
+        let mut resp = match elsewhere {
+            None => self.answer_planned(plan, if_none_match).await,
+            Some(run) => match self.hit(&plan.key, if_none_match.as_ref()).await {
+                Some(hit) => hit,
+                None => {
+                    run(Miss {
+                        plan,
+                        if_none_match,
+                    })
+                    .await
+                }
+            },
+        };
         resp.extensions_mut().get_or_insert_default::<Served>().host = host;
         resp
+    }
+
+    /// A request that missed the cache on another service sharing this
+    /// one's cache ([`Service::handle_recorded_elsewhere`]): answered as
+    /// if it had come here. The cache is looked at again first, since a
+    /// miss for the same key may have been stored since.
+    pub async fn answer_miss(&self, miss: Miss) -> Response<ResponseBody> {
+        self.answer_planned(miss.plan, miss.if_none_match).await
+    }
+
+    /// The cached response for `key`, as sent, if there is one.
+    async fn hit(
+        &self,
+        key: &str,
+        if_none_match: Option<&HeaderValue>,
+    ) -> Option<Response<ResponseBody>> {
+        let clock = self.inner.runtime.clock();
+        let started = clock();
+        let hit = self.inner.cache.get(key).await?;
+        let mut timing = ServerTiming::default();
+        timing.desc_dur("cache", "hit", clock() - started);
+        Some(finish(&hit, "hit", &timing, if_none_match).map(ResponseBody::Full))
     }
 
     /// A verified request: a cache hit, a joined miss, a shed miss or a
@@ -214,13 +308,8 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let full = |r: Response<Bytes>| r.map(ResponseBody::Full);
         let cfg = &self.inner.config;
 
-        let inner = &self.inner;
-        let clock = inner.runtime.clock();
-        let started = clock();
-        if let Some(hit) = inner.cache.get(&plan.key).await {
-            let mut timing = ServerTiming::default();
-            timing.desc_dur("cache", "hit", clock() - started);
-            return full(finish(&hit, "hit", &timing, if_none_match.as_ref()));
+        if let Some(hit) = self.hit(&plan.key, if_none_match.as_ref()).await {
+            return hit;
         }
 
         if let Some(produced) = self.join(&plan.key).await {
@@ -514,6 +603,51 @@ mod tests {
             assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
             assert_eq!(*cache.0.borrow(), stored, "upstream error TTL {ttl}");
         }
+    }
+
+    /// Keeps what is stored, shareable between services.
+    #[derive(Default)]
+    struct Keeping(RefCell<HashMap<String, CachedResponse>>);
+
+    impl Cache for Rc<Keeping> {
+        async fn get(&self, key: &str) -> Option<CachedResponse> {
+            self.0.borrow().get(key).cloned()
+        }
+        async fn put(&self, key: &str, response: CachedResponse) {
+            self.0.borrow_mut().insert(key.to_string(), response);
+        }
+    }
+
+    #[test]
+    fn a_miss_handed_elsewhere_is_answered_there_and_its_hit_here() {
+        fn sendable<T: Send + 'static>() {}
+        sendable::<Miss>();
+
+        let config = unsigned_config("EDGETHUMB_UPSTREAM_ERROR_TTL", "7");
+        let cache = Rc::new(Keeping::default());
+        let front = Service::new(
+            config.clone(),
+            Hanging(Rc::default()),
+            Rc::clone(&cache),
+            Inline::<true>,
+        );
+        let owner = Service::new(config, Failing, Rc::clone(&cache), Inline::<true>);
+        let handed = Cell::new(0);
+        let req = Request::get("/insecure/rs:fit:10:0/plain/http://example.com/a.jpg")
+            .body(())
+            .unwrap();
+        for expected in ["miss", "hit"] {
+            let answer = front.handle_recorded_elsewhere(&req, |miss| {
+                handed.set(handed.get() + 1);
+                owner.answer_miss(miss)
+            });
+            let Poll::Ready((resp, _)) = poll_once(pin!(answer)) else {
+                panic!("a failing upstream is answered at once");
+            };
+            assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+            assert_eq!(resp.headers()[CACHE_STATUS_HEADER], expected);
+        }
+        assert_eq!(handed.get(), 1, "the hit never left the front service");
     }
 
     /// A JPEG-looking source of three 8 KiB chunks.

@@ -158,6 +158,17 @@ fn bad_configuration_names_the_variable() {
             "soon",
             ("EDGETHUMB_KEY", "aa"),
         ),
+        // Missing, and not PEM.
+        (
+            "EDGETHUMB_UPSTREAM_CA_FILE",
+            "/nonexistent/ca.pem",
+            ("EDGETHUMB_KEY", "aa"),
+        ),
+        (
+            "EDGETHUMB_UPSTREAM_CA_FILE",
+            "Cargo.toml",
+            ("EDGETHUMB_KEY", "aa"),
+        ),
     ] {
         let out = clean(&mut Command::new(binary()))
             .args(["serve", "--bind", "127.0.0.1:0"])

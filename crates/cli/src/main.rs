@@ -5,6 +5,7 @@ mod exit;
 mod log;
 mod malloc;
 mod metrics;
+mod misses;
 mod native;
 mod sample;
 mod serve;

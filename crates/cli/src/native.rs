@@ -1,7 +1,6 @@
 //! The native implementations of the core's seams: tokio clocks and a
 //! bounded CPU pool, a reqwest upstream client, and a byte-bounded LRU.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,6 +141,7 @@ impl Runtime for TokioRuntime {
 
 /// Upstream client. Redirects are not followed here: the core follows
 /// them and re-checks each hop against the source policy.
+#[derive(Clone)]
 pub struct ReqwestFetch {
     client: reqwest::Client,
 }
@@ -149,8 +149,24 @@ pub struct ReqwestFetch {
 impl ReqwestFetch {
     /// `allow_private` mirrors `EDGETHUMB_ALLOW_PRIVATE_SOURCES`: unless set,
     /// names that resolve to internal addresses are refused at connect time.
-    pub fn new(allow_private: bool) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+    /// `extra_ca_pem` (`EDGETHUMB_UPSTREAM_CA_FILE`) is trusted besides the
+    /// public roots.
+    pub fn new(allow_private: bool, extra_ca_pem: Option<&[u8]>) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = extra_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Ca(format!("not PEM certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Ca("no certificate in it".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        // Keep-alive pools, and HTTP/2 (by ALPN) to TLS origins that offer
+        // it: then misses to one host share a few connections, not a socket
+        // each.
+        let client = builder
             // No HTTP_PROXY/HTTPS_PROXY: a proxy resolves names itself, so
             // the resolver below would never see them.
             .no_proxy()
@@ -163,9 +179,19 @@ impl ReqwestFetch {
             // connections, not thousands (memory and file descriptors).
             .pool_max_idle_per_host(64)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| ClientError::Build(e.to_string()))?;
         Ok(ReqwestFetch { client })
     }
+}
+
+/// Why the upstream client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A configuration error: exit 78.
+    #[error("configuration error: EDGETHUMB_UPSTREAM_CA_FILE: {0}")]
+    Ca(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
 }
 
 /// Resolves names and drops internal addresses, so a public-looking host
@@ -252,23 +278,25 @@ impl Fetch for ReqwestFetch {
     }
 }
 
+#[derive(Clone)]
 struct Entry {
     response: CachedResponse,
     expires: Instant,
 }
-
-/// An entry's weight is what it costs in memory, not only its body's
-/// length: a negative-cached failure's body is a line, but its key, its
-/// header map (a bucket, an index slot and a heap copy per header) and
-/// its slot cost over a kilobyte, so a cache of many of them held far
-/// more than its bound (the soak test found it).
-struct ByBytes;
 
 /// A `HeaderMap` bucket with its share of the index, and the allocator's
 /// overhead on the header's own heap copies.
 const PER_HEADER: usize = 160;
 /// The entry, its key's allocation and its slot in the cache's table.
 const PER_ENTRY: usize = 256;
+
+/// An entry's weight is what it costs in memory, not only its body's
+/// length: a negative-cached failure's body is a line, but its key, its
+/// header map (a bucket, an index slot and a heap copy per header) and
+/// its slot cost over a kilobyte, so a cache of many of them held far
+/// more than its bound (the soak test found it).
+#[derive(Clone)]
+struct ByBytes;
 
 impl quick_cache::Weighter<String, Entry> for ByBytes {
     fn weight(&self, key: &String, e: &Entry) -> u64 {
@@ -282,49 +310,103 @@ impl quick_cache::Weighter<String, Entry> for ByBytes {
     }
 }
 
-/// An in-memory result cache bounded in bytes, with per-entry TTLs.
-/// Single-threaded, like the server's I/O loop.
+/// An in-memory result cache bounded in bytes, with per-entry TTLs,
+/// shared by `serve`'s threads: cloning shares it.
+#[derive(Clone)]
 pub struct MemoryCache {
-    inner: RefCell<quick_cache::unsync::Cache<String, Entry, ByBytes>>,
+    inner: Arc<quick_cache::sync::Cache<String, Entry, ByBytes>>,
 }
+
+/// Each shard holds a share of the bound, and an entry must fit in one:
+/// shards of at least this much, so a large result is still kept.
+const MIN_SHARD_BYTES: u64 = 64 * 1024 * 1024;
 
 impl MemoryCache {
     pub fn new(max_bytes: u64) -> Self {
         let estimated_items = (max_bytes / 32_768).clamp(16, 1_000_000) as usize;
-        MemoryCache {
-            inner: RefCell::new(quick_cache::unsync::Cache::with_weighter(
-                estimated_items,
-                max_bytes,
+        let shards = (max_bytes / MIN_SHARD_BYTES).clamp(1, 16) as usize;
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(estimated_items)
+            .weight_capacity(max_bytes)
+            .shards(shards)
+            .build();
+        let inner = match options {
+            Ok(options) => quick_cache::sync::Cache::with_options(
+                options,
                 ByBytes,
-            )),
+                Default::default(),
+                Default::default(),
+            ),
+            // Only when an option is missing, which the builder above rules out.
+            Err(_) => quick_cache::sync::Cache::with_weighter(estimated_items, max_bytes, ByBytes),
+        };
+        MemoryCache {
+            inner: Arc::new(inner),
         }
     }
 }
 
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Option<CachedResponse> {
-        let mut cache = self.inner.borrow_mut();
-        let fresh = cache.get(key).map(|e| e.expires > Instant::now())?;
-        if !fresh {
-            cache.remove(key);
+        let entry = self.inner.get(key)?;
+        if entry.expires <= Instant::now() {
+            self.inner.remove(key);
             return None;
         }
-        cache.get(key).map(|e| e.response.clone())
+        Some(entry.response)
     }
 
     async fn put(&self, key: &str, response: CachedResponse) {
         let expires = Instant::now() + Duration::from_secs(response.ttl as u64);
         self.inner
-            .borrow_mut()
             .insert(key.to_string(), Entry { response, expires });
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{public_addrs, TokioRuntime};
-    use edgethumb::{OffloadError, Runtime};
+    use super::{public_addrs, MemoryCache, TokioRuntime};
+    use bytes::Bytes;
+    use edgethumb::{Cache, CachedResponse, OffloadError, Runtime};
     use std::time::Duration;
+
+    fn entry(len: usize, ttl: u32) -> CachedResponse {
+        CachedResponse {
+            status: http::StatusCode::OK,
+            headers: http::HeaderMap::new(),
+            body: Bytes::from(vec![7; len]),
+            ttl,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_cache_is_shared_between_threads() {
+        let cache = MemoryCache::new(256 << 20);
+        let other = cache.clone();
+        // Stored on another thread (another I/O thread's runtime), found here.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(other.put("a", entry(10, 60)));
+            // A large result still fits in one shard.
+            rt.block_on(other.put("large", entry(20 << 20, 60)));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(cache.get("a").await.map(|e| e.body.len()), Some(10));
+        assert_eq!(
+            cache.get("large").await.map(|e| e.body.len()),
+            Some(20 << 20)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_expired_entry_is_not_served() {
+        let cache = MemoryCache::new(1 << 20);
+        cache.put("gone", entry(10, 0)).await;
+        assert!(cache.get("gone").await.is_none());
+    }
 
     fn busy(r: &Result<(), OffloadError>) -> Option<&'static str> {
         match r {

@@ -1,8 +1,13 @@
 //! `edgethumb serve`: the core service on a native HTTP server.
 //!
-//! One I/O thread (tokio current-thread + `LocalSet`, since the core's
-//! futures are `!Send` like a Worker's) serves every connection; transforms
-//! run on the blocking pool, one per CPU. Cache hits never wait for them.
+//! Threads, so that a cache hit never waits behind the I/O of misses:
+//! - `--io-threads` I/O threads (one per CPU by default), each a tokio
+//!   current-thread runtime with a `LocalSet` (the core's futures are
+//!   `!Send`, like a Worker's), accept connections from one listening
+//!   socket, speak HTTP, and answer hits from the shared cache;
+//! - one miss thread ([`crate::misses`]) owns every miss, so coalescing,
+//!   the breaker and the budgets stay exact;
+//! - transforms run on the blocking pool, one per CPU.
 //!
 //! Connections are bounded three ways: at most `--max-connections` open
 //! (past it, new ones wait in the listen backlog, and a log line says so),
@@ -46,11 +51,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::metrics::{self, Metrics};
-use crate::native::{MemoryCache, ReqwestFetch, TokioRuntime, TransformQueue};
+use crate::misses::Misses;
+use crate::native::{ClientError, MemoryCache, ReqwestFetch, TokioRuntime, TransformQueue};
 use crate::{log, malloc, sample, settings};
 
 #[derive(Debug, Args)]
@@ -58,6 +64,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (printed at start).
     #[arg(long, env = "EDGETHUMB_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// Threads for connection I/O and cache hits (default: CPU count).
+    #[arg(long, env = "EDGETHUMB_IO_THREADS")]
+    pub io_threads: Option<usize>,
     /// Transforms run at once (default: CPU count).
     #[arg(long, env = "EDGETHUMB_MAX_TRANSFORMS")]
     pub max_transforms: Option<usize>,
@@ -96,13 +105,18 @@ pub struct ServeArgs {
     pub dev: bool,
 }
 
-type NativeService = Service<ReqwestFetch, MemoryCache, TokioRuntime>;
+pub type NativeService = Service<ReqwestFetch, MemoryCache, TokioRuntime>;
+
+/// Connections waiting to be accepted (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default). Deep, so a burst waits here
+/// instead of having its SYNs dropped, which costs a client a 1 s retry.
+const BACKLOG: u32 = 4096;
+
+/// Connections an I/O thread accepts before it lets the others run.
+const ACCEPTS_PER_TURN: usize = 16;
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match current_thread() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgethumb: cannot start the runtime: {e}");
@@ -111,10 +125,27 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let _log = log::init();
     malloc::keep_rss_to_live_memory();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, serve(args))
+    rt.block_on(serve(args))
 }
 
+fn current_thread() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// The main thread: start-up, then signals. The I/O threads and the miss
+/// thread do the serving.
 async fn serve(args: ServeArgs) -> ExitCode {
     let dev = args.dev;
     if dev && !args.bind.ip().is_loopback() {
@@ -124,7 +155,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         );
         return Exit::Config.into();
     }
-    let listener = match TcpListener::bind(args.bind).await {
+    let listener = match listen(args.bind) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("edgethumb: cannot listen on {}: {e}", args.bind);
@@ -149,19 +180,30 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return Exit::from(&e).into();
         }
     };
-    let fetch = match ReqwestFetch::new(config.sources.allow_private) {
+    let extra_ca = match settings::upstream_ca_pem() {
+        Ok(pem) => pem,
+        Err(e) => {
+            eprintln!("edgethumb: configuration error: {e}");
+            return Exit::from(&e).into();
+        }
+    };
+    let fetch = match ReqwestFetch::new(config.sources.allow_private, extra_ca.as_deref()) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("edgethumb: {e}");
-            return Exit::Internal.into();
+            return match e {
+                ClientError::Ca(_) => Exit::Config,
+                ClientError::Build(_) => Exit::Internal,
+            }
+            .into();
         }
     };
-    let transforms = args
-        .max_transforms
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let transforms = args.max_transforms.unwrap_or(cpus);
+    let io_threads = args.io_threads.unwrap_or(cpus).max(1);
     let sample = if dev {
         match sample::jpeg() {
-            Ok(b) => Some(Rc::new(Bytes::from(b))),
+            Ok(b) => Some(Bytes::from(b)),
             Err(e) => {
                 eprintln!("edgethumb: cannot build the sample image: {e}");
                 return Exit::Internal.into();
@@ -177,46 +219,114 @@ async fn serve(args: ServeArgs) -> ExitCode {
         transforms,
         args.transform_queue.unwrap_or(16 * transforms),
         Duration::from_millis(args.transform_queue_timeout_ms),
-    )
-    .detaching_misses();
+    );
     let queue = runtime.queue();
-    let service: NativeService =
-        Service::new(config, fetch, MemoryCache::new(cache_bytes), runtime);
+    let cache = MemoryCache::new(cache_bytes);
     let metrics = match Metrics::new() {
-        Ok(m) => m,
+        Ok(m) => Arc::new(m),
         Err(e) => {
             eprintln!("edgethumb: cannot set up the metrics: {e}");
             return Exit::Internal.into();
         }
     };
-    let server = Rc::new(Server {
-        service,
-        sample,
-        dev,
-        metrics,
-        queue,
-        metrics_here: args.metrics_bind.is_none(),
-    });
+    let (miss_config, miss_fetch, miss_cache) = (config.clone(), fetch.clone(), cache.clone());
+    let misses = match Misses::start(move || {
+        Service::new(
+            miss_config,
+            miss_fetch,
+            miss_cache,
+            runtime.detaching_misses(),
+        )
+    }) {
+        Ok((m, _thread)) => m,
+        Err(e) => {
+            eprintln!("edgethumb: cannot start the miss thread: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    let mut metrics_listener = None;
     if let Some(bind) = args.metrics_bind {
         if dev && !bind.ip().is_loopback() {
             eprintln!("edgethumb: configuration error: --dev binds to loopback only, not {bind}");
             return Exit::Config.into();
         }
-        let listener = match TcpListener::bind(bind).await {
-            Ok(l) => l,
+        match listen(bind).and_then(|l| l.into_std()) {
+            Ok(l) => metrics_listener = Some(l),
             Err(e) => {
                 eprintln!("edgethumb: cannot listen on {bind} for metrics: {e}");
                 return Exit::Unavailable.into();
             }
         };
         tracing::info!(%bind, "metrics at /metrics");
-        tokio::task::spawn_local(serve_metrics(listener, server.clone()));
     }
+
+    // Every I/O thread accepts from the same socket (its own handle to it).
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("edgethumb: cannot share the listener: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    let (stop, stopping) = watch::channel(false);
+    // Each I/O thread holds a sender; all gone means all have finished.
+    let (finished, mut all_finished) = mpsc::channel::<()>(1);
+    let shared = Arc::new(Shared {
+        connections: Arc::new(Semaphore::new(args.max_connections.max(1))),
+        max_connections: args.max_connections.max(1),
+        write_timeout: Duration::from_millis(args.write_timeout_ms.max(1)),
+    });
+    for n in 0..io_threads {
+        let handle = match listener.try_clone() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("edgethumb: cannot share the listener: {e}");
+                return Exit::Internal.into();
+            }
+        };
+        let parts = Parts {
+            config: config.clone(),
+            fetch: fetch.clone(),
+            cache: cache.clone(),
+            front: Front {
+                misses: misses.clone(),
+                sample: sample.clone(),
+                dev,
+                metrics: metrics.clone(),
+                queue: queue.clone(),
+                metrics_here: args.metrics_bind.is_none(),
+            },
+        };
+        // The `--metrics-bind` listener rides on the first I/O thread.
+        let metrics_listener = if n == 0 {
+            metrics_listener.take()
+        } else {
+            None
+        };
+        let (shared, stopping, finished) = (shared.clone(), stopping.clone(), finished.clone());
+        let started = current_thread().and_then(|rt| {
+            std::thread::Builder::new()
+                .name(format!("io-{n}"))
+                .spawn(move || {
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(
+                        &rt,
+                        io_thread(handle, metrics_listener, parts, shared, stopping),
+                    );
+                    drop(finished);
+                })
+        });
+        if let Err(e) = started {
+            eprintln!("edgethumb: cannot start an I/O thread: {e}");
+            return Exit::Internal.into();
+        }
+    }
+    drop((listener, finished));
 
     // Stdout is the command's own output, read by scripts and the test
     // harness: the address first, then the dev banner. The log is stderr.
     println!("edgethumb listening on {origin}");
-    tracing::info!(%origin, transforms, cache_bytes, "listening");
+    tracing::info!(%origin, io_threads, transforms, cache_bytes, "listening");
     if dev {
         println!(
             "DEV MODE: signing with the PUBLISHED TEST KEY (key 736563726574, salt 68656C6C6F)."
@@ -237,21 +347,98 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     }
 
-    let shutdown = shutdown_signal();
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // Every I/O thread ended on its own: it never should.
+        _ = all_finished.recv() => {
+            tracing::error!("the I/O threads stopped");
+            return Exit::Internal.into();
+        }
+    }
+    let open = shared.max_connections - shared.connections.available_permits();
+    let _ = stop.send(true);
+    let grace = Duration::from_millis(args.shutdown_grace_ms);
+    tracing::info!(
+        connections = open,
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: letting requests in flight finish"
+    );
+    tokio::select! {
+        _ = all_finished.recv() => tracing::info!("every request in flight finished; exiting"),
+        () = shutdown_signal() => tracing::warn!("a second signal; cutting the connections still open"),
+        () = tokio::time::sleep(grace) => tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "EDGETHUMB_SHUTDOWN_GRACE_MS passed; cutting the connections still open"
+        ),
+    }
+    Exit::Done.into()
+}
+
+/// What the I/O threads share.
+struct Shared {
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    write_timeout: Duration,
+}
+
+/// What an I/O thread builds its [`Server`] from.
+struct Parts {
+    config: edgethumb::Config,
+    fetch: ReqwestFetch,
+    cache: MemoryCache,
+    front: Front,
+}
+
+/// One I/O thread: accepts and serves connections until `stopping`, then
+/// lets those open finish.
+async fn io_thread(
+    listener: std::net::TcpListener,
+    metrics_listener: Option<std::net::TcpListener>,
+    parts: Parts,
+    shared: Arc<Shared>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "an I/O thread cannot use the listener");
+            return;
+        }
+    };
+    // This thread's service answers hits; misses go to the miss thread.
+    let service = Service::new(
+        parts.config,
+        parts.fetch,
+        parts.cache,
+        TokioRuntime::new(1, 0, Duration::ZERO),
+    );
+    let server = Rc::new(Server {
+        service,
+        front: parts.front,
+    });
+    if let Some(l) = metrics_listener {
+        match TcpListener::from_std(l) {
+            Ok(l) => {
+                tokio::task::spawn_local(serve_metrics(l, server.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serve metrics"),
+        }
+    }
+    let shutdown = stopping.wait_for(|stop| *stop);
     tokio::pin!(shutdown);
-    let max_connections = args.max_connections.max(1);
-    let connections = Arc::new(Semaphore::new(max_connections));
-    let write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
+    let write_timeout = shared.write_timeout;
     let graceful = GracefulShutdown::new();
     // The limit's log line, at most every 10 s.
     let mut said_full: Option<tokio::time::Instant> = None;
+    let mut accepted_this_turn = 0;
     loop {
+        let connections = &shared.connections;
         let permit = match connections.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 if said_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                     tracing::warn!(
-                        max_connections,
+                        max_connections = shared.max_connections,
                         "connections at the limit (EDGETHUMB_MAX_CONNECTIONS); new ones wait"
                     );
                     said_full = Some(tokio::time::Instant::now());
@@ -306,34 +493,35 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 }
             }
         });
+        // A few accepts per turn of the scheduler: a burst of new
+        // connections takes turns with requests on open ones (a cache hit
+        // on a keep-alive connection), instead of queueing them behind it.
+        accepted_this_turn += 1;
+        if accepted_this_turn == ACCEPTS_PER_TURN {
+            accepted_this_turn = 0;
+            tokio::task::yield_now().await;
+        }
     }
-    // New connections are refused from here; those in the backlog are reset.
+    // New connections are refused once every thread has let go of the
+    // listener; those in the backlog are reset.
     drop(listener);
-    let open = graceful.count();
-    let grace = Duration::from_millis(args.shutdown_grace_ms);
-    tracing::info!(
-        connections = open,
-        grace_ms = grace.as_millis() as u64,
-        "shutting down: letting requests in flight finish"
-    );
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("every request in flight finished; exiting"),
-        () = shutdown_signal() => tracing::warn!("a second signal; cutting the connections still open"),
-        () = tokio::time::sleep(grace) => tracing::warn!(
-            grace_ms = grace.as_millis() as u64,
-            "EDGETHUMB_SHUTDOWN_GRACE_MS passed; cutting the connections still open"
-        ),
-    }
-    Exit::Done.into()
+    graceful.shutdown().await;
 }
 
-/// What every connection shares.
+/// What every connection on an I/O thread shares.
 struct Server {
+    /// Answers hits on this thread, from the shared cache.
     service: NativeService,
+    front: Front,
+}
+
+/// Everything else an I/O thread's connections use.
+struct Front {
+    misses: Misses,
     /// `--dev`'s embedded sample image.
-    sample: Option<Rc<Bytes>>,
+    sample: Option<Bytes>,
     dev: bool,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     queue: TransformQueue,
     /// `/metrics` on the main listener (no `--metrics-bind`).
     metrics_here: bool,
@@ -342,20 +530,23 @@ struct Server {
 impl Server {
     async fn respond(&self, req: Request<Incoming>) -> Response<ResBody> {
         let path = req.uri().path();
-        let mut resp = if self.metrics_here && path == "/metrics" {
-            self.metrics_response()
-        } else if let Some(bytes) = self.sample.as_ref().filter(|_| path == sample::PATH) {
-            whole(bytes.as_ref().clone(), "image/jpeg")
+        let mut resp = if self.front.metrics_here && path == "/metrics" {
+            self.metrics_response().await
+        } else if let Some(bytes) = self.front.sample.as_ref().filter(|_| path == sample::PATH) {
+            whole(bytes.clone(), "image/jpeg")
         } else {
-            let (resp, record) = self.service.handle_recorded(&req).await;
+            let (resp, record) = self
+                .service
+                .handle_recorded_elsewhere(&req, |miss| self.front.misses.answer(miss))
+                .await;
             log::access(&record);
-            self.metrics.observe(&record);
+            self.front.metrics.observe(&record);
             resp.map(|body| match body {
                 ResponseBody::Full(bytes) => ResBody::Whole(Some(bytes)),
                 ResponseBody::Streamed(chunks) => ResBody::Streamed(chunks, record.id),
             })
         };
-        if self.dev {
+        if self.front.dev {
             resp.headers_mut().insert(
                 settings::DEV_HEADER.0,
                 http::HeaderValue::from_static(settings::DEV_HEADER.1),
@@ -364,8 +555,14 @@ impl Server {
         resp
     }
 
-    fn metrics_response(&self) -> Response<ResBody> {
-        let text = self.metrics.render(&self.service.load(), &self.queue);
+    async fn metrics_response(&self) -> Response<ResBody> {
+        // The miss thread's service holds the misses, their bytes and the
+        // breaker; this thread's holds none.
+        let load = match self.front.misses.load().await {
+            Some(load) => load,
+            None => self.service.load(),
+        };
+        let text = self.front.metrics.render(&load, &self.front.queue);
         let mut resp = whole(Bytes::from(text), metrics::CONTENT_TYPE);
         resp.headers_mut().insert(
             http::header::CACHE_CONTROL,
@@ -397,7 +594,7 @@ async fn serve_metrics(listener: TcpListener, server: Rc<Server>) {
                 let server = server.clone();
                 async move {
                     Ok::<_, Infallible>(match req.uri().path() {
-                        "/metrics" => server.metrics_response(),
+                        "/metrics" => server.metrics_response().await,
                         _ => {
                             let mut r = whole(Bytes::from_static(b"not found\n"), "text/plain");
                             *r.status_mut() = http::StatusCode::NOT_FOUND;

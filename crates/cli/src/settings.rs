@@ -71,3 +71,15 @@ pub fn cache_max_bytes() -> Result<u64, ConfigError> {
         }),
     }
 }
+
+/// Extra certificate authorities for upstream TLS
+/// (`EDGETHUMB_UPSTREAM_CA_FILE`, PEM): origins behind a private CA.
+/// The public roots stay trusted as well.
+pub fn upstream_ca_pem() -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = env("EDGETHUMB_UPSTREAM_CA_FILE") else {
+        return Ok(None);
+    };
+    std::fs::read(&path)
+        .map(Some)
+        .map_err(|e| ConfigError::new("EDGETHUMB_UPSTREAM_CA_FILE", format!("{path}: {e}")))
+}

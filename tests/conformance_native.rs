@@ -563,13 +563,7 @@ async fn metrics_agree_with_the_client() {
                 .text()
                 .await
                 .unwrap();
-            text.lines()
-                .filter(|l| !l.starts_with('#'))
-                .filter_map(|l| {
-                    let (name, value) = l.rsplit_once(' ')?;
-                    Some((name.to_string(), value.parse::<f64>().ok()?))
-                })
-                .collect::<HashMap<String, f64>>()
+            support::native::metric_samples(&text)
         }
     };
     // What the client saw, by (status, cache tier).

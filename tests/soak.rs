@@ -14,25 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::harness::{closed_port_base, signed_url, target_env};
-use support::native::NativeServer;
+use support::native::{status_kib, NativeServer};
 use support::origin::{Origin, Route};
 
 /// Concurrent clients, each on its own keep-alive connection.
 const CLIENTS: usize = 8;
 /// Memory samples a second.
 const SAMPLES_PER_SEC: usize = 4;
-
-/// One line of `/proc/<pid>/status`, in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_load_keeps_rss_flat() {

@@ -61,32 +61,41 @@ async def origin_main() -> None:
     # stays bounded when every miss brings a large original.
     kb = int(os.environ.get("EDGETHUMB_LOADTEST_BODY_KB", "0"))
     body = noise_png(int((kb * 1024 / 3) ** 0.5)) if kb else sample_png(320, 200)
-    state = {"now": 0, "peak": 0, "served": 0}
+    state = {"now": 0, "peak": 0, "served": 0, "connections": 0, "peak_connections": 0}
+
+    async def answer(path: str):
+        """(body, content type) for one request."""
+        if path == "/stats":
+            return json.dumps(state).encode(), b"application/json"
+        if path.startswith("/slow/"):
+            state.setdefault("first_slow", time.monotonic())
+            state["last_slow"] = time.monotonic()
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+            try:
+                await asyncio.sleep(SLOW_SECONDS)
+            finally:
+                state["now"] -= 1
+        state["served"] += 1
+        return body, b"image/png"
+
+    async def http1(reader, writer):
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            out, ctype = await answer(head.split(b" ", 2)[1].decode())
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype
+                         + b"\r\nContent-Length: " + str(len(out)).encode() + b"\r\n\r\n" + out)
+            await writer.drain()
 
     async def handle(reader, writer):
+        state["connections"] += 1
+        state["peak_connections"] = max(state["peak_connections"], state["connections"])
         try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                path = head.split(b" ", 2)[1].decode()
-                if path == "/stats":
-                    out = json.dumps(state).encode()
-                    ctype = b"application/json"
-                else:
-                    if path.startswith("/slow/"):
-                        state["now"] += 1
-                        state["peak"] = max(state["peak"], state["now"])
-                        try:
-                            await asyncio.sleep(SLOW_SECONDS)
-                        finally:
-                            state["now"] -= 1
-                    state["served"] += 1
-                    out, ctype = body, b"image/png"
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype
-                             + b"\r\nContent-Length: " + str(len(out)).encode() + b"\r\n\r\n" + out)
-                await writer.drain()
+            await http1(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
+            state["connections"] -= 1
             writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
@@ -147,6 +156,29 @@ async def one_miss(host, port, path, connects, stats):
         stats["errors"][name] = stats["errors"].get(name, 0) + 1
 
 
+def idle_latencies(host, port, origin, hits):
+    """One request at a time, before the flood: hits, then misses that
+    fetch at once and transform (the cost of the server's threading when
+    nothing else runs)."""
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+
+    def timed(path):
+        t = time.perf_counter()
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            raise OSError(f"{path} answered {r.status}")
+        return (time.perf_counter() - t) * 1000
+
+    hit = [timed(hits[i % len(hits)]) for i in range(500)]
+    miss = [timed(signed("rs:fit:64:0", f"{origin}/fast/idle-{i}.png")) for i in range(200)]
+    return {
+        "idle hit p50 / p99 ms": f"{percentile(hit, 50):.3f} / {percentile(hit, 99):.3f}",
+        "idle miss p50 / p99 ms": f"{percentile(miss, 50):.3f} / {percentile(miss, 99):.3f}",
+    }
+
+
 def rss_kb(pid: int, field: str) -> int:
     try:
         for line in open(f"/proc/{pid}/status"):
@@ -192,7 +224,8 @@ def get_json(base: str, path: str):
 
 async def run_main(args) -> int:
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    # The server holds two sockets per slow miss (client and upstream).
+    # The server holds two sockets per slow miss (client and upstream): this
+    # origin speaks cleartext HTTP/1.1, a connection per request.
     most = (nofile - 300) // 2
     misses = args.misses
     if misses > most:
@@ -206,12 +239,6 @@ async def run_main(args) -> int:
 
     print(f"loadtest: open-file limit {nofile} per process; the server holds two sockets per "
           f"slow miss (the client's and the upstream's), so at most {most} misses")
-    before = None
-    if args.metrics:
-        try:
-            before = scrape(args.base)
-        except (OSError, ValueError) as e:
-            print(f"loadtest: no /metrics to compare with ({e})")
 
     # Thumbnails to be hit: made once, cached.
     hits = [signed("rs:fit:64:0", f"{origin}/fast/{i}.png") for i in range(20)]
@@ -223,6 +250,13 @@ async def run_main(args) -> int:
         if r.status != 200:
             print(f"loadtest: warming {p} gave {r.status}")
             return 1
+    idle = idle_latencies(host, port, origin, hits)
+    before = None
+    if args.metrics:
+        try:
+            before = scrape(args.base)
+        except (OSError, ValueError) as e:
+            print(f"loadtest: no /metrics to compare with ({e})")
     paths_file = f"/tmp/edgethumb-loadtest-{os.getpid()}.paths"
     open(paths_file, "w").write("\n".join(hits))
 
@@ -269,7 +303,7 @@ async def run_main(args) -> int:
         # What the load generator counted against what the server says.
         after = scrape(args.base)
         delta = {k: v - before.get(k, 0) for k, v in after.items()}
-        sent = len(hits) + len(lat) + sum(stats["status"].values())
+        sent = len(lat) + sum(stats["status"].values())
         probe_hits = len(lat) - sum(pr["bad"].values())
         shed = stats["status"].get(503, 0)
         agree = {
@@ -286,8 +320,12 @@ async def run_main(args) -> int:
     failures.update(stats["errors"])
     failures.update({f"hit {k}": v for k, v in pr["bad"].items()})
     report = {
+        **idle,
         "misses sent": misses,
         "slow misses held at once (at the origin)": max(peak_held, origin_stats["peak"]),
+        "origin connections at most": origin_stats["peak_connections"],
+        "slow requests reached the origin over s": round(
+            origin_stats.get("last_slow", 0) - origin_stats.get("first_slow", 0), 2),
         "client connections open at once": stats["peak_open"],
         "miss statuses": dict(sorted(stats["status"].items())),
         "hits during the flood": len(lat),

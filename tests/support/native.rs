@@ -181,3 +181,26 @@ impl NativeServer {
             .expect("wait for the server")
     }
 }
+
+/// One line of `/proc/<pid>/status` (`"VmRSS:"`), in KiB; 0 when unreadable.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A `/metrics` page (Prometheus text) as {sample with its labels: value}.
+pub fn metric_samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse::<f64>().ok()?))
+        })
+        .collect()
+}

@@ -378,6 +378,11 @@ async fn ten_thousand_slow_misses_are_held_while_hits_flow() {
     );
     println!("  slow misses held at once (origin) {held}");
     println!("  slow requests reached it within   {arrivals:.2} s");
+    println!(
+        "  (each held miss costs the server one socket, its client's; the upstream requests \
+         share {} HTTP/2 connection(s), so {misses} fit under the limit)",
+        seen.peak_connections.load(Ordering::SeqCst)
+    );
     println!("  miss answers                      {statuses:?}");
     println!("  hits during the flood             {}", latencies.len());
     println!(

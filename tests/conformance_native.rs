@@ -552,20 +552,8 @@ async fn metrics_agree_with_the_client() {
     let server = NativeServer::start(&env).await;
     let url = |opts: &str, src: &str| support::harness::signed_url(&server.base, opts, src);
     let client = support::over_http::client();
-    let scrape = || {
-        let client = client.clone();
-        async move {
-            let text = client
-                .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            support::native::metric_samples(&text)
-        }
-    };
+    let metrics_base = format!("http://127.0.0.1:{metrics_port}");
+    let scrape = || support::native::scrape_metrics(&client, &metrics_base);
     // What the client saw, by (status, cache tier).
     let mut seen: HashMap<(u16, String), u32> = HashMap::new();
     let mut count = |r: &reqwest::Response| {

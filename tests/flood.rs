@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use support::harness::{signed_url, TEST_KEY, TEST_SALT};
-use support::native::{metric_samples, status_kib, NativeServer};
+use support::native::{scrape_metrics, status_kib, NativeServer};
 
 /// How long the origin holds every `/slow/` request: the 10,000 reach it
 /// within 0.7 s from a release build and 1.6 s from a debug one (CI's),
@@ -164,19 +164,6 @@ async fn one_miss(
     Ok(status)
 }
 
-/// `/metrics`, as {sample with labels: value}.
-async fn scrape(client: &reqwest::Client, base: &str) -> HashMap<String, f64> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metric_samples(&text)
-}
-
 fn summed(m: &HashMap<String, f64>, prefix: &str, label: &str) -> u64 {
     m.iter()
         .filter(|(k, _)| k.starts_with(prefix) && k.contains(label))
@@ -259,7 +246,7 @@ async fn ten_thousand_slow_misses_are_held_while_hits_flow() {
         let r = client.get(url).send().await.unwrap();
         assert_eq!(r.status(), 200, "warming {url}");
     }
-    let before = scrape(&client, &base).await;
+    let before = scrape_metrics(&client, &base).await;
 
     // The hit stream: one request at a time on a keep-alive connection, on
     // a thread of its own, as another client would be: never queued
@@ -346,7 +333,7 @@ async fn ten_thousand_slow_misses_are_held_while_hits_flow() {
     flooding.store(false, Ordering::SeqCst);
     let (latencies, wrong_hits) = probe.join().unwrap();
     let most_files = sampling.await.unwrap();
-    let after = scrape(&client, &base).await;
+    let after = scrape_metrics(&client, &base).await;
     let _ = std::fs::remove_file(&ca_file);
 
     let mut sorted = latencies.clone();

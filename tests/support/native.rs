@@ -194,8 +194,19 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A `/metrics` page (Prometheus text) as {sample with its labels: value}.
-pub fn metric_samples(text: &str) -> std::collections::HashMap<String, f64> {
+/// `GET {base}/metrics`, as {sample with its labels: value}.
+pub async fn scrape_metrics(
+    client: &reqwest::Client,
+    base: &str,
+) -> std::collections::HashMap<String, f64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {

@@ -10,7 +10,6 @@
 
 use std::io;
 use std::rc::Rc;
-use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use edgethumb::service::{error_response, BodyCut, Load, Miss, ResponseBody, Vary};
@@ -45,14 +44,10 @@ pub struct Misses {
 impl Misses {
     /// Starts the thread. `service` is built on it (the core's service is
     /// `!Send`, like a Worker's): it must share the I/O threads' cache.
-    pub fn start(
-        service: impl FnOnce() -> NativeService + Send + 'static,
-    ) -> io::Result<(Misses, JoinHandle<()>)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+    pub fn start(service: impl FnOnce() -> NativeService + Send + 'static) -> io::Result<Misses> {
+        let rt = crate::serve::current_thread()?;
         let (jobs, mut queue) = mpsc::unbounded_channel();
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("misses".into())
             .spawn(move || {
                 let local = tokio::task::LocalSet::new();
@@ -70,7 +65,7 @@ impl Misses {
                     }
                 });
             })?;
-        Ok((Misses { jobs }, thread))
+        Ok(Misses { jobs })
     }
 
     /// Answers `miss` on the miss thread.

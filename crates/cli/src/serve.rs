@@ -128,7 +128,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     rt.block_on(serve(args))
 }
 
-fn current_thread() -> io::Result<tokio::runtime::Runtime> {
+/// A current-thread runtime with I/O and timers: every thread of `serve`
+/// runs one.
+pub fn current_thread() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -238,7 +240,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             runtime.detaching_misses(),
         )
     }) {
-        Ok((m, _thread)) => m,
+        Ok(m) => m,
         Err(e) => {
             eprintln!("edgethumb: cannot start the miss thread: {e}");
             return Exit::Internal.into();

@@ -68,6 +68,9 @@ pub struct Config {
     pub watermark: Option<Watermark>,
     /// Fail fast for upstream hosts that keep failing.
     pub breaker: BreakerConfig,
+    /// The longest a lookup waits for the persistent result store before
+    /// it counts as a miss (`EDGETHUMB_RESULT_STORE_TIMEOUT_MS`).
+    pub store_read_timeout: Duration,
 }
 
 /// A placeholder image for failed sources (imgproxy `FALLBACK_IMAGE_*`).
@@ -122,6 +125,9 @@ impl Config {
             upstream_failure_status: None,
             fallback: None,
             breaker: BreakerConfig::default(),
+            // R2 and S3 answer a small GET in tens of milliseconds; past
+            // this, the origin path is the better bet.
+            store_read_timeout: Duration::from_millis(200),
         }
     }
 
@@ -294,6 +300,10 @@ impl Config {
         if let Some(v) = get("EDGETHUMB_BREAKER_COOLDOWN") {
             cfg.breaker.cooldown =
                 Duration::from_secs(parse_positive("EDGETHUMB_BREAKER_COOLDOWN", &v)?);
+        }
+        if let Some(v) = get("EDGETHUMB_RESULT_STORE_TIMEOUT_MS") {
+            cfg.store_read_timeout =
+                Duration::from_millis(parse_positive("EDGETHUMB_RESULT_STORE_TIMEOUT_MS", &v)?);
         }
         cfg.fallback = parse_fallback(&get)?;
         let image = parse_aux_image(
@@ -586,6 +596,7 @@ mod tests {
             ("EDGETHUMB_MAX_MISSES_IN_FLIGHT", "0"),
             ("EDGETHUMB_MAX_SOURCE_BYTES_IN_FLIGHT", "lots"),
             ("EDGETHUMB_UPSTREAM_TIMEOUT_MS", "soon"),
+            ("EDGETHUMB_RESULT_STORE_TIMEOUT_MS", "0"),
             ("EDGETHUMB_AUTO_FORMATS", "webp,heic"),
             ("EDGETHUMB_AVIF_MAX_PIXELS", "0"),
             ("EDGETHUMB_ALLOWED_SOURCES", "https://example.com"),

@@ -30,7 +30,9 @@ pub mod service;
 
 pub use config::Config;
 pub use error::{ConfigError, Error, Fault, TtlClass};
-pub use seams::cache::{Cache, CachedResponse, NoCache};
+pub use seams::cache::tiered::Tiered;
+pub use seams::cache::{Cache, CachedResponse, NoCache, Tier};
 pub use seams::fetch::{Body, Fetch, FetchError};
 pub use seams::runtime::{OffloadError, Runtime};
+pub use seams::store::{EntryMeta, NoStore, Store, StoreError};
 pub use service::Service;

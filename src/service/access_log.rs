@@ -15,7 +15,7 @@ use crate::error::{Error, Fault};
 /// for the log.
 #[derive(Debug, Clone, Default)]
 pub struct Served {
-    /// `hit`, `miss` or `coalesced`; `None` when no cache was consulted
+    /// `hit`, `store-hit`, `miss` or `coalesced`; `None` when no cache was consulted
     /// (routes, bad URLs, shed misses).
     pub cache: Option<&'static str>,
     pub timing: ServerTiming,
@@ -54,7 +54,7 @@ pub struct AccessRecord {
     pub id: String,
     pub method: String,
     pub status: u16,
-    /// `hit`, `miss`, `coalesced`, or `none`.
+    /// `hit`, `store-hit`, `miss`, `coalesced`, or `none`.
     pub cache: &'static str,
     /// Body bytes, when the body is whole (a streamed `raw` miss: none).
     pub bytes: Option<u64>,

@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::request::client_hints::Hints;
 use crate::resilience::breaker::Breaker;
 use crate::resilience::shedding::SourceBudget;
-use crate::seams::cache::Cache;
+use crate::seams::cache::{Cache, Tier};
 use crate::seams::fetch::Fetch;
 use crate::seams::runtime::Runtime;
 
@@ -76,6 +76,16 @@ pub struct Load {
 pub struct Miss {
     plan: plan::Plan,
     if_none_match: Option<HeaderValue>,
+}
+
+/// How much of the cache a lookup asks.
+#[derive(Clone, Copy)]
+enum Look {
+    /// Every tier.
+    Whole,
+    /// The fast tiers only: every tier was just asked by the service that
+    /// handed the miss over.
+    Again,
 }
 
 /// `elsewhere` when misses are answered here.
@@ -260,8 +270,11 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
         let host = plan.source.host_str().map(str::to_string);
         let mut resp = match elsewhere {
-            None => self.answer_planned(plan, if_none_match).await,
-            Some(run) => match self.hit(&plan.key, if_none_match.as_ref()).await {
+            None => self.answer_planned(plan, if_none_match, Look::Whole).await,
+            Some(run) => match self
+                .hit(&plan.key, if_none_match.as_ref(), Look::Whole)
+                .await
+            {
                 Some(hit) => hit,
                 None => {
                     run(Miss {
@@ -281,7 +294,8 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     /// if it had come here. The cache is looked at again first, since a
     /// miss for the same key may have been stored since.
     pub async fn answer_miss(&self, miss: Miss) -> Response<ResponseBody> {
-        self.answer_planned(miss.plan, miss.if_none_match).await
+        self.answer_planned(miss.plan, miss.if_none_match, Look::Again)
+            .await
     }
 
     /// The cached response for `key`, as sent, if there is one.
@@ -289,13 +303,22 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         &self,
         key: &str,
         if_none_match: Option<&HeaderValue>,
+        look: Look,
     ) -> Option<Response<ResponseBody>> {
         let clock = self.inner.runtime.clock();
         let started = clock();
-        let hit = self.inner.cache.get(key).await?;
+        let cache = &self.inner.cache;
+        let (hit, tier) = match look {
+            Look::Whole => cache.lookup(key).await?,
+            Look::Again => cache.lookup_again(key).await?,
+        };
+        let status = match tier {
+            Tier::Cache => "hit",
+            Tier::Store => "store-hit",
+        };
         let mut timing = ServerTiming::default();
-        timing.desc_dur("cache", "hit", clock() - started);
-        Some(finish(&hit, "hit", &timing, if_none_match).map(ResponseBody::Full))
+        timing.desc_dur("cache", status, clock() - started);
+        Some(finish(&hit, status, &timing, if_none_match).map(ResponseBody::Full))
     }
 
     /// A verified request: a cache hit, a joined miss, a shed miss or a
@@ -304,11 +327,12 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         &self,
         plan: plan::Plan,
         if_none_match: Option<HeaderValue>,
+        look: Look,
     ) -> Response<ResponseBody> {
         let full = |r: Response<Bytes>| r.map(ResponseBody::Full);
         let cfg = &self.inner.config;
 
-        if let Some(hit) = self.hit(&plan.key, if_none_match.as_ref()).await {
+        if let Some(hit) = self.hit(&plan.key, if_none_match.as_ref(), look).await {
             return hit;
         }
 

@@ -15,7 +15,7 @@ use crate::pipeline::watermark::WatermarkImage;
 use crate::pipeline::{self, Job};
 use crate::request::source_policy::SourcePolicy;
 use crate::resilience::breaker;
-use crate::seams::cache::{self, Cache, CachedResponse};
+use crate::seams::cache::{self, Cache, CachedResponse, FALLBACK_HEADER};
 use crate::seams::fetch::{self, Fetch};
 use crate::seams::runtime::{OffloadError, Runtime};
 
@@ -223,7 +223,7 @@ pub(super) async fn fail_or_fallback<F: Fetch, C, R: Runtime>(
                 let mut p = image_response(out, job, fb.status, ttl, timing);
                 insert(
                     &mut p.response.headers,
-                    HeaderName::from_static("x-edgethumb-fallback"),
+                    HeaderName::from_static(FALLBACK_HEADER),
                     &format!("{} {}", status.as_u16(), e.public_line()),
                 );
                 p.failure = Some(Failure::of(&e));

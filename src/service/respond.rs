@@ -12,7 +12,8 @@ use crate::error::Error;
 use crate::request::client_hints;
 use crate::seams::cache::{self, CachedResponse};
 
-/// `hit`, `miss` or `coalesced` (joined another request's miss).
+/// `hit`, `store-hit` (the persistent result store behind the cache), `miss`
+/// or `coalesced` (joined another request's miss).
 pub const CACHE_STATUS_HEADER: &str = "x-edgethumb-cache";
 
 /// Set on a response (in its extensions) when the failure behind it has

@@ -1,32 +1,29 @@
-//! A result cache in Spin's default key-value store (`spin-kv` feature).
-//! Entries carry their own expiry (the core's stored-entry format), since
-//! the store has no TTLs. Not exercised by the test suite: no Spin host
+//! The result store tier in Spin's default key-value store (`spin-kv`
+//! feature), behind no cache (an instance may be fresh per request). It
+//! holds the core's stored entries, which carry their own expiry and
+//! checksum, since the store has no TTLs. As everywhere, only made
+//! thumbnails go in: a failure is answered with its short `max-age` for
+//! the HTTP cache in front. Not exercised by the test suite: no Spin host
 //! runs here (see README).
 
-use edgethumb::seams::cache::stored;
-use edgethumb::{Cache, CachedResponse, Runtime};
-use spin_sdk::key_value::Store;
+use bytes::Bytes;
+use edgethumb::{EntryMeta, Store, StoreError};
+use spin_sdk::key_value::Store as Kv;
 
-use crate::WasiRuntime;
+pub struct KvStore;
 
-pub struct KvCache;
-
-impl Cache for KvCache {
-    async fn get(&self, key: &str) -> Option<CachedResponse> {
-        let store = Store::open_default().ok()?;
-        let bytes = store.get(key).ok()??;
-        let entry = stored::decode(&bytes, WasiRuntime.unix_time());
-        if entry.is_none() {
-            // Expired or unreadable: gone, so it is not read again.
-            let _ = store.delete(key);
-        }
-        entry
+impl Store for KvStore {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let kv = Kv::open_default().map_err(|e| StoreError(e.to_string()))?;
+        let found = kv.get(key).map_err(|e| StoreError(e.to_string()))?;
+        Ok(found.map(Bytes::from))
     }
 
-    async fn put(&self, key: &str, response: CachedResponse) {
-        if let Ok(store) = Store::open_default() {
-            // A failed write only costs a later miss.
-            let _ = store.set(key, &stored::encode(WasiRuntime.unix_time(), &response));
+    fn put(&self, key: &str, entry: Vec<u8>, _meta: EntryMeta) {
+        // Spin's store is called inline (there is no work after the
+        // response); a failed write only costs a later miss.
+        if let Ok(kv) = Kv::open_default() {
+            let _ = kv.set(key, &entry);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use edgethumb::seams::fetch::{Body, Fetch, FetchError};
 use edgethumb::service::ResponseBody;
-use edgethumb::{Config, Runtime, Service};
+use edgethumb::{Config, NoCache, Runtime, Service};
 use futures::{Stream, StreamExt};
 use spin_sdk::http::{
     Headers, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
@@ -24,12 +24,14 @@ use spin_sdk::http::{
 };
 
 #[cfg(feature = "spin-kv")]
-mod kv_cache;
+mod kv_store;
 
 #[cfg(feature = "spin-kv")]
-type ResultCache = kv_cache::KvCache;
+type ResultStore = kv_store::KvStore;
 #[cfg(not(feature = "spin-kv"))]
-type ResultCache = edgethumb::NoCache;
+type ResultStore = edgethumb::NoStore;
+
+type ResultCache = edgethumb::Tiered<edgethumb::NoCache, ResultStore, WasiRuntime>;
 
 type SpinService = Service<WasiFetch, ResultCache, WasiRuntime>;
 
@@ -51,7 +53,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     };
     // Instances may be fresh per request: loading is a few string parses.
     let service: SpinService = match Config::from_lookup(lookup) {
-        Ok(c) => Service::new(c, WasiFetch, ResultCache {}, WasiRuntime),
+        Ok(c) => {
+            let cache =
+                ResultCache::new(NoCache, ResultStore {}, WasiRuntime, c.store_read_timeout);
+            Service::new(c, WasiFetch, cache, WasiRuntime)
+        }
         Err(e) => return send(text(500, &format!("configuration error: {e}")), out).await,
     };
     let (resp, record) = service.handle_recorded(&req).await;

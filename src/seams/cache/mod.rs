@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, TtlClass};
 
 pub mod stored;
+pub mod tiered;
 
 /// Cache lifetimes in seconds.
 #[derive(Debug, Clone)]
@@ -56,6 +57,27 @@ pub struct CachedResponse {
     pub ttl: u32,
 }
 
+/// Set (naming the failure) on a fallback image served for a failed
+/// source: a failure, whatever its status.
+pub const FALLBACK_HEADER: &str = "x-edgethumb-fallback";
+
+impl CachedResponse {
+    /// A made thumbnail, as opposed to a (negative-cached) failure or a
+    /// fallback image: only these go to a persistent result store.
+    pub fn is_result(&self) -> bool {
+        self.status.is_success() && !self.headers.contains_key(FALLBACK_HEADER)
+    }
+}
+
+/// Which tier held a cached response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// The runtime's cache (the Cache API, the process's memory).
+    Cache,
+    /// The persistent result store behind it ([`tiered`]).
+    Store,
+}
+
 /// A result cache. `put` may return before the write lands (a Worker hands
 /// it to `waitUntil`). It is only given entries with a TTL over 0: the
 /// service keeps "do not store" responses out.
@@ -65,6 +87,18 @@ pub trait Cache: 'static {
     const STORES: bool = true;
     fn get(&self, key: &str) -> impl Future<Output = Option<CachedResponse>>;
     fn put(&self, key: &str, response: CachedResponse) -> impl Future<Output = ()>;
+
+    /// [`Cache::get`], with the tier that answered; a cache of one tier
+    /// need not say.
+    fn lookup(&self, key: &str) -> impl Future<Output = Option<(CachedResponse, Tier)>> {
+        async move { self.get(key).await.map(|r| (r, Tier::Cache)) }
+    }
+
+    /// [`Cache::lookup`] without the slow tiers: a second look just after
+    /// a whole one missed (a miss handed to another service).
+    fn lookup_again(&self, key: &str) -> impl Future<Output = Option<(CachedResponse, Tier)>> {
+        self.lookup(key)
+    }
 }
 
 /// No cache at all (the CDN in front does the caching).

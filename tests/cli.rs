@@ -52,7 +52,12 @@ async fn serve_dev_prints_working_sample_urls() {
             cmd.env_remove(k);
         }
     }
+    // Dev mode keeps results under the user's cache directory: here, one
+    // of the test's own.
+    let xdg = std::env::temp_dir().join(format!("edgethumb-xdg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&xdg);
     let mut child = cmd
+        .env("XDG_CACHE_HOME", &xdg)
         .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -110,6 +115,32 @@ async fn serve_dev_prints_working_sample_urls() {
         edgethumb::request::url_builder::sign_path(&p, Some(&key), 32)
     );
     assert_eq!(client.get(url).send().await.unwrap().status(), 403);
+    // The three thumbnails went to the dev result store (written off the
+    // response path, so give the writes a moment).
+    // `results-<version>/v1/<2 hex>/<key>`.
+    let results = xdg.join("edgethumb");
+    let count = || {
+        let entries = |d: &std::path::Path| {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        };
+        entries(&results)
+            .iter()
+            .flat_map(|r| entries(&r.join("v1")))
+            .flat_map(|fan| entries(&fan))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(), 3, "{}", results.display());
+    drop(child);
+    let _ = std::fs::remove_dir_all(&xdg);
 }
 
 /// The review's finding: a secret that did not mount (unset or empty)

@@ -671,3 +671,146 @@ async fn serves_h2c() {
     }
     assert_eq!(origin.hits("/h2c.jpg"), 1);
 }
+
+/// The signed path of a 100 px thumbnail of a fresh JPEG at `path`.
+fn thumbnail_path(origin: &Origin, path: &str) -> String {
+    let source = origin.route(
+        path,
+        support::origin::Route::Body(support::fixtures::jpeg(400, 200), "image/jpeg"),
+    );
+    let case = support::cases::Case {
+        options: "rs:fit:100:0",
+        ..support::cases::template()
+    };
+    support::harness::case_path(&case, &source)
+}
+
+/// Status, `x-edgethumb-cache` and body.
+async fn get(url: &str) -> (u16, String, Vec<u8>) {
+    let resp = support::over_http::client().get(url).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let tier = resp.headers()["x-edgethumb-cache"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (status, tier, resp.bytes().await.unwrap().to_vec())
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A file result store: after a restart (an empty memory cache) a result
+/// is answered from it, byte for byte, without asking the origin; a
+/// stored entry cut short is a miss, made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_result_store_outlives_a_restart() {
+    use std::time::Duration;
+
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let dir = std::env::temp_dir().join(format!("edgethumb-results-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut env = target_env(&origin, &closed);
+    env.push((
+        "EDGETHUMB_RESULT_STORE".into(),
+        format!("file://{}", dir.display()),
+    ));
+
+    let mut server = NativeServer::start(&env).await;
+    let kept = thumbnail_path(&origin, "/kept.jpg");
+    let (status, tier, made) = get(&format!("{}{kept}", server.base)).await;
+    assert_eq!((status, tier.as_str()), (200, "miss"));
+    // SIGTERM lets queued writes land.
+    server.signal("TERM");
+    assert!(server.exit_status(Duration::from_secs(20)).await.success());
+    let stored = files_under(&dir);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+
+    let mut server = NativeServer::start(&env).await;
+    let (status, tier, body) = get(&format!("{}{kept}", server.base)).await;
+    assert_eq!((status, tier.as_str()), (200, "store-hit"));
+    assert_eq!(body, made, "byte for byte");
+    assert_eq!(
+        origin.hits("/kept.jpg"),
+        1,
+        "the origin was not asked again"
+    );
+    // Copied into memory on the way.
+    assert_eq!(get(&format!("{}{kept}", server.base)).await.1, "hit");
+    server.signal("TERM");
+    assert!(server.exit_status(Duration::from_secs(20)).await.success());
+
+    // The stored entry loses its last byte: a miss, made again.
+    let bytes = std::fs::read(&stored[0]).unwrap();
+    std::fs::write(&stored[0], &bytes[..bytes.len() - 1]).unwrap();
+    let server = NativeServer::start(&env).await;
+    let (status, tier, body) = get(&format!("{}{kept}", server.base)).await;
+    assert_eq!((status, tier.as_str()), (200, "miss"));
+    assert_eq!(body, made);
+    assert_eq!(origin.hits("/kept.jpg"), 2);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A store that refuses connections, and one that accepts and never
+/// answers (S3's protocol, on 127.0.0.1): every request is still answered
+/// from the origin, the store costing at most its read timeout, and then
+/// from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_or_hanging_store_never_fails_or_holds_a_request() {
+    use std::time::{Duration, Instant};
+
+    // Accepts, reads nothing, answers nothing, for as long as the test.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_base = format!("http://{}", hanging.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hanging.accept().await {
+            held.push(s);
+        }
+    });
+    for endpoint in [closed_port_base(), hanging_base] {
+        let origin = Origin::start().await;
+        let closed = closed_port_base();
+        let mut env = target_env(&origin, &closed);
+        for (k, v) in [
+            ("EDGETHUMB_RESULT_STORE", "s3://results/thumbs"),
+            ("EDGETHUMB_RESULT_STORE_TIMEOUT_MS", "300"),
+            ("AWS_ENDPOINT", endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            env.push((k.into(), v.into()));
+        }
+        let server = NativeServer::start(&env).await;
+        for n in 0..3 {
+            let path = thumbnail_path(&origin, &format!("/s{n}.jpg"));
+            let url = format!("{}{path}", server.base);
+            let started = Instant::now();
+            let (status, tier, _) = get(&url).await;
+            let took = started.elapsed();
+            assert_eq!((status, tier.as_str()), (200, "miss"), "{endpoint}");
+            // Not a speed figure: a bound far from the 300 ms the store may
+            // take, to catch a request held by it.
+            assert!(took < Duration::from_secs(3), "{endpoint}: {took:?}");
+            assert_eq!(get(&url).await.1, "hit");
+            assert_eq!(origin.hits(&format!("/s{n}.jpg")), 1);
+        }
+    }
+}

@@ -7,6 +7,7 @@ mod malloc;
 mod metrics;
 mod misses;
 mod native;
+mod result_store;
 mod sample;
 mod serve;
 mod settings;

@@ -13,7 +13,10 @@ use prometheus::{
     TextEncoder,
 };
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::native::TransformQueue;
+use crate::result_store::StoreStats;
 
 /// Hosts named in `edgethumb_breaker_state`; the rest are only counted.
 const MAX_BREAKER_HOSTS: usize = 50;
@@ -32,6 +35,8 @@ pub struct Metrics {
     transforms: IntGaugeVec,
     breaker: IntGaugeVec,
     breaker_hosts: IntGaugeVec,
+    store_reads: IntCounterVec,
+    store_writes: IntCounterVec,
 }
 
 impl Metrics {
@@ -56,6 +61,20 @@ impl Metrics {
         let upstream_errors = IntCounterVec::new(
             Opts::new("upstream_errors_total", "Failed source fetches, by kind"),
             &["kind"],
+        )?;
+        let store_reads = IntCounterVec::new(
+            Opts::new(
+                "result_store_reads_total",
+                "Result store lookups, by result (hit, miss, error)",
+            ),
+            &["result"],
+        )?;
+        let store_writes = IntCounterVec::new(
+            Opts::new(
+                "result_store_writes_total",
+                "Result store writes, by result (ok, error, dropped: queue full)",
+            ),
+            &["result"],
         )?;
         let misses_in_flight = IntGauge::new("misses_in_flight", "Distinct misses in flight")?;
         let source_bytes_in_flight = IntGauge::new(
@@ -89,6 +108,8 @@ impl Metrics {
         registry.register(Box::new(transforms.clone()))?;
         registry.register(Box::new(breaker.clone()))?;
         registry.register(Box::new(breaker_hosts.clone()))?;
+        registry.register(Box::new(store_reads.clone()))?;
+        registry.register(Box::new(store_writes.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -100,6 +121,8 @@ impl Metrics {
             transforms,
             breaker,
             breaker_hosts,
+            store_reads,
+            store_writes,
         })
     }
 
@@ -127,7 +150,27 @@ impl Metrics {
     }
 
     /// The exposition, with the gauges read now.
-    pub fn render(&self, load: &Load, queue: &TransformQueue) -> String {
+    pub fn render(
+        &self,
+        load: &Load,
+        queue: &TransformQueue,
+        store: Option<&StoreStats>,
+    ) -> String {
+        if let Some(st) = store {
+            let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            for (vec, label, now) in [
+                (&self.store_reads, "hit", n(&st.read_hits)),
+                (&self.store_reads, "miss", n(&st.read_misses)),
+                (&self.store_reads, "error", n(&st.read_errors)),
+                (&self.store_writes, "ok", n(&st.writes)),
+                (&self.store_writes, "error", n(&st.write_errors)),
+                (&self.store_writes, "dropped", n(&st.writes_dropped)),
+            ] {
+                // The store counts; the exposition catches up.
+                let c = vec.with_label_values(&[label]);
+                c.inc_by(now.saturating_sub(c.get()));
+            }
+        }
         self.misses_in_flight.set(load.misses_in_flight as i64);
         self.source_bytes_in_flight
             .set(load.source_bytes_in_flight as i64);

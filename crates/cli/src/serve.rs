@@ -41,7 +41,7 @@ use bytes::Bytes;
 use clap::Args;
 use edgethumb::request::url_builder::{self, SourceEncoding};
 use edgethumb::service::{BodyCut, Chunks, ResponseBody};
-use edgethumb::Service;
+use edgethumb::{Config, Service, Tiered};
 use futures_util::StreamExt as _;
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
@@ -57,6 +57,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::metrics::{self, Metrics};
 use crate::misses::Misses;
 use crate::native::{ClientError, MemoryCache, ReqwestFetch, TokioRuntime, TransformQueue};
+use crate::result_store::{self, ResultStore};
 use crate::{log, malloc, sample, settings};
 
 #[derive(Debug, Args)]
@@ -105,7 +106,20 @@ pub struct ServeArgs {
     pub dev: bool,
 }
 
-pub type NativeService = Service<ReqwestFetch, MemoryCache, TokioRuntime>;
+/// The in-memory cache, and the persistent result store behind it when
+/// one is configured (`EDGETHUMB_RESULT_STORE`).
+pub type NativeCache = Tiered<MemoryCache, Option<ResultStore>, TokioRuntime>;
+
+pub type NativeService = Service<ReqwestFetch, NativeCache, TokioRuntime>;
+
+fn tiers(cache: &MemoryCache, store: &Option<ResultStore>, config: &Config) -> NativeCache {
+    Tiered::new(
+        cache.clone(),
+        store.clone(),
+        TokioRuntime::new(1, 0, Duration::ZERO),
+        config.store_read_timeout,
+    )
+}
 
 /// Connections waiting to be accepted (the kernel caps it at
 /// `net.core.somaxconn`, 4096 by default). Deep, so a burst waits here
@@ -224,6 +238,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
     );
     let queue = runtime.queue();
     let cache = MemoryCache::new(cache_bytes);
+    let (store, store_writer) = match result_store::location(dev).map(|u| ResultStore::open(&u)) {
+        None => (None, None),
+        Some(Ok((store, writer))) => (Some(store), Some(writer)),
+        Some(Err(e)) => {
+            eprintln!("edgethumb: configuration error: {e}");
+            return Exit::from(&e).into();
+        }
+    };
     let metrics = match Metrics::new() {
         Ok(m) => Arc::new(m),
         Err(e) => {
@@ -231,7 +253,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return Exit::Internal.into();
         }
     };
-    let (miss_config, miss_fetch, miss_cache) = (config.clone(), fetch.clone(), cache.clone());
+    let miss_cache = tiers(&cache, &store, &config);
+    let (miss_config, miss_fetch) = (config.clone(), fetch.clone());
     let misses = match Misses::start(move || {
         Service::new(
             miss_config,
@@ -290,6 +313,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             config: config.clone(),
             fetch: fetch.clone(),
             cache: cache.clone(),
+            store: store.clone(),
             front: Front {
                 misses: misses.clone(),
                 sample: sample.clone(),
@@ -329,12 +353,21 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // harness: the address first, then the dev banner. The log is stderr.
     println!("edgethumb listening on {origin}");
     tracing::info!(%origin, io_threads, transforms, cache_bytes, "listening");
+    if let Some(s) = &store {
+        tracing::info!(store = s.describe(), "results kept in the result store");
+    }
     if dev {
         println!(
             "DEV MODE: signing with the PUBLISHED TEST KEY (key 736563726574, salt 68656C6C6F)."
         );
         println!("          Anyone can sign URLs with it. Deploy with EDGETHUMB_KEY and EDGETHUMB_SALT, without --dev.");
         println!("          Only the embedded sample at {sample_prefix} may be fetched.");
+        if let Some(s) = &store {
+            println!(
+                "          Results are kept in {} (EDGETHUMB_RESULT_STORE=none: nowhere).",
+                s.describe()
+            );
+        }
         let sample_url = format!("{origin}{}", sample::PATH);
         for opts in [
             "rs:fit:400:0",
@@ -373,6 +406,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
             "EDGETHUMB_SHUTDOWN_GRACE_MS passed; cutting the connections still open"
         ),
     }
+    // Results made during the grace period are in the write queue.
+    if let Some(writer) = store_writer {
+        if !writer.finish(grace) {
+            tracing::warn!("some result store writes did not land in time");
+        }
+    }
     Exit::Done.into()
 }
 
@@ -388,6 +427,7 @@ struct Parts {
     config: edgethumb::Config,
     fetch: ReqwestFetch,
     cache: MemoryCache,
+    store: Option<ResultStore>,
     front: Front,
 }
 
@@ -408,10 +448,11 @@ async fn io_thread(
         }
     };
     // This thread's service answers hits; misses go to the miss thread.
+    let cache = tiers(&parts.cache, &parts.store, &parts.config);
     let service = Service::new(
         parts.config,
         parts.fetch,
-        parts.cache,
+        cache,
         TokioRuntime::new(1, 0, Duration::ZERO),
     );
     let server = Rc::new(Server {
@@ -564,7 +605,13 @@ impl Server {
             Some(load) => load,
             None => self.service.load(),
         };
-        let text = self.front.metrics.render(&load, &self.front.queue);
+        let store = self
+            .service
+            .cache()
+            .store()
+            .as_ref()
+            .map(ResultStore::stats);
+        let text = self.front.metrics.render(&load, &self.front.queue, store);
         let mut resp = whole(Bytes::from(text), metrics::CONTENT_TYPE);
         resp.headers_mut().insert(
             http::header::CACHE_CONTROL,

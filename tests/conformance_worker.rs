@@ -131,6 +131,105 @@ async fn write_through_coalescing_and_expiry() {
     assert_eq!(origin.hits("/down.jpg"), 2);
 }
 
+/// Files under `dir`, however deep.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// R2 behind the Cache API, as another data centre sees it: a thumbnail
+/// is made once; with the Cache API's local state wiped and the Worker
+/// restarted (R2 kept), it is served from R2, byte for byte, with no
+/// origin request, and copied back into the Cache API; after its stored
+/// expiry the origin is asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2_serves_what_another_data_centre_made() {
+    use std::time::Instant;
+
+    const TTL: u64 = 30;
+    let origin = Origin::start().await;
+    let closed = closed_port_base();
+    let mut env = target_env(&origin, &closed);
+    env.push(("EDGETHUMB_TTL".into(), TTL.to_string()));
+    let state = std::env::temp_dir().join(format!("edgethumb-r2-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let setup = support::wrangler::Setup {
+        r2: true,
+        state: Some(state.clone()),
+    };
+    let client = support::over_http::client();
+    let src = origin.route(
+        "/made-once.jpg",
+        Route::Body(fixtures::jpeg(400, 300), "image/jpeg"),
+    );
+
+    let server = WranglerServer::start_with(&env, &setup).await;
+    let first = client
+        .get(signed_url(&server.base, "rs:fit:120:0", &src))
+        .send()
+        .await
+        .unwrap();
+    let made_at = Instant::now();
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(&first, "x-edgethumb-cache"), "miss");
+    let made = first.bytes().await.unwrap();
+    // The R2 write runs in `waitUntil`, after the response.
+    let r2 = state.join("v3/r2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files_under(&r2).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!files_under(&r2).is_empty(), "nothing written to R2");
+    drop(server);
+
+    // Another data centre: no Cache API entries, the same bucket.
+    let cache = state.join("v3/cache");
+    assert!(
+        cache.exists(),
+        "the Cache API kept its state in {}",
+        cache.display()
+    );
+    std::fs::remove_dir_all(&cache).unwrap();
+    let server = WranglerServer::start_with(&env, &setup).await;
+    let url = signed_url(&server.base, "rs:fit:120:0", &src);
+    assert!(
+        made_at.elapsed() < Duration::from_secs(TTL - 5),
+        "the restart took {:?}, too near the {TTL} s TTL for this test",
+        made_at.elapsed()
+    );
+    let again = client.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(header(&again, "x-edgethumb-cache"), "store-hit");
+    assert!(header(&again, "server-timing").contains("cache;desc=store-hit"));
+    assert_eq!(again.bytes().await.unwrap(), made, "byte for byte");
+    assert_eq!(origin.hits("/made-once.jpg"), 1, "the origin was not asked");
+    // Copied into this data centre's Cache API (through waitUntil).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = client.get(&url).send().await.unwrap();
+    assert_eq!(header(&third, "x-edgethumb-cache"), "hit");
+
+    // Past the stored expiry, R2's copy and the Cache API's are both gone.
+    let expired = Duration::from_secs(TTL + 1);
+    tokio::time::sleep(expired.saturating_sub(made_at.elapsed())).await;
+    let late = client.get(&url).send().await.unwrap();
+    assert_eq!(late.status(), 200);
+    assert_eq!(header(&late, "x-edgethumb-cache"), "miss");
+    assert_eq!(origin.hits("/made-once.jpg"), 2);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 fn src_of(origin: &Origin, path: &str) -> String {
     format!("{}{path}", origin.base())
 }

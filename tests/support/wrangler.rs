@@ -77,11 +77,26 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// What a Worker runs with besides its vars.
+#[derive(Default)]
+pub struct Setup {
+    /// Binds a local R2 bucket as `EDGETHUMB_RESULTS`.
+    pub r2: bool,
+    /// Local state (Cache API, R2) here, kept after the server stops;
+    /// otherwise in the server's own directory, removed with it.
+    pub state: Option<PathBuf>,
+}
+
 impl WranglerServer {
     /// Starts `wrangler dev` with exactly `vars` as the Worker's
     /// configuration (a generated wrangler.toml: the root one's build step
     /// and vars are not used, so every test states what it runs with).
     pub async fn start(vars: &[(String, String)]) -> WranglerServer {
+        Self::start_with(vars, &Setup::default()).await
+    }
+
+    /// [`WranglerServer::start`], with bindings and state from `setup`.
+    pub async fn start_with(vars: &[(String, String)], setup: &Setup) -> WranglerServer {
         // One start at a time: free ports are picked, then bound by workerd.
         static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let _starting = STARTING.lock().await;
@@ -110,6 +125,11 @@ impl WranglerServer {
         for (k, v) in vars {
             config.push_str(&format!("{k} = {}\n", toml_string(v)));
         }
+        if setup.r2 {
+            config.push_str(
+                "\n[[r2_buckets]]\nbinding = \"EDGETHUMB_RESULTS\"\nbucket_name = \"edgethumb-results\"\n",
+            );
+        }
         std::fs::write(dir.join("wrangler.toml"), config).unwrap();
 
         let port = free_port();
@@ -125,7 +145,7 @@ impl WranglerServer {
             .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
             .arg("--persist-to")
-            .arg(dir.join("state"))
+            .arg(setup.state.clone().unwrap_or_else(|| dir.join("state")))
             .args([
                 "--show-interactive-dev-session=false",
                 // `log`, not `info`: wrangler ranks console.log below info.

@@ -2,27 +2,31 @@
 //!
 //! Thin: converts the request and response, and supplies the platform
 //! parts: `fetch` with Cloudflare's `cf` caching for originals
-//! ([`fetch`]), the edge Cache API written through `waitUntil`
-//! ([`edge_cache`]), and JS timers ([`runtime`]). The core owns everything
-//! else. One service per isolate, so concurrent identical misses in an
+//! ([`fetch`]), the edge Cache API and, when bound, an R2 bucket behind
+//! it, both written through `waitUntil` ([`edge_cache`], [`r2_store`]),
+//! and JS timers ([`runtime`]). The core owns everything else. One service per isolate, so concurrent identical misses in an
 //! isolate share one fetch and one transform.
 
 mod edge_cache;
 mod fetch;
+mod r2_store;
 mod runtime;
 
 use std::cell::RefCell;
 
 use edgethumb::service::ResponseBody;
-use edgethumb::{Config, Service};
+use edgethumb::{Config, Service, Tiered};
 use http::{HeaderName, HeaderValue};
 use worker::{event, Context, Env, Headers, Request, Response};
 
 use edge_cache::EdgeCache;
 use fetch::WorkerFetch;
+use r2_store::R2Store;
 use runtime::WorkerRuntime;
 
-type WorkerService = Service<WorkerFetch, EdgeCache, WorkerRuntime>;
+/// The Cache API, and R2 behind it when `EDGETHUMB_RESULTS` is bound.
+type WorkerCache = Tiered<EdgeCache, Option<R2Store>, WorkerRuntime>;
+type WorkerService = Service<WorkerFetch, WorkerCache, WorkerRuntime>;
 
 /// Adds `x-edgethumb-wasm-memory` (linear memory bytes after the request)
 /// to every response when set to `true`. For the memory measurements in
@@ -48,12 +52,14 @@ fn service(env: &Env) -> Result<WorkerService, String> {
         }
         let config = Config::from_lookup(lookup(env)).map_err(|e| e.to_string())?;
         let cfg = fetch::SourceCaching::from_lookup(lookup(env));
-        let s = Service::new(
-            config,
-            WorkerFetch::new(cfg),
+        let r2 = env.bucket(r2_store::BINDING).ok().map(R2Store::new);
+        let cache = Tiered::new(
             EdgeCache::default(),
+            r2,
             WorkerRuntime,
+            config.store_read_timeout,
         );
+        let s = Service::new(config, WorkerFetch::new(cfg), cache, WorkerRuntime);
         *cell.borrow_mut() = Some(s.clone());
         Ok(s)
     })
@@ -80,13 +86,20 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     }
     // Cache writes started by this (or a coalesced) request finish after
     // the response is sent.
-    for put in service.cache().take_pending() {
-        ctx.wait_until(put);
-    }
+    hand_over_writes(&service, &ctx);
     let report = env
         .var(REPORT_MEMORY_VAR)
         .is_ok_and(|v| v.to_string() == "true");
     to_worker_response(resp, report, service, ctx, &record.id)
+}
+
+/// Queued Cache API and R2 writes, to `waitUntil`.
+fn hand_over_writes(service: &WorkerService, ctx: &Context) {
+    let cache = service.cache();
+    let r2 = cache.store().iter().flat_map(R2Store::take_pending);
+    for put in cache.front().take_pending().into_iter().chain(r2) {
+        ctx.wait_until(put);
+    }
 }
 
 /// Method, path and headers: all the core reads. Headers that `http`
@@ -164,12 +177,8 @@ fn streamed(
 ) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> + 'static {
     use futures_util::StreamExt as _;
     let id = id.to_string();
-    let tail = futures_util::stream::once(async move {
-        for put in service.cache().take_pending() {
-            ctx.wait_until(put);
-        }
-    })
-    .filter_map(|()| async { None });
+    let tail = futures_util::stream::once(async move { hand_over_writes(&service, &ctx) })
+        .filter_map(|()| async { None });
     chunks
         .map(move |chunk| match chunk {
             Ok(bytes) => Ok(bytes.to_vec()),

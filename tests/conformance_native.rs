@@ -713,56 +713,114 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// A file result store: after a restart (an empty memory cache) a result
-/// is answered from it, byte for byte, without asking the origin; a
-/// stored entry cut short is a miss, made again.
+/// Where a restart test keeps its results, and how it damages one.
+enum StoreUnderTest {
+    Directory(std::path::PathBuf),
+    S3(support::moto::S3Server),
+}
+
+impl StoreUnderTest {
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            StoreUnderTest::Directory(dir) => vec![(
+                "EDGETHUMB_RESULT_STORE".into(),
+                format!("file://{}", dir.display()),
+            )],
+            StoreUnderTest::S3(s3) => {
+                let mut env = s3.env();
+                env.push((
+                    "EDGETHUMB_RESULT_STORE".into(),
+                    "s3://results/thumbs".into(),
+                ));
+                env
+            }
+        }
+    }
+
+    /// Each stored entry, as (name, bytes).
+    async fn entries(&self) -> Vec<(String, Vec<u8>)> {
+        match self {
+            StoreUnderTest::Directory(dir) => files_under(dir)
+                .into_iter()
+                .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
+                .collect(),
+            StoreUnderTest::S3(s3) => {
+                let mut out = Vec::new();
+                for key in s3.keys("results").await {
+                    let bytes = s3.get("results", &key).await;
+                    out.push((key, bytes));
+                }
+                out
+            }
+        }
+    }
+
+    async fn replace(&self, name: &str, bytes: Vec<u8>) {
+        match self {
+            StoreUnderTest::Directory(_) => std::fs::write(name, bytes).unwrap(),
+            StoreUnderTest::S3(s3) => s3.put("results", name, bytes).await,
+        }
+    }
+}
+
+/// A result store, a local directory and S3 (moto's server standing in):
+/// after a restart (an empty memory cache) a result is answered from it,
+/// byte for byte, without asking the origin; a stored entry cut short is
+/// a miss, made again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_result_store_outlives_a_restart() {
     use std::time::Duration;
 
-    let origin = Origin::start().await;
-    let closed = closed_port_base();
     let dir = std::env::temp_dir().join(format!("edgethumb-results-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut env = target_env(&origin, &closed);
-    env.push((
-        "EDGETHUMB_RESULT_STORE".into(),
-        format!("file://{}", dir.display()),
-    ));
+    let stores = [
+        StoreUnderTest::Directory(dir.clone()),
+        StoreUnderTest::S3(support::moto::S3Server::start("results").await),
+    ];
+    for store in &stores {
+        let origin = Origin::start().await;
+        let closed = closed_port_base();
+        let mut env = target_env(&origin, &closed);
+        env.extend(store.env());
 
-    let mut server = NativeServer::start(&env).await;
-    let kept = thumbnail_path(&origin, "/kept.jpg");
-    let (status, tier, made) = get(&format!("{}{kept}", server.base)).await;
-    assert_eq!((status, tier.as_str()), (200, "miss"));
-    // SIGTERM lets queued writes land.
-    server.signal("TERM");
-    assert!(server.exit_status(Duration::from_secs(20)).await.success());
-    let stored = files_under(&dir);
-    assert_eq!(stored.len(), 1, "{stored:?}");
+        let mut server = NativeServer::start(&env).await;
+        let kept = thumbnail_path(&origin, "/kept.jpg");
+        let (status, tier, made) = get(&format!("{}{kept}", server.base)).await;
+        assert_eq!((status, tier.as_str()), (200, "miss"));
+        // SIGTERM lets queued writes land.
+        server.signal("TERM");
+        assert!(server.exit_status(Duration::from_secs(20)).await.success());
+        let stored = store.entries().await;
+        assert_eq!(
+            stored.len(),
+            1,
+            "{:?}",
+            stored.iter().map(|e| &e.0).collect::<Vec<_>>()
+        );
 
-    let mut server = NativeServer::start(&env).await;
-    let (status, tier, body) = get(&format!("{}{kept}", server.base)).await;
-    assert_eq!((status, tier.as_str()), (200, "store-hit"));
-    assert_eq!(body, made, "byte for byte");
-    assert_eq!(
-        origin.hits("/kept.jpg"),
-        1,
-        "the origin was not asked again"
-    );
-    // Copied into memory on the way.
-    assert_eq!(get(&format!("{}{kept}", server.base)).await.1, "hit");
-    server.signal("TERM");
-    assert!(server.exit_status(Duration::from_secs(20)).await.success());
+        let mut server = NativeServer::start(&env).await;
+        let (status, tier, body) = get(&format!("{}{kept}", server.base)).await;
+        assert_eq!((status, tier.as_str()), (200, "store-hit"));
+        assert_eq!(body, made, "byte for byte");
+        assert_eq!(
+            origin.hits("/kept.jpg"),
+            1,
+            "the origin was not asked again"
+        );
+        // Copied into memory on the way.
+        assert_eq!(get(&format!("{}{kept}", server.base)).await.1, "hit");
+        server.signal("TERM");
+        assert!(server.exit_status(Duration::from_secs(20)).await.success());
 
-    // The stored entry loses its last byte: a miss, made again.
-    let bytes = std::fs::read(&stored[0]).unwrap();
-    std::fs::write(&stored[0], &bytes[..bytes.len() - 1]).unwrap();
-    let server = NativeServer::start(&env).await;
-    let (status, tier, body) = get(&format!("{}{kept}", server.base)).await;
-    assert_eq!((status, tier.as_str()), (200, "miss"));
-    assert_eq!(body, made);
-    assert_eq!(origin.hits("/kept.jpg"), 2);
-    drop(server);
+        // The stored entry loses its last byte: a miss, made again.
+        let (name, bytes) = &stored[0];
+        store.replace(name, bytes[..bytes.len() - 1].to_vec()).await;
+        let server = NativeServer::start(&env).await;
+        let (status, tier, body) = get(&format!("{}{kept}", server.base)).await;
+        assert_eq!((status, tier.as_str()), (200, "miss"));
+        assert_eq!(body, made);
+        assert_eq!(origin.hits("/kept.jpg"), 2);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod fixtures;
 pub mod harness;
 pub mod log;
+pub mod moto;
 pub mod native;
 pub mod origin;
 pub mod over_http;

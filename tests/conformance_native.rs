@@ -17,15 +17,43 @@ async fn conformance_native() {
     let closed = closed_port_base();
     let mut env = target_env(&origin, &closed);
     env.push(("EDGETHUMB_LOG".into(), "json".into()));
+    // A result store on disk, shared with a second server: the store peer.
+    let dir = std::env::temp_dir().join(format!("edgethumb-table-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    env.push((
+        "EDGETHUMB_RESULT_STORE".into(),
+        format!("file://{}", dir.display()),
+    ));
     let server = NativeServer::start(&env).await;
+    let peer = NativeServer::start(&env).await;
+    let base = server.base.clone();
     let target = Target {
         name: "native",
         transport: Box::new(Http::new(&server.base)),
         skips: Vec::new(),
         shared_cache: true,
+        store_peer: Some(support::harness::StorePeer {
+            transport: Box::new(Http::new(&peer.base)),
+            settle: Box::new(move || Box::pin(writes_landed(base.clone()))),
+        }),
     };
     assert_conformance(&target, &origin, &closed).await;
     check_access_log(&target, &server.log, &origin, true).await;
+    drop((server, peer));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Until the server at `base` has no result store writes pending.
+async fn writes_landed(base: String) {
+    let client = support::over_http::client();
+    for _ in 0..200 {
+        let m = support::native::scrape_metrics(&client, &base).await;
+        if m.get("edgethumb_result_store_writes_pending").copied() == Some(0.0) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("result store writes still pending after 5 s");
 }
 
 /// A host *name* that resolves to a private address is refused when the

@@ -24,6 +24,7 @@ async fn conformance_spin_under_wasmtime_serve() {
         // result cache, no in-flight map. The harness then asserts that
         // every request reaches the origin; the CDN in front caches.
         shared_cache: false,
+        store_peer: None,
     };
     assert_conformance(&target, &origin, &closed).await;
     harness::check_access_log(&target, &server.log, &origin, false).await;

@@ -19,13 +19,20 @@ use support::wrangler::WranglerServer;
 async fn conformance_worker_under_wrangler_dev() {
     let origin = Origin::start().await;
     let closed = closed_port_base();
-    let server = WranglerServer::start(&target_env(&origin, &closed)).await;
+    // With R2 bound, so every row runs with the result store behind the
+    // Cache API (`r2_serves_what_another_data_centre_made` reads it back).
+    let setup = support::wrangler::Setup {
+        r2: true,
+        state: None,
+    };
+    let server = WranglerServer::start_with(&target_env(&origin, &closed), &setup).await;
     let target = Target {
         name: "worker",
         transport: Box::new(Http::new(&server.base)),
         skips: Vec::new(),
         // One isolate: the Cache API and the in-flight map are shared.
         shared_cache: true,
+        store_peer: None,
     };
     assert_conformance(&target, &origin, &closed).await;
     harness::check_access_log(&target, &server.log, &origin, false).await;

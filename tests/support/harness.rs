@@ -58,6 +58,19 @@ pub struct Target {
     /// one (a wasi:http host with a fresh instance per request) every
     /// request must reach the origin and transform: that is asserted too.
     pub shared_cache: bool,
+    /// Another instance sharing only the target's result store (its own
+    /// cache and memory): what another data centre, or the same server
+    /// after a restart, sees. With one, every row's result is asked of it
+    /// too: a made thumbnail must come from the store, byte for byte,
+    /// without the origin; anything else (failures, fallbacks, what may not
+    /// be stored) must not.
+    pub store_peer: Option<StorePeer>,
+}
+
+pub struct StorePeer {
+    pub transport: Box<dyn Transport>,
+    /// Resolves once the target's store writes have landed.
+    pub settle: Box<dyn Fn() -> LocalBoxFuture<'static, ()>>,
 }
 
 /// The configuration every target runs the table with.
@@ -433,6 +446,57 @@ async fn run_case(t: &Target, origin: &Origin, closed: &str, c: &Case) -> Result
         if hits != want {
             return Err(format!("origin saw {hits} requests (want {want})"));
         }
+    }
+    if let Some(peer) = &t.store_peer {
+        check_store_peer(peer, origin, &route_path, c, &url, &first).await?;
+    }
+    Ok(())
+}
+
+/// The row's request, asked of an instance that shares only the result
+/// store: a made thumbnail comes from the store, byte for byte, and the
+/// origin is not asked; nothing else is in the store.
+async fn check_store_peer(
+    peer: &StorePeer,
+    origin: &Origin,
+    route_path: &str,
+    c: &Case,
+    url: &str,
+    first: &Reply,
+) -> Result<(), String> {
+    if c.method != "GET" {
+        return Ok(());
+    }
+    let stored = first.status == 200
+        && first.cut.is_none()
+        && header(first, "x-edgethumb-fallback").is_empty()
+        && header(first, "cache-control").starts_with("public, max-age=");
+    // Upstream failures and timeouts would be waited for again: the 4xx
+    // rows stand for every failure (and the in-process table asks all).
+    if !stored && first.status >= 500 && first.took > Duration::from_millis(100) {
+        return Ok(());
+    }
+    (peer.settle)().await;
+    let before = origin.hits(route_path);
+    let r = send(peer.transport.as_ref(), c.method, url, c.accept, None).await?;
+    let tier = header(&r, "x-edgethumb-cache");
+    if !stored {
+        return match tier {
+            "store-hit" => Err(format!("store peer: a {} was stored", first.status)),
+            _ => Ok(()),
+        };
+    }
+    if tier != "store-hit" || r.status != 200 {
+        return Err(format!(
+            "store peer: {} `{tier}`, not a store hit",
+            r.status
+        ));
+    }
+    if r.body != first.body {
+        return Err("store peer: the stored body differs from the one made".into());
+    }
+    if origin.hits(route_path) != before {
+        return Err("store peer: the origin was asked".into());
     }
     Ok(())
 }

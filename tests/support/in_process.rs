@@ -5,15 +5,21 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use edgethumb::seams::runtime::{std_monotonic_ms, std_unix_time};
 use edgethumb::service::ResponseBody;
-use edgethumb::{Cache, CachedResponse, Config, OffloadError, Runtime, Service};
+use edgethumb::{
+    Cache, CachedResponse, Config, EntryMeta, OffloadError, Runtime, Service, Store, StoreError,
+    Tiered,
+};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt as _;
 
-use super::harness::{Reply, Target, Transport};
+use super::harness::{Reply, StorePeer, Target, Transport};
 use super::origin::{MemoryFetch, Origin};
 
 /// Transforms run inline, as in an edge isolate.
@@ -55,30 +61,70 @@ impl Cache for MapCache {
     }
 }
 
+/// A result store in memory, shared by the services given it.
+#[derive(Clone, Default)]
+pub struct MemoryStore(Rc<RefCell<HashMap<String, Bytes>>>);
+
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    fn put(&self, key: &str, entry: Vec<u8>, _meta: EntryMeta) {
+        self.0
+            .borrow_mut()
+            .insert(key.to_string(), Bytes::from(entry));
+    }
+}
+
+type Tiers = Tiered<MapCache, MemoryStore, Inline>;
+
 /// A service configured by `env` (the same variables the runtimes read),
-/// fetching from `origins`.
-pub struct InProcess(Service<MemoryFetch, MapCache, Inline>);
+/// fetching from `origins`, with its own cache and a result store behind
+/// it.
+pub struct InProcess {
+    service: Service<MemoryFetch, Tiers, Inline>,
+    env: Vec<(String, String)>,
+    origins: Vec<Origin>,
+    store: MemoryStore,
+}
 
 impl InProcess {
     pub fn new(env: &[(String, String)], origins: &[&Origin]) -> Self {
+        Self::with_store(env, origins, MemoryStore::default())
+    }
+
+    fn with_store(env: &[(String, String)], origins: &[&Origin], store: MemoryStore) -> Self {
         let config =
             Config::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
                 .unwrap_or_else(|e| panic!("test configuration: {e}"));
-        InProcess(Service::new(
-            config,
-            MemoryFetch::new(origins),
+        let tiers = Tiered::new(
             MapCache::default(),
+            store.clone(),
             Inline,
-        ))
+            config.store_read_timeout,
+        );
+        InProcess {
+            service: Service::new(config, MemoryFetch::new(origins), tiers, Inline),
+            env: env.to_vec(),
+            origins: origins.iter().map(|o| (*o).clone()).collect(),
+            store,
+        }
     }
 
-    /// The conformance target for this service.
+    /// The conformance target for this service, with a second service
+    /// that shares only its result store as the store peer.
     pub fn target(self) -> Target {
+        let origins: Vec<&Origin> = self.origins.iter().collect();
+        let peer = InProcess::with_store(&self.env, &origins, self.store.clone());
         Target {
             name: "in-process",
             transport: Box::new(self),
             skips: Vec::new(),
             shared_cache: true,
+            store_peer: Some(StorePeer {
+                transport: Box::new(peer),
+                settle: Box::new(|| Box::pin(async {})),
+            }),
         }
     }
 }
@@ -87,7 +133,7 @@ impl Transport for InProcess {
     fn send(&self, req: http::Request<()>) -> LocalBoxFuture<'_, Result<Reply, String>> {
         Box::pin(async move {
             let started = Instant::now();
-            let (parts, body) = self.0.handle_streamed(&req).await.into_parts();
+            let (parts, body) = self.service.handle_streamed(&req).await.into_parts();
             let (mut all, mut first_byte, mut cut) = (Vec::new(), None, None);
             match body {
                 ResponseBody::Full(bytes) => all = bytes.to_vec(),

@@ -37,6 +37,7 @@ pub struct Metrics {
     breaker_hosts: IntGaugeVec,
     store_reads: IntCounterVec,
     store_writes: IntCounterVec,
+    store_writes_pending: IntGauge,
 }
 
 impl Metrics {
@@ -76,6 +77,10 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let store_writes_pending = IntGauge::new(
+            "result_store_writes_pending",
+            "Result store writes queued or in flight",
+        )?;
         let misses_in_flight = IntGauge::new("misses_in_flight", "Distinct misses in flight")?;
         let source_bytes_in_flight = IntGauge::new(
             "source_bytes_in_flight",
@@ -110,6 +115,7 @@ impl Metrics {
         registry.register(Box::new(breaker_hosts.clone()))?;
         registry.register(Box::new(store_reads.clone()))?;
         registry.register(Box::new(store_writes.clone()))?;
+        registry.register(Box::new(store_writes_pending.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -123,6 +129,7 @@ impl Metrics {
             breaker_hosts,
             store_reads,
             store_writes,
+            store_writes_pending,
         })
     }
 
@@ -170,6 +177,7 @@ impl Metrics {
                 let c = vec.with_label_values(&[label]);
                 c.inc_by(now.saturating_sub(c.get()));
             }
+            self.store_writes_pending.set(n(&st.writes_pending) as i64);
         }
         self.misses_in_flight.set(load.misses_in_flight as i64);
         self.source_bytes_in_flight

@@ -43,6 +43,8 @@ pub struct StoreStats {
     pub writes: AtomicU64,
     pub write_errors: AtomicU64,
     pub writes_dropped: AtomicU64,
+    /// Writes queued or in flight.
+    pub writes_pending: AtomicU64,
 }
 
 struct Shared {
@@ -185,7 +187,10 @@ impl Store for ResultStore {
     fn put(&self, key: &str, entry: Vec<u8>, _meta: EntryMeta) {
         // The entry's own bytes hold its type, ETag and expiry: object
         // attributes would only repeat them (and a directory has none).
+        let stats = &self.shared.stats;
+        stats.writes_pending.fetch_add(1, Ordering::Relaxed);
         if self.queue.try_send((self.path(key), entry)).is_err() {
+            stats.writes_pending.fetch_sub(1, Ordering::Relaxed);
             self.shared
                 .stats
                 .writes_dropped
@@ -224,6 +229,7 @@ async fn write_all(
                     shared.stats.write_errors.fetch_add(1, Ordering::Relaxed)
                 }
             };
+            shared.stats.writes_pending.fetch_sub(1, Ordering::Relaxed);
         }
     };
     let mut in_flight = FuturesUnordered::new();

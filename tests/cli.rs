@@ -119,21 +119,7 @@ async fn serve_dev_prints_working_sample_urls() {
     // response path, so give the writes a moment).
     // `results-<version>/v1/<2 hex>/<key>`.
     let results = xdg.join("edgethumb");
-    let count = || {
-        let entries = |d: &std::path::Path| {
-            std::fs::read_dir(d)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .collect::<Vec<_>>()
-        };
-        entries(&results)
-            .iter()
-            .flat_map(|r| entries(&r.join("v1")))
-            .flat_map(|fan| entries(&fan))
-            .count()
-    };
+    let count = || support::files_under(&results).len();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while count() < 3 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -724,23 +724,6 @@ async fn get(url: &str) -> (u16, String, Vec<u8>) {
     (status, tier, resp.bytes().await.unwrap().to_vec())
 }
 
-/// Every file under `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// Where a restart test keeps its results, and how it damages one.
 enum StoreUnderTest {
     Directory(std::path::PathBuf),
@@ -768,7 +751,7 @@ impl StoreUnderTest {
     /// Each stored entry, as (name, bytes).
     async fn entries(&self) -> Vec<(String, Vec<u8>)> {
         match self {
-            StoreUnderTest::Directory(dir) => files_under(dir)
+            StoreUnderTest::Directory(dir) => support::files_under(dir)
                 .into_iter()
                 .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
                 .collect(),

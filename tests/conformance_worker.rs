@@ -138,23 +138,6 @@ async fn write_through_coalescing_and_expiry() {
     assert_eq!(origin.hits("/down.jpg"), 2);
 }
 
-/// Files under `dir`, however deep.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// R2 behind the Cache API, as another data centre sees it: a thumbnail
 /// is made once; with the Cache API's local state wiped and the Worker
 /// restarted (R2 kept), it is served from R2, byte for byte, with no
@@ -194,10 +177,13 @@ async fn r2_serves_what_another_data_centre_made() {
     // The R2 write runs in `waitUntil`, after the response.
     let r2 = state.join("v3/r2");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while files_under(&r2).is_empty() && Instant::now() < deadline {
+    while support::files_under(&r2).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!files_under(&r2).is_empty(), "nothing written to R2");
+    assert!(
+        !support::files_under(&r2).is_empty(),
+        "nothing written to R2"
+    );
     drop(server);
 
     // Another data centre: no Cache API entries, the same bucket.

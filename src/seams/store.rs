@@ -31,6 +31,12 @@ pub trait Store: 'static {
     /// Whether `put` keeps anything (see [`crate::Cache::STORES`]).
     const STORES: bool = true;
 
+    /// Whether there is a store at all (an optional binding may be
+    /// unset): without one, nothing is encoded for it or asked of it.
+    fn present(&self) -> bool {
+        Self::STORES
+    }
+
     /// The entry's bytes under `key`, `None` if there is none.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>>;
 
@@ -56,6 +62,9 @@ impl Store for NoStore {
 /// A store that may not be configured (an optional binding or setting).
 impl<S: Store> Store for Option<S> {
     const STORES: bool = S::STORES;
+    fn present(&self) -> bool {
+        self.as_ref().is_some_and(Store::present)
+    }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         match self {
             Some(s) => s.get(key).await,

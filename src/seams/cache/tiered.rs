@@ -54,6 +54,9 @@ impl<C: Cache, S: Store, R: Runtime> Tiered<C, S, R> {
     }
 
     async fn read_store(&self, key: &str) -> Option<CachedResponse> {
+        if !self.store.present() {
+            return None;
+        }
         let now_ms = (self.runtime.clock())();
         if now_ms < self.resting_until.get() {
             return None;
@@ -101,7 +104,8 @@ impl<C: Cache, S: Store, R: Runtime> Cache for Tiered<C, S, R> {
     }
 
     async fn put(&self, key: &str, response: CachedResponse) {
-        if response.is_result() {
+        // Encoding copies the body: only for a store that is there.
+        if response.is_result() && self.store.present() {
             let now = self.runtime.unix_time();
             let header = |name| {
                 response
@@ -135,7 +139,7 @@ mod tests {
 
     use super::*;
     use crate::seams::runtime::OffloadError;
-    use crate::seams::store::StoreError;
+    use crate::seams::store::{NoStore, StoreError};
 
     /// A front cache in memory, shared with the test.
     #[derive(Clone, Default)]
@@ -200,6 +204,7 @@ mod tests {
     thread_local! {
         static NOW_S: Cell<u64> = const { Cell::new(1_000) };
         static NOW_MS: Cell<f64> = const { Cell::new(0.0) };
+        static TIMERS: Cell<u32> = const { Cell::new(0) };
     }
 
     /// Time only moves when the test moves it; a sleep is over at once
@@ -213,7 +218,10 @@ mod tests {
         fn clock(&self) -> fn() -> f64 {
             || NOW_MS.with(Cell::get)
         }
-        async fn sleep(&self, _duration: Duration) {}
+        fn sleep(&self, _duration: Duration) -> impl Future<Output = ()> {
+            TIMERS.with(|t| t.set(t.get() + 1));
+            std::future::ready(())
+        }
         async fn offload<T: Send + 'static>(
             &self,
             work: impl FnOnce() -> T + Send + 'static,
@@ -281,6 +289,32 @@ mod tests {
         );
         assert_eq!(run(t.lookup("k")).map(|(_, tier)| tier), Some(Tier::Cache));
         NOW_S.with(|n| n.set(1_000));
+    }
+
+    #[test]
+    fn an_absent_store_costs_a_lookup_nothing() {
+        let absent: Option<Mem> = None;
+        assert!(!absent.present() && Some(Mem::new()).present());
+        assert!(!NoStore.present());
+        let front = Front::default();
+        let t = Tiered::new(front.clone(), absent, Clock, Duration::from_millis(50));
+        run(t.put("k", response(StatusCode::OK, 100)));
+        assert!(
+            front.0.borrow().contains_key("k"),
+            "the front still keeps it"
+        );
+        front.0.borrow_mut().clear();
+        let timers = TIMERS.with(Cell::get);
+        assert!(run(t.lookup("k")).is_none());
+        assert_eq!(
+            TIMERS.with(Cell::get),
+            timers,
+            "no timer set for a store not there"
+        );
+        // A store that is there is asked, under a timer.
+        let (present, _, _) = tiers();
+        assert!(run(present.lookup("k")).is_none());
+        assert_eq!(TIMERS.with(Cell::get), timers + 1);
     }
 
     #[test]

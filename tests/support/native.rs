@@ -16,19 +16,21 @@ pub struct NativeServer {
     pub log: LogLines,
 }
 
-/// The `edgethumb` binary to test: `EDGETHUMB_BIN`, else the debug build,
-/// rebuilt first if it is missing or older than any source, so a stale
-/// binary is never tested. (`scripts/test` builds it up front: a `cargo
-/// build` nested in `cargo test` sees another environment and would flip
-/// build-script fingerprints, rebuilding TLS crates on every run.)
+/// The `edgethumb` binary to test: `EDGETHUMB_BIN`, else the build in
+/// target/debug, rebuilt first (by `scripts/test`'s command, so both share
+/// the fast tier's artifacts) if it is missing or older than any source, so
+/// a stale binary is never tested. (`scripts/test` builds it up front: a
+/// `cargo build` nested in `cargo test` sees another environment and would
+/// flip build-script fingerprints, rebuilding TLS crates on every run.)
 pub fn binary() -> PathBuf {
     built(
         "EDGETHUMB_BIN",
         &[
             "build",
             "--quiet",
-            "-p",
-            "edgethumb-cli",
+            "--profile",
+            "test",
+            "--tests",
             "--bin",
             "edgethumb",
         ],

@@ -32,7 +32,7 @@ async fn conformance_native() {
         transport: Box::new(Http::new(&server.base)),
         skips: Vec::new(),
         shared_cache: true,
-        store_peer: Some(support::harness::StorePeer {
+        store_peer: Some(support::harness::StorePeer::Beside {
             transport: Box::new(Http::new(&peer.base)),
             settle: Box::new(move || Box::pin(writes_landed(base.clone()))),
         }),

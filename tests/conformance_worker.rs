@@ -6,12 +6,16 @@ mod support;
 
 use support::over_http::Http;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use support::cases::Case;
 use support::fixtures;
-use support::harness::{self, assert_conformance, closed_port_base, target_env, Target};
+use support::harness::{
+    self, assert_conformance, closed_port_base, target_env, StorePeer, Target, Transport,
+};
 use support::origin::{Origin, Route};
 use support::wrangler::WranglerServer;
 
@@ -19,23 +23,82 @@ use support::wrangler::WranglerServer;
 async fn conformance_worker_under_wrangler_dev() {
     let origin = Origin::start().await;
     let closed = closed_port_base();
+    let env = target_env(&origin, &closed);
     // With R2 bound, so every row runs with the result store behind the
-    // Cache API (`r2_serves_what_another_data_centre_made` reads it back).
+    // Cache API, and local state outside the server's own folder, so the
+    // store outlives it.
+    let state = std::env::temp_dir().join(format!("edgethumb-table-r2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
     let setup = support::wrangler::Setup {
         r2: true,
-        state: None,
+        state: Some(state.clone()),
     };
-    let server = WranglerServer::start_with(&target_env(&origin, &closed), &setup).await;
-    let target = Target {
+    let server = WranglerServer::start_with(&env, &setup).await;
+    // Before the table: the table ends by restarting the server.
+    let base = server.base.clone();
+    let mut target = Target {
         name: "worker",
-        transport: Box::new(Http::new(&server.base)),
+        transport: Box::new(Http::new(&base)),
         skips: Vec::new(),
         // One isolate: the Cache API and the in-flight map are shared.
         shared_cache: true,
         store_peer: None,
     };
-    assert_conformance(&target, &origin, &closed).await;
     harness::check_access_log(&target, &server.log, &origin, false).await;
+    // The store peer: once every row has run, the Worker restarts as in
+    // another data centre (its Cache API state wiped, R2 kept), and each
+    // row's request is asked again.
+    let held = Rc::new(RefCell::new(Some(server)));
+    let kept = state.clone();
+    target.store_peer = Some(StorePeer::Restarted(Box::new(move || {
+        let (held, env, state) = (held.clone(), env.clone(), kept.clone());
+        Box::pin(async move {
+            r2_writes_landed(&state.join("v3/r2")).await;
+            let stopped = held.borrow_mut().take();
+            drop(stopped);
+            let _ = std::fs::remove_dir_all(state.join("v3/cache"));
+            let setup = support::wrangler::Setup {
+                r2: true,
+                state: Some(state),
+            };
+            let server = WranglerServer::start_with(&env, &setup).await;
+            let peer: Box<dyn Transport> = Box::new(Http::new(&server.base));
+            *held.borrow_mut() = Some(server);
+            peer
+        })
+    })));
+    assert_conformance(&target, &origin, &closed).await;
+    drop(target);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Until R2's local files have stopped changing for a second: the Worker
+/// writes through `waitUntil`, after each response.
+async fn r2_writes_landed(r2: &std::path::Path) {
+    let look = || {
+        let files = support::files_under(r2);
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        (files.len(), bytes)
+    };
+    let mut seen = look();
+    let mut still = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = look();
+        still = if now == seen { still + 1 } else { 0 };
+        seen = now;
+        if still >= 10 {
+            return;
+        }
+    }
+    panic!(
+        "R2's local files under {} still changing after 10 s",
+        r2.display()
+    );
 }
 
 fn signed_url(base: &str, options: &'static str, source: &str) -> String {

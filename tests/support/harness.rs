@@ -67,10 +67,19 @@ pub struct Target {
     pub store_peer: Option<StorePeer>,
 }
 
-pub struct StorePeer {
-    pub transport: Box<dyn Transport>,
-    /// Resolves once the target's store writes have landed.
-    pub settle: Box<dyn Fn() -> LocalBoxFuture<'static, ()>>,
+pub enum StorePeer {
+    /// Another instance beside the target, sharing only its store: each
+    /// row's request is asked of it right after the row, once `settle`
+    /// resolves (the target's store writes have landed).
+    Beside {
+        transport: Box<dyn Transport>,
+        settle: Box<dyn Fn() -> LocalBoxFuture<'static, ()>>,
+    },
+    /// The target itself, restarted with only its store kept (a Worker in
+    /// another data centre: its own Cache API, the same R2 bucket). Every
+    /// row's request is asked of it once the whole table has run; the
+    /// target's own transport is gone afterwards.
+    Restarted(Box<dyn Fn() -> LocalBoxFuture<'static, Box<dyn Transport>>>),
 }
 
 /// The configuration every target runs the table with.
@@ -378,7 +387,13 @@ pub fn decode(body: &[u8]) -> Result<image::DynamicImage, String> {
     image::load_from_memory(body).map_err(|err| format!("body does not decode: {err}"))
 }
 
-async fn run_case(t: &Target, origin: &Origin, closed: &str, c: &Case) -> Result<(), String> {
+async fn run_case(
+    t: &Target,
+    origin: &Origin,
+    closed: &str,
+    c: &Case,
+    later: &mut Vec<PeerCheck>,
+) -> Result<(), String> {
     let tr = t.transport.as_ref();
     let route_path = format!("/c/{}", c.name);
     let source = match &c.source {
@@ -447,58 +462,122 @@ async fn run_case(t: &Target, origin: &Origin, closed: &str, c: &Case) -> Result
             return Err(format!("origin saw {hits} requests (want {want})"));
         }
     }
-    if let Some(peer) = &t.store_peer {
-        check_store_peer(peer, origin, &route_path, c, &url, &first).await?;
+    match (&t.store_peer, PeerCheck::of(c, &route_path, &url, first)) {
+        (Some(StorePeer::Beside { transport, settle }), Some(check)) => {
+            settle().await;
+            check.ask(transport.as_ref(), origin).await?;
+        }
+        (Some(StorePeer::Restarted(_)), Some(check)) => later.push(check),
+        _ => {}
     }
     Ok(())
 }
 
-/// The row's request, asked of an instance that shares only the result
-/// store: a made thumbnail comes from the store, byte for byte, and the
-/// origin is not asked; nothing else is in the store.
-async fn check_store_peer(
-    peer: &StorePeer,
-    origin: &Origin,
-    route_path: &str,
-    c: &Case,
-    url: &str,
-    first: &Reply,
-) -> Result<(), String> {
-    if c.method != "GET" {
-        return Ok(());
+/// A row's request, to be asked again of an instance that shares only the
+/// target's result store: a made thumbnail must come from the store, byte
+/// for byte, without the origin; nothing else may be in the store.
+pub struct PeerCheck {
+    name: &'static str,
+    route_path: String,
+    url: String,
+    accept: Option<&'static str>,
+    /// The body made, if it was stored, and until when it stays fresh.
+    stored: Option<(Vec<u8>, Instant)>,
+}
+
+impl PeerCheck {
+    /// What the row's first reply asks of a peer (GET rows only).
+    fn of(c: &Case, route_path: &str, url: &str, first: Reply) -> Option<PeerCheck> {
+        if c.method != "GET" {
+            return None;
+        }
+        let max_age = header(&first, "cache-control")
+            .strip_prefix("public, max-age=")
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let stored = first.status == 200
+            && first.cut.is_none()
+            && header(&first, "x-edgethumb-fallback").is_empty();
+        let stored = max_age.filter(|_| stored);
+        // Upstream failures and timeouts would be waited for again: the 4xx
+        // rows stand for every failure (and the in-process table asks all).
+        if stored.is_none() && first.status >= 500 && first.took > Duration::from_millis(100) {
+            return None;
+        }
+        Some(PeerCheck {
+            name: c.name,
+            route_path: route_path.to_string(),
+            url: url.to_string(),
+            accept: c.accept,
+            stored: stored.map(|s| (first.body, Instant::now() + Duration::from_secs(s))),
+        })
     }
-    let stored = first.status == 200
-        && first.cut.is_none()
-        && header(first, "x-edgethumb-fallback").is_empty()
-        && header(first, "cache-control").starts_with("public, max-age=");
-    // Upstream failures and timeouts would be waited for again: the 4xx
-    // rows stand for every failure (and the in-process table asks all).
-    if !stored && first.status >= 500 && first.took > Duration::from_millis(100) {
-        return Ok(());
-    }
-    (peer.settle)().await;
-    let before = origin.hits(route_path);
-    let r = send(peer.transport.as_ref(), c.method, url, c.accept, None).await?;
-    let tier = header(&r, "x-edgethumb-cache");
-    if !stored {
-        return match tier {
-            "store-hit" => Err(format!("store peer: a {} was stored", first.status)),
-            _ => Ok(()),
+
+    async fn ask(&self, peer: &dyn Transport, origin: &Origin) -> Result<(), String> {
+        let before = origin.hits(&self.route_path);
+        let r = send(peer, "GET", &self.url, self.accept, None).await?;
+        let tier = header(&r, "x-edgethumb-cache");
+        let Some((made, _)) = &self.stored else {
+            return match tier {
+                "store-hit" => Err(format!("store peer: a {} was stored", r.status)),
+                _ => Ok(()),
+            };
         };
+        if tier != "store-hit" || r.status != 200 {
+            return Err(format!(
+                "store peer: {} `{tier}`, not a store hit",
+                r.status
+            ));
+        }
+        if &r.body != made {
+            return Err("store peer: the stored body differs from the one made".into());
+        }
+        if origin.hits(&self.route_path) != before {
+            return Err("store peer: the origin was asked".into());
+        }
+        Ok(())
     }
-    if tier != "store-hit" || r.status != 200 {
-        return Err(format!(
-            "store peer: {} `{tier}`, not a store hit",
-            r.status
-        ));
+}
+
+/// Every row's request asked of the restarted target (`StorePeer::Restarted`).
+async fn ask_restarted(
+    name: &str,
+    peer: Box<dyn Transport>,
+    origin: &Origin,
+    checks: Vec<PeerCheck>,
+) -> Vec<String> {
+    // The same request twice (rows on one literal source): the later row's
+    // reply is what the store holds.
+    let mut last = std::collections::HashMap::new();
+    for (i, c) in checks.iter().enumerate() {
+        last.insert((c.url.as_str(), c.accept), i);
     }
-    if r.body != first.body {
-        return Err("store peer: the stored body differs from the one made".into());
+    let (mut failures, mut asked, mut stored, mut expired) = (Vec::new(), 0, 0, 0);
+    for (i, check) in checks.iter().enumerate() {
+        if last.get(&(check.url.as_str(), check.accept)) != Some(&i) {
+            continue;
+        }
+        // A stored result near its end may be gone by now, rightly.
+        if let Some((_, fresh_until)) = &check.stored {
+            if Instant::now() + Duration::from_secs(5) > *fresh_until {
+                expired += 1;
+                continue;
+            }
+        }
+        asked += 1;
+        stored += usize::from(check.stored.is_some());
+        if let Err(e) = check.ask(peer.as_ref(), origin).await {
+            println!("[{name}] FAIL {:<36} {e}", check.name);
+            failures.push(format!("{}: {e}", check.name));
+        }
     }
-    if origin.hits(route_path) != before {
-        return Err("store peer: the origin was asked".into());
-    }
-    Ok(())
+    println!(
+        "[{name}] restarted with the store only: {asked} rows asked ({stored} made \
+         thumbnails, the rest must not be stored), {} failed, {expired} not asked \
+         (their results near expiry)",
+        failures.len()
+    );
+    failures
 }
 
 /// After every row: the server still answers, promptly.
@@ -520,6 +599,7 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
         origin.route(path, route);
     }
     let mut failures = Vec::new();
+    let mut later = Vec::new();
     let (mut passed, mut skipped) = (0, 0);
     for c in cases {
         if let Some((_, why)) = t.skips.iter().find(|(n, _)| *n == c.name) {
@@ -528,7 +608,7 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
             continue;
         }
         let started = Instant::now();
-        let outcome = match run_case(t, origin, closed, c).await {
+        let outcome = match run_case(t, origin, closed, c, &mut later).await {
             Ok(()) => still_answers(t).await,
             Err(e) => Err(e),
         };
@@ -549,6 +629,9 @@ pub async fn run_all(t: &Target, origin: &Origin, closed: &str, cases: &[Case]) 
         failures.len()
     );
     failures.extend(run_bad_corpus(t, origin).await);
+    if let Some(StorePeer::Restarted(restart)) = &t.store_peer {
+        failures.extend(ask_restarted(t.name, restart().await, origin, later).await);
+    }
     failures
 }
 

@@ -121,7 +121,7 @@ impl InProcess {
             transport: Box::new(self),
             skips: Vec::new(),
             shared_cache: true,
-            store_peer: Some(StorePeer {
+            store_peer: Some(StorePeer::Beside {
                 transport: Box::new(peer),
                 settle: Box::new(|| Box::pin(async {})),
             }),

@@ -34,5 +34,5 @@ pub use seams::cache::tiered::Tiered;
 pub use seams::cache::{Cache, CachedResponse, NoCache, Tier};
 pub use seams::fetch::{Body, Fetch, FetchError};
 pub use seams::runtime::{OffloadError, Runtime};
-pub use seams::store::{EntryMeta, NoStore, Store, StoreError};
+pub use seams::store::{EntryMeta, NoStore, Store, StoreError, MAX_ENTRY_BYTES};
 pub use service::Service;

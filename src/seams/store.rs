@@ -15,6 +15,11 @@ use bytes::Bytes;
 #[error("result store: {0}")]
 pub struct StoreError(pub String);
 
+/// The largest entry a store is given or reads: a result is far smaller,
+/// so anything bigger in a store is not ours (adapters check an object's
+/// size before reading it).
+pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
+
 /// What a stored entry says about itself, for stores that keep metadata
 /// beside the bytes (R2's custom metadata, an operator's listing). The
 /// entry's own bytes stay the authority on what is served.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgethumb::{ConfigError, EntryMeta, Store, StoreError};
+use edgethumb::{ConfigError, EntryMeta, Store, StoreError, MAX_ENTRY_BYTES};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use object_store::path::Path;
@@ -30,9 +30,6 @@ use tokio::sync::{mpsc, Notify};
 const QUEUE: usize = 1024;
 /// Writes in flight at once.
 const CONCURRENT_WRITES: usize = 8;
-/// A stored entry larger than this is not read (a result is far smaller;
-/// anything this big is not ours).
-const MAX_ENTRY_BYTES: u64 = 64 << 20;
 
 /// What the store has done, for `/metrics`.
 #[derive(Debug, Default)]
@@ -71,10 +68,7 @@ pub struct Writer {
 /// nowhere); in dev mode, a directory under the user's cache, so a
 /// restart keeps results.
 pub fn location(dev: bool) -> Option<String> {
-    let set = std::env::var("EDGETHUMB_RESULT_STORE")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    match set {
+    match crate::settings::env("EDGETHUMB_RESULT_STORE") {
         Some(v) if v.trim() == "none" => None,
         Some(v) => Some(v.trim().to_string()),
         None if dev => Some(format!("file://{}", dev_directory().display())),

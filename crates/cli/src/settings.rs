@@ -23,7 +23,8 @@ pub const DEV_HEADER: (&str, &str) = (
     "published test key; anyone can sign URLs; never deploy",
 );
 
-fn env(name: &str) -> Option<String> {
+/// A variable's value; blank counts as unset.
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 

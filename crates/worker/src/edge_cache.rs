@@ -13,16 +13,13 @@
 //!   or 413. The core reads the real status back, so a failure is never
 //!   served as a success.
 
-use std::cell::RefCell;
-
 use bytes::Bytes;
 use edgethumb::seams::cache::stored;
 use edgethumb::{Cache, CachedResponse};
-use futures_util::future::LocalBoxFuture;
-use futures_util::FutureExt;
 use http::HeaderMap;
 use worker::Response;
 
+use crate::after_response::AfterResponse;
 use crate::{copy_headers, to_js_headers};
 
 /// Never a real host: entries are reachable only through this Worker.
@@ -31,14 +28,8 @@ const KEY_PREFIX: &str = "https://edgethumb.cache/v1/";
 
 #[derive(Default)]
 pub struct EdgeCache {
-    pending: RefCell<Vec<LocalBoxFuture<'static, ()>>>,
-}
-
-impl EdgeCache {
-    /// Writes queued since the last call, for `ctx.waitUntil`.
-    pub fn take_pending(&self) -> Vec<LocalBoxFuture<'static, ()>> {
-        std::mem::take(&mut *self.pending.borrow_mut())
-    }
+    /// Writes, for `ctx.waitUntil`.
+    pub writes: AfterResponse,
 }
 
 fn key_url(key: &str) -> String {
@@ -76,6 +67,6 @@ impl Cache for EdgeCache {
             // A failed write only costs a later miss.
             let _ = worker::Cache::default().put(url, resp).await;
         };
-        self.pending.borrow_mut().push(write.boxed_local());
+        self.writes.push(write);
     }
 }

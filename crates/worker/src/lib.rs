@@ -4,9 +4,11 @@
 //! parts: `fetch` with Cloudflare's `cf` caching for originals
 //! ([`fetch`]), the edge Cache API and, when bound, an R2 bucket behind
 //! it, both written through `waitUntil` ([`edge_cache`], [`r2_store`]),
-//! and JS timers ([`runtime`]). The core owns everything else. One service per isolate, so concurrent identical misses in an
-//! isolate share one fetch and one transform.
+//! and JS timers ([`runtime`]). The core owns everything else. One
+//! service per isolate, so concurrent identical misses in an isolate share
+//! one fetch and one transform.
 
+mod after_response;
 mod edge_cache;
 mod fetch;
 mod r2_store;
@@ -96,8 +98,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 /// Queued Cache API and R2 writes, to `waitUntil`.
 fn hand_over_writes(service: &WorkerService, ctx: &Context) {
     let cache = service.cache();
-    let r2 = cache.store().iter().flat_map(R2Store::take_pending);
-    for put in cache.front().take_pending().into_iter().chain(r2) {
+    let r2 = cache.store().iter().flat_map(|r2| r2.writes.take());
+    for put in cache.front().writes.take().into_iter().chain(r2) {
         ctx.wait_until(put);
     }
 }

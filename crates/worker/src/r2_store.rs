@@ -12,14 +12,13 @@
 //! - Writes are queued and handed to `ctx.waitUntil` by the handler, as
 //!   the Cache API's are.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use edgethumb::{EntryMeta, Store, StoreError};
-use futures_util::future::LocalBoxFuture;
-use futures_util::FutureExt;
+use edgethumb::{EntryMeta, Store, StoreError, MAX_ENTRY_BYTES};
 use worker::{Bucket, HttpMetadata};
+
+use crate::after_response::AfterResponse;
 
 /// The binding's name in `wrangler.toml`.
 pub const BINDING: &str = "EDGETHUMB_RESULTS";
@@ -28,25 +27,18 @@ pub const BINDING: &str = "EDGETHUMB_RESULTS";
 /// output-changing release (and let a lifecycle rule delete them).
 const KEY_PREFIX: &str = "v1/";
 
-/// An object larger than this is not read: a result is far smaller.
-const MAX_ENTRY_BYTES: u64 = 64 << 20;
-
 pub struct R2Store {
     bucket: Bucket,
-    pending: RefCell<Vec<LocalBoxFuture<'static, ()>>>,
+    /// Writes, for `ctx.waitUntil`.
+    pub writes: AfterResponse,
 }
 
 impl R2Store {
     pub fn new(bucket: Bucket) -> Self {
         R2Store {
             bucket,
-            pending: RefCell::new(Vec::new()),
+            writes: AfterResponse::default(),
         }
-    }
-
-    /// Writes queued since the last call, for `ctx.waitUntil`.
-    pub fn take_pending(&self) -> Vec<LocalBoxFuture<'static, ()>> {
-        std::mem::take(&mut *self.pending.borrow_mut())
     }
 }
 
@@ -104,6 +96,6 @@ impl Store for R2Store {
                 worker::console_warn!("R2 put {name}: {e}");
             }
         };
-        self.pending.borrow_mut().push(write.boxed_local());
+        self.writes.push(write);
     }
 }

@@ -20,7 +20,7 @@ use futures_util::future::{select, Either};
 
 use super::{stored, Cache, CachedResponse, Tier};
 use crate::seams::runtime::Runtime;
-use crate::seams::store::{EntryMeta, Store};
+use crate::seams::store::{EntryMeta, Store, MAX_ENTRY_BYTES};
 
 /// How long the store is left alone after it failed or was slow.
 pub const REST_MS: f64 = 5_000.0;
@@ -120,7 +120,10 @@ impl<C: Cache, S: Store, R: Runtime> Cache for Tiered<C, S, R> {
                 cache_control: header(http::header::CACHE_CONTROL),
                 expires: stored::expiry(now, &response),
             };
-            self.store.put(key, stored::encode(now, &response), meta);
+            let entry = stored::encode(now, &response);
+            if entry.len() as u64 <= MAX_ENTRY_BYTES {
+                self.store.put(key, entry, meta);
+            }
         }
         self.front.put(key, response).await;
     }
@@ -289,6 +292,18 @@ mod tests {
         );
         assert_eq!(run(t.lookup("k")).map(|(_, tier)| tier), Some(Tier::Cache));
         NOW_S.with(|n| n.set(1_000));
+    }
+
+    #[test]
+    fn an_entry_over_the_stores_limit_stays_in_the_front() {
+        let (t, front, store) = tiers();
+        let mut big = response(StatusCode::OK, 100);
+        big.body = Bytes::from(vec![0; MAX_ENTRY_BYTES as usize]);
+        run(t.put("big", big));
+        assert!(!store.entries.borrow().contains_key("big"));
+        assert!(front.0.borrow().contains_key("big"));
+        run(t.put("small", response(StatusCode::OK, 100)));
+        assert!(store.entries.borrow().contains_key("small"));
     }
 
     #[test]

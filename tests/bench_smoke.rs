@@ -72,6 +72,8 @@ fn bench_runs_every_engine_and_reports_quality_and_memory() {
     std::fs::write(dir.join("graphic.png"), fixtures::png(900, 1400)).unwrap();
 
     let report_path = dir.join("report.md");
+    // The workerd engine runs the built Worker.
+    support::wrangler::worker_build();
     let out = Command::new(binary())
         .arg("bench")
         .arg("--corpus")
@@ -101,6 +103,7 @@ fn bench_runs_every_engine_and_reports_quality_and_memory() {
         "edgethumb native",
         "edgethumb wasm (wasmtime)",
         "edgethumb wasm (V8)",
+        "edgethumb Worker (workerd)",
         "sharp (libvips)",
         "photon-rs wasm (wasmtime)",
         "photon-rs wasm (V8)",
@@ -160,6 +163,24 @@ fn bench_runs_every_engine_and_reports_quality_and_memory() {
         mib < 16.0,
         "wasm memory for a 10 MP progressive JPEG: {mib} MiB"
     );
+    // The Worker's own table: a transform time beside V8's, and the request.
+    let worker = report
+        .split("### The Worker under `wrangler dev` (workerd)")
+        .nth(1)
+        .and_then(|t| t.split("### Per image").next())
+        .expect("the Worker's table");
+    for image in ["progressive.jpg", "graphic.png"] {
+        for format in ["jpeg", "webp"] {
+            let row = worker
+                .lines()
+                .find(|l| l.starts_with(&format!("| {image} | {format} |")))
+                .unwrap_or_else(|| panic!("no Worker row for {image} {format}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert!(cells[4].ends_with('×'), "{row}: no ratio to V8");
+            let e2e: f64 = cells[6].parse().unwrap_or_else(|_| panic!("{row}"));
+            assert!(e2e > 0.0, "{row}");
+        }
+    }
     // The summary has a row per engine and format.
     let summary = report.split("### Per image").next().unwrap();
     for engine in engines {

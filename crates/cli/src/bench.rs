@@ -6,6 +6,9 @@
 //! - `native`: this binary's hidden `bench-run` command;
 //! - `wasmtime` and `v8`: the `edgethumb-bench-runner` wasm32-wasip1 module
 //!   (the same pipeline, simd128) under wasmtime and under Node's WASI;
+//! - `workerd`: the built Worker (build/worker) under `wrangler dev`,
+//!   fetching from a local origin (`bench/workerd.mjs`): the runtime users
+//!   deploy to, timed from its `Server-Timing` and end to end;
 //! - `sharp`: `bench/sharp.mjs` (libvips, one thread), the reference;
 //! - `photon-wasmtime`, `photon-v8`: the naive photon-rs pipeline in the
 //!   same wasm module, the floor (JPEG only).
@@ -66,7 +69,7 @@ pub struct BenchArgs {
     /// The Node binary (v8, photon-v8, sharp).
     #[arg(long, default_value = "node")]
     pub node: PathBuf,
-    /// Folder holding `sharp.mjs` and `wasi-run.mjs`.
+    /// Folder holding `sharp.mjs`, `wasi-run.mjs` and `workerd.mjs`.
     #[arg(long, default_value = "bench")]
     pub scripts: PathBuf,
     /// Also measure a ~100 MP baseline JPEG, generated once (kept in the
@@ -98,16 +101,18 @@ pub enum Engine {
     Native,
     Wasmtime,
     V8,
+    Workerd,
     Sharp,
     PhotonWasmtime,
     PhotonV8,
 }
 
 impl Engine {
-    const ALL: [Engine; 6] = [
+    const ALL: [Engine; 7] = [
         Engine::Native,
         Engine::Wasmtime,
         Engine::V8,
+        Engine::Workerd,
         Engine::Sharp,
         Engine::PhotonWasmtime,
         Engine::PhotonV8,
@@ -118,6 +123,7 @@ impl Engine {
             Engine::Native => "edgethumb native",
             Engine::Wasmtime => "edgethumb wasm (wasmtime)",
             Engine::V8 => "edgethumb wasm (V8)",
+            Engine::Workerd => "edgethumb Worker (workerd)",
             Engine::Sharp => "sharp (libvips)",
             Engine::PhotonWasmtime => "photon-rs wasm (wasmtime)",
             Engine::PhotonV8 => "photon-rs wasm (V8)",
@@ -163,6 +169,25 @@ struct Run {
     bytes: u64,
     peak_memory_bytes: Option<u64>,
     ssim: f64,
+    /// The Worker's request around the transform (`workerd` only).
+    request: Option<RequestTimes>,
+}
+
+/// What a run reported: its median, peak memory and, for the Worker, the
+/// request's other times.
+struct Measured {
+    median_ms: f64,
+    peak_memory_bytes: Option<u64>,
+    request: Option<RequestTimes>,
+}
+
+/// Medians over the Worker's timed requests.
+#[derive(Debug, Clone, Copy)]
+struct RequestTimes {
+    /// The Worker's fetch from the local origin (its `Server-Timing`).
+    fetch_ms: f64,
+    /// The whole request as the client saw it.
+    e2e_ms: f64,
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {
@@ -294,15 +319,16 @@ fn bench(args: &BenchArgs) -> Result<String, String> {
                     out_dir.join(format!("{}.{engine:?}.{format}", file_name(&source.path)));
                 let result = launcher
                     .run(engine, format, &source.path, &output)
-                    .and_then(|(median_ms, peak)| {
+                    .and_then(|m| {
                         let body = std::fs::read(&output)
                             .map_err(|e| format!("{}: {e}", output.display()))?;
                         let ssim = ssim_against_reference(&original, &body, &mut references)?;
                         Ok(Run {
-                            median_ms,
+                            median_ms: m.median_ms,
                             bytes: body.len() as u64,
-                            peak_memory_bytes: peak,
+                            peak_memory_bytes: m.peak_memory_bytes,
                             ssim,
+                            request: m.request,
                         })
                     });
                 match &result {
@@ -343,6 +369,7 @@ struct Launcher {
     node: PathBuf,
     sharp_script: PathBuf,
     wasi_script: PathBuf,
+    workerd_script: PathBuf,
 }
 
 impl Launcher {
@@ -366,18 +393,18 @@ impl Launcher {
             node: absolute(&args.node).unwrap_or_else(|_| args.node.clone()),
             sharp_script: args.scripts.join("sharp.mjs"),
             wasi_script: args.scripts.join("wasi-run.mjs"),
+            workerd_script: args.scripts.join("workerd.mjs"),
         })
     }
 
-    /// Runs one measurement; returns the median milliseconds and the peak
-    /// memory the child reported.
+    /// Runs one measurement in a child process.
     fn run(
         &self,
         engine: Engine,
         format: &str,
         source: &Path,
         output: &Path,
-    ) -> Result<(f64, Option<u64>), String> {
+    ) -> Result<Measured, String> {
         let pipeline = if engine.is_photon() {
             "photon"
         } else {
@@ -446,6 +473,11 @@ impl Launcher {
                 c.arg(&self.sharp_script).args(&job);
                 c
             }
+            Engine::Workerd => {
+                let mut c = Command::new(&self.node);
+                c.arg(&self.workerd_script).args(&job);
+                c
+            }
         };
         let out = cmd
             .output()
@@ -462,8 +494,15 @@ impl Launcher {
             .find(|l| l.starts_with('{'))
             .ok_or("no JSON line on stdout")?;
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        let median = v["median_ms"].as_f64().ok_or("no median_ms")?;
-        Ok((median, v["peak_memory_bytes"].as_u64()))
+        let request = match (v["fetch_ms"].as_f64(), v["e2e_ms"].as_f64()) {
+            (Some(fetch_ms), Some(e2e_ms)) => Some(RequestTimes { fetch_ms, e2e_ms }),
+            _ => None,
+        };
+        Ok(Measured {
+            median_ms: v["median_ms"].as_f64().ok_or("no median_ms")?,
+            peak_memory_bytes: v["peak_memory_bytes"].as_u64(),
+            request,
+        })
     }
 
     fn versions(&self) -> String {
@@ -861,6 +900,8 @@ fn report(
         }
     }
 
+    worker_table(&mut md, sources, formats, engines, results);
+
     let _ = writeln!(md, "\n### Per image\n");
     let _ = writeln!(
         md,
@@ -896,4 +937,60 @@ fn report(
         }
     }
     md
+}
+
+/// The Worker under `wrangler dev`, image by image: its transform against
+/// the same wasm under Node's V8, and the request around it.
+fn worker_table(
+    md: &mut String,
+    sources: &[Source],
+    formats: &[String],
+    engines: &[Engine],
+    results: &HashMap<(usize, String, Engine), Result<Run, String>>,
+) {
+    if !engines.contains(&Engine::Workerd) {
+        return;
+    }
+    let _ = writeln!(md, "\n### The Worker under `wrangler dev` (workerd)\n");
+    let _ = writeln!(
+        md,
+        "Transform: decode + resize + encode from the Worker's `Server-Timing`, which reads \
+         `Date.now()`: whole milliseconds (production Workers advance that clock only at I/O, \
+         so stage times read lower there; the end-to-end column does not depend on it). \
+         Each request is a miss (`EDGETHUMB_TTL=0`); fetch is the Worker's from a local \
+         origin; end to end is the client's, through wrangler's local proxy.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| image | format | transform (ms) | ÷ V8 | fetch (ms) | end to end (ms) |"
+    );
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: |");
+    for (i, source) in sources.iter().enumerate() {
+        for format in formats {
+            let get = |e: Engine| results.get(&(i, format.clone(), e));
+            let name = file_name(&source.path);
+            let _ = match get(Engine::Workerd) {
+                Some(Ok(r)) => {
+                    let v8 = match get(Engine::V8) {
+                        Some(Ok(v8)) => format!("{:.2}×", r.median_ms / v8.median_ms),
+                        _ => "–".into(),
+                    };
+                    let (fetch, e2e) = r.request.map_or(("–".into(), "–".into()), |t| {
+                        (format!("{:.0}", t.fetch_ms), format!("{:.1}", t.e2e_ms))
+                    });
+                    writeln!(
+                        md,
+                        "| {name} | {format} | {:.0} | {v8} | {fetch} | {e2e} |",
+                        r.median_ms
+                    )
+                }
+                Some(Err(e)) => writeln!(
+                    md,
+                    "| {name} | {format} | failed: {} | | | |",
+                    e.replace('|', "/")
+                ),
+                None => Ok(()),
+            };
+        }
+    }
 }

@@ -1,8 +1,9 @@
 // The Worker as users run it, for `edgethumb bench`: build/worker under
 // `wrangler dev` (workerd), fetching the source from a local origin:
-//   node bench/workerd.mjs FORMAT WIDTH QUALITY REPEATS SOURCE OUTPUT
-// One warm-up request, then REPEATS timed ones, each a miss (EDGETHUMB_TTL=0
-// stores nothing). Prints one JSON line like the runner's: median_ms is the
+//   node bench/workerd.mjs [--photon] FORMAT WIDTH QUALITY REPEATS SOURCE OUTPUT
+// With --photon, the @cf-wasm/photon Worker (bench/photon-worker.mjs, JPEG
+// only) instead. One warm-up request, then REPEATS timed ones, each a miss
+// for edgethumb (EDGETHUMB_TTL=0 stores nothing; photon's has no cache). Prints one JSON line like the runner's: median_ms is the
 // transform (decode + resize + encode, from the Worker's Server-Timing),
 // e2e_ms the whole request as this client sees it, fetch_ms the Worker's
 // fetch from the origin; peak_memory_bytes is the Worker's wasm linear
@@ -15,9 +16,11 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const [format, width, quality, repeats, source, output] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const photon = args[0] === "--photon";
+const [format, width, quality, repeats, source, output] = photon ? args.slice(1) : args;
 if (!output) {
-  console.error("usage: workerd.mjs FORMAT WIDTH QUALITY REPEATS SOURCE OUTPUT");
+  console.error("usage: workerd.mjs [--photon] FORMAT WIDTH QUALITY REPEATS SOURCE OUTPUT");
   process.exit(2);
 }
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -53,9 +56,10 @@ const vars = {
   EDGETHUMB_TTL: "0",
   EDGETHUMB_REPORT_WASM_MEMORY: "true",
 };
+const main = photon ? join(root, "bench/photon-worker.mjs") : join(root, "build/worker/index.js");
 const toml = [
   'name = "edgethumb-bench"',
-  `main = ${JSON.stringify(join(root, "build/worker/index.js"))}`,
+  `main = ${JSON.stringify(main)}`,
   compat,
   "[vars]",
   ...Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
@@ -117,7 +121,10 @@ try {
   const signature = createHmac("sha256", Buffer.from(KEY, "hex"))
     .update(Buffer.concat([Buffer.from(SALT, "hex"), Buffer.from(path)]))
     .digest("base64url");
-  const url = `http://127.0.0.1:${port}/${signature}${path}`;
+  if (photon && format !== "jpeg") throw new Error("the photon Worker makes JPEG only");
+  const url = photon
+    ? `http://127.0.0.1:${port}/?src=${encodeURIComponent(`${base}source`)}&w=${width}&q=${quality}`
+    : `http://127.0.0.1:${port}/${signature}${path}`;
   const once = async () => {
     const start = performance.now();
     const res = await fetch(url);
@@ -132,7 +139,7 @@ try {
       const dur = params.find((p) => p.trim().startsWith("dur="));
       if (dur) stages[name] = Number(dur.trim().slice(4));
     }
-    if (res.headers.get("x-edgethumb-cache") !== "miss") {
+    if (!photon && res.headers.get("x-edgethumb-cache") !== "miss") {
       throw new Error(`not a miss: ${res.headers.get("x-edgethumb-cache")}`);
     }
     return {

@@ -181,6 +181,27 @@ fn bench_runs_every_engine_and_reports_quality_and_memory() {
             assert!(e2e > 0.0, "{row}");
         }
     }
+    // The Worker users would deploy instead (@cf-wasm/photon): JPEG only,
+    // compared end to end in the Worker's table.
+    for image in ["progressive.jpg", "graphic.png"] {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r.image.starts_with(image)
+                    && r.format == "jpeg"
+                    && r.engine == "photon-rs Worker (@cf-wasm/photon, workerd)"
+            })
+            .unwrap_or_else(|| panic!("no @cf-wasm/photon row for {image}"));
+        let ssim: f64 = row.cells[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("{image}: {:?}", row.cells));
+        assert!(ssim > 0.7, "{image}: @cf-wasm/photon SSIM {ssim}");
+        let line = worker
+            .lines()
+            .find(|l| l.starts_with(&format!("| {image} | jpeg |")))
+            .unwrap();
+        assert!(line.trim_end().ends_with("× |"), "{line}");
+    }
     // The summary has a row per engine and format.
     let summary = report.split("### Per image").next().unwrap();
     for engine in engines {

@@ -11,7 +11,10 @@
 //!   deploy to, timed from its `Server-Timing` and end to end;
 //! - `sharp`: `bench/sharp.mjs` (libvips, one thread), the reference;
 //! - `photon-wasmtime`, `photon-v8`: the naive photon-rs pipeline in the
-//!   same wasm module, the floor (JPEG only).
+//!   same wasm module, the floor (JPEG only);
+//! - `photon-workerd`: the Worker users would deploy instead, written as
+//!   `@cf-wasm/photon`'s README shows (`bench/photon-worker.mjs`), under
+//!   the same `wrangler dev` (JPEG only).
 //!
 //! Node runs with `--no-turbo-fast-api-calls`. Without it, Node 20 and 22
 //! crash (a general-protection fault in V8's stack walk) when a WASI call
@@ -105,10 +108,11 @@ pub enum Engine {
     Sharp,
     PhotonWasmtime,
     PhotonV8,
+    PhotonWorkerd,
 }
 
 impl Engine {
-    const ALL: [Engine; 7] = [
+    const ALL: [Engine; 8] = [
         Engine::Native,
         Engine::Wasmtime,
         Engine::V8,
@@ -116,6 +120,7 @@ impl Engine {
         Engine::Sharp,
         Engine::PhotonWasmtime,
         Engine::PhotonV8,
+        Engine::PhotonWorkerd,
     ];
 
     fn label(self) -> &'static str {
@@ -127,6 +132,7 @@ impl Engine {
             Engine::Sharp => "sharp (libvips)",
             Engine::PhotonWasmtime => "photon-rs wasm (wasmtime)",
             Engine::PhotonV8 => "photon-rs wasm (V8)",
+            Engine::PhotonWorkerd => "photon-rs Worker (@cf-wasm/photon, workerd)",
         }
     }
 
@@ -138,7 +144,10 @@ impl Engine {
     }
 
     fn is_photon(self) -> bool {
-        matches!(self, Engine::PhotonWasmtime | Engine::PhotonV8)
+        matches!(
+            self,
+            Engine::PhotonWasmtime | Engine::PhotonV8 | Engine::PhotonWorkerd
+        )
     }
 
     /// The photon-rs run on the same engine, to compare against.
@@ -146,6 +155,7 @@ impl Engine {
         match self {
             Engine::Wasmtime => Some(Engine::PhotonWasmtime),
             Engine::V8 => Some(Engine::PhotonV8),
+            Engine::Workerd => Some(Engine::PhotonWorkerd),
             _ => None,
         }
     }
@@ -473,9 +483,13 @@ impl Launcher {
                 c.arg(&self.sharp_script).args(&job);
                 c
             }
-            Engine::Workerd => {
+            Engine::Workerd | Engine::PhotonWorkerd => {
                 let mut c = Command::new(&self.node);
-                c.arg(&self.workerd_script).args(&job);
+                c.arg(&self.workerd_script);
+                if engine.is_photon() {
+                    c.arg("--photon");
+                }
+                c.args(&job);
                 c
             }
         };
@@ -962,9 +976,10 @@ fn worker_table(
     );
     let _ = writeln!(
         md,
-        "| image | format | transform (ms) | ÷ V8 | fetch (ms) | end to end (ms) |"
+        "| image | format | transform (ms) | ÷ V8 | fetch (ms) | end to end (ms) | @cf-wasm/photon's end to end ÷ ours |"
     );
-    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut vs_photon = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         for format in formats {
             let get = |e: Engine| results.get(&(i, format.clone(), e));
@@ -978,19 +993,34 @@ fn worker_table(
                     let (fetch, e2e) = r.request.map_or(("–".into(), "–".into()), |t| {
                         (format!("{:.0}", t.fetch_ms), format!("{:.1}", t.e2e_ms))
                     });
+                    let photon = match (get(Engine::PhotonWorkerd), r.request) {
+                        (Some(Ok(p)), Some(ours)) => p.request.map(|t| t.e2e_ms / ours.e2e_ms),
+                        _ => None,
+                    };
+                    if source.in_medians {
+                        vs_photon.extend(photon);
+                    }
+                    let photon = photon.map_or("–".into(), |x| format!("{x:.1}×"));
                     writeln!(
                         md,
-                        "| {name} | {format} | {:.0} | {v8} | {fetch} | {e2e} |",
+                        "| {name} | {format} | {:.0} | {v8} | {fetch} | {e2e} | {photon} |",
                         r.median_ms
                     )
                 }
                 Some(Err(e)) => writeln!(
                     md,
-                    "| {name} | {format} | failed: {} | | | |",
+                    "| {name} | {format} | failed: {} | | | | |",
                     e.replace('|', "/")
                 ),
                 None => Ok(()),
             };
         }
+    }
+    if let Some(m) = median(vs_photon) {
+        let _ = writeln!(
+            md,
+            "\nEnd to end, the median of the per-image ratios: edgethumb's Worker is {m:.1}× as fast \
+             as the `@cf-wasm/photon` Worker."
+        );
     }
 }

@@ -177,7 +177,7 @@ fn bench_runs_every_engine_and_reports_quality_and_memory() {
                 .unwrap_or_else(|| panic!("no Worker row for {image} {format}"));
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             assert!(cells[4].ends_with('×'), "{row}: no ratio to V8");
-            let e2e: f64 = cells[6].parse().unwrap_or_else(|_| panic!("{row}"));
+            let e2e: f64 = cells[7].parse().unwrap_or_else(|_| panic!("{row}"));
             assert!(e2e > 0.0, "{row}");
         }
     }

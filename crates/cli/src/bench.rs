@@ -198,6 +198,8 @@ struct RequestTimes {
     fetch_ms: f64,
     /// The whole request as the client saw it.
     e2e_ms: f64,
+    /// The transform in the isolate's first request (its warm-up).
+    first_ms: Option<f64>,
 }
 
 pub fn run(args: BenchArgs) -> ExitCode {
@@ -509,7 +511,11 @@ impl Launcher {
             .ok_or("no JSON line on stdout")?;
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let request = match (v["fetch_ms"].as_f64(), v["e2e_ms"].as_f64()) {
-            (Some(fetch_ms), Some(e2e_ms)) => Some(RequestTimes { fetch_ms, e2e_ms }),
+            (Some(fetch_ms), Some(e2e_ms)) => Some(RequestTimes {
+                fetch_ms,
+                e2e_ms,
+                first_ms: v["first_ms"].as_f64(),
+            }),
             _ => None,
         };
         Ok(Measured {
@@ -972,13 +978,18 @@ fn worker_table(
          `Date.now()`: whole milliseconds (production Workers advance that clock only at I/O, \
          so stage times read lower there; the end-to-end column does not depend on it). \
          Each request is a miss (`EDGETHUMB_TTL=0`); fetch is the Worker's from a local \
-         origin; end to end is the client's, through wrangler's local proxy.\n"
+         origin; end to end is the client's, through wrangler's local proxy. The first \
+         request is the isolate's first (the warm-up, not in the medians): it compiles the \
+         module and grows memory.\n"
     );
     let _ = writeln!(
         md,
-        "| image | format | transform (ms) | ÷ V8 | fetch (ms) | end to end (ms) | @cf-wasm/photon's end to end ÷ ours |"
+        "| image | format | transform (ms) | ÷ V8 | first request's transform (ms) | fetch (ms) | end to end (ms) | @cf-wasm/photon's end to end ÷ ours |"
     );
-    let _ = writeln!(md, "| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        md,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     let mut vs_photon = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         for format in formats {
@@ -993,6 +1004,10 @@ fn worker_table(
                     let (fetch, e2e) = r.request.map_or(("–".into(), "–".into()), |t| {
                         (format!("{:.0}", t.fetch_ms), format!("{:.1}", t.e2e_ms))
                     });
+                    let first = r
+                        .request
+                        .and_then(|t| t.first_ms)
+                        .map_or("–".into(), |ms| format!("{ms:.0}"));
                     let photon = match (get(Engine::PhotonWorkerd), r.request) {
                         (Some(Ok(p)), Some(ours)) => p.request.map(|t| t.e2e_ms / ours.e2e_ms),
                         _ => None,
@@ -1003,13 +1018,13 @@ fn worker_table(
                     let photon = photon.map_or("–".into(), |x| format!("{x:.1}×"));
                     writeln!(
                         md,
-                        "| {name} | {format} | {:.0} | {v8} | {fetch} | {e2e} | {photon} |",
+                        "| {name} | {format} | {:.0} | {v8} | {first} | {fetch} | {e2e} | {photon} |",
                         r.median_ms
                     )
                 }
                 Some(Err(e)) => writeln!(
                     md,
-                    "| {name} | {format} | failed: {} | | | | |",
+                    "| {name} | {format} | failed: {} | | | | | |",
                     e.replace('|', "/")
                 ),
                 None => Ok(()),

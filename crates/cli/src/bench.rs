@@ -978,9 +978,12 @@ fn worker_table(
          `Date.now()`: whole milliseconds (production Workers advance that clock only at I/O, \
          so stage times read lower there; the end-to-end column does not depend on it). \
          Each request is a miss (`EDGETHUMB_TTL=0`); fetch is the Worker's from a local \
-         origin; end to end is the client's, through wrangler's local proxy. The first \
-         request is the isolate's first (the warm-up, not in the medians): it compiles the \
-         module and grows memory.\n"
+         origin; end to end is the client's, through wrangler's local proxy. Timed after five \
+         warm-up requests, the steady state of a busy isolate: wasm has no on-stack \
+         replacement, so a function that ran one long loop in baseline code (Liftoff) is \
+         optimised only from its next call, and the first few requests run slower. The \
+         first request, reported apart, is the isolate's first: it compiles the module and \
+         grows memory.\n"
     );
     let _ = writeln!(
         md,

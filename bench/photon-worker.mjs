@@ -2,7 +2,8 @@
 // (fetch, decode, resize, encode), with Lanczos3 and JPEG q80 as the issue
 // that asked for it measures, for `edgethumb bench` (bench/workerd.mjs runs
 // it under `wrangler dev`). Query: src (the image URL), w, q. It adds only
-// a Server-Timing header, read with the same clock as edgethumb's Worker.
+// a Server-Timing header, read with the same clock as edgethumb's Worker:
+// its fetch, and decode, resize and encode together as one `decode` stage.
 import { PhotonImage, SamplingFilter, resize } from "@cf-wasm/photon/workerd";
 
 export default {

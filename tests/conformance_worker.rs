@@ -34,33 +34,27 @@ async fn conformance_worker_under_wrangler_dev() {
         state: Some(state.clone()),
     };
     let server = WranglerServer::start_with(&env, &setup).await;
-    // Before the table: the table ends by restarting the server.
-    let base = server.base.clone();
     let mut target = Target {
         name: "worker",
-        transport: Box::new(Http::new(&base)),
+        transport: Box::new(Http::new(&server.base)),
         skips: Vec::new(),
         // One isolate: the Cache API and the in-flight map are shared.
         shared_cache: true,
         store_peer: None,
     };
+    // Before the table: the table ends by restarting the server.
     harness::check_access_log(&target, &server.log, &origin, false).await;
     // The store peer: once every row has run, the Worker restarts as in
     // another data centre (its Cache API state wiped, R2 kept), and each
     // row's request is asked again.
     let held = Rc::new(RefCell::new(Some(server)));
-    let kept = state.clone();
     target.store_peer = Some(StorePeer::Restarted(Box::new(move || {
-        let (held, env, state) = (held.clone(), env.clone(), kept.clone());
+        let (held, env, setup) = (held.clone(), env.clone(), setup.clone());
         Box::pin(async move {
+            let state = setup.state.clone().expect("the table's state folder");
             r2_writes_landed(&state.join("v3/r2")).await;
-            let stopped = held.borrow_mut().take();
-            drop(stopped);
+            drop(held.borrow_mut().take());
             let _ = std::fs::remove_dir_all(state.join("v3/cache"));
-            let setup = support::wrangler::Setup {
-                r2: true,
-                state: Some(state),
-            };
             let server = WranglerServer::start_with(&env, &setup).await;
             let peer: Box<dyn Transport> = Box::new(Http::new(&server.base));
             *held.borrow_mut() = Some(server);

@@ -78,7 +78,7 @@ fn free_port() -> u16 {
 }
 
 /// What a Worker runs with besides its vars.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Setup {
     /// Binds a local R2 bucket as `EDGETHUMB_RESULTS`.
     pub r2: bool,

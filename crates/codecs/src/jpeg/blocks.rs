@@ -3,7 +3,7 @@
 //! needs. Every symbol is still read (the format leaves no other way to
 //! find where the next one starts), but nothing else is stored.
 
-use super::bits::{BitReader, Huffman};
+use super::bits::{BitReader, Huffman, Skip, Skips};
 use super::{corrupt, DecodeError};
 
 /// The natural (row-major 8×8) index of each zigzag position.
@@ -21,6 +21,9 @@ pub struct Keep {
     slot: [u8; 64],
     /// The kept zigzag positions, as a mask.
     mask: u64,
+    /// The last kept zigzag position (0 if none is kept): past it a block
+    /// is only skipped.
+    pub last: usize,
     /// n × n.
     pub count: usize,
 }
@@ -39,6 +42,7 @@ impl Keep {
         Keep {
             slot,
             mask,
+            last: 63usize.saturating_sub(mask.leading_zeros() as usize),
             count: n * n,
         }
     }
@@ -71,14 +75,17 @@ fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32,
 }
 
 /// A sequential (baseline) block: its kept coefficients, quantised, into
-/// `out` (which the caller zeroes). Not inlined: in its own small frame
-/// the reader's window stays in registers (inlined into the scan loop it
-/// was spilled to the stack at every coefficient: +30% time).
+/// `out` (which the caller zeroes). Past the last kept position the rest
+/// of the block is skipped with `skips` (`ac`'s, needed when the scale
+/// drops any position). Not inlined: in its own small frame the reader's
+/// window stays in registers (inlined into the scan loop it was spilled
+/// to the stack at every coefficient: +30% time).
 #[inline(never)]
 pub fn sequential(
     reader: &mut BitReader,
     dc: &Huffman,
     ac: &Huffman,
+    skips: Option<&Skips>,
     pred: &mut i32,
     keep: &Keep,
     out: &mut [i32; 64],
@@ -87,7 +94,7 @@ pub fn sequential(
     let mut r = *reader;
     out[0] = dc_difference(&mut r, dc, pred)?;
     let mut k = 1;
-    while k < 64 {
+    while k <= keep.last {
         r.refill();
         if let Some((run, v)) = ac.fast_ac(&mut r) {
             k += run;
@@ -101,7 +108,8 @@ pub fn sequential(
         let (run, size) = ((rs >> 4) as usize, (rs & 15) as u32);
         if size == 0 {
             if run != 15 {
-                break; // end of block
+                *reader = r;
+                return Ok(()); // end of block
             }
             k += 16;
             continue;
@@ -114,7 +122,55 @@ pub fn sequential(
         }
         k += 1;
     }
+    if let (Some(skips), true) = (skips, k < 64) {
+        skip_rest(&mut r, ac, skips, k)?;
+    }
     *reader = r;
+    Ok(())
+}
+
+/// Skips a sequential block's symbols from zigzag position `k` to its
+/// end, several at a time where the block's end cannot be among them
+/// (only then is each read exactly as one at a time would read it).
+#[inline(always)]
+fn skip_rest(
+    r: &mut BitReader,
+    ac: &Huffman,
+    skips: &Skips,
+    mut k: usize,
+) -> Result<(), DecodeError> {
+    while k < 64 {
+        r.refill();
+        let e = skips.get(r);
+        if e != 0 && k + Skip::needed(e) <= 64 {
+            r.consume(Skip::used(e));
+            if Skip::end_of_block(e) {
+                return Ok(());
+            }
+            k += Skip::advance(e);
+            // A refill leaves at least 32 bits: a second lookup fits.
+            let e = skips.get(r);
+            if e != 0 && k + Skip::needed(e) <= 64 {
+                r.consume(Skip::used(e));
+                if Skip::end_of_block(e) {
+                    return Ok(());
+                }
+                k += Skip::advance(e);
+            }
+            continue;
+        }
+        let rs = ac.decode(r)?;
+        let (run, size) = ((rs >> 4) as usize, (rs & 15) as u32);
+        if size == 0 {
+            if run != 15 {
+                return Ok(());
+            }
+            k += 16;
+            continue;
+        }
+        r.consume(size);
+        k += run + 1;
+    }
     Ok(())
 }
 
@@ -318,4 +374,170 @@ fn correct(r: &mut BitReader, live: u64, keep: &Keep, coefs: &mut [i16], p1: i16
         }
     }
     r.skip(live.count_ones() - done);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jpeg_encode::huffman::{ac_luma, dc_luma, Codes, Spec};
+
+    /// xorshift64*: reproducible streams without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        /// Mostly small numbers up to `max`, as real coefficients are.
+        fn small(&mut self, max: u64) -> u64 {
+            (self.below(max + 1)).min(self.below(max + 1))
+        }
+    }
+
+    #[derive(Default)]
+    struct Writer {
+        bytes: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+
+    impl Writer {
+        fn put(&mut self, v: u64, len: u32) {
+            self.acc = (self.acc << len) | (v & ((1 << len) - 1));
+            self.n += len;
+            while self.n >= 8 {
+                let b = (self.acc >> (self.n - 8)) as u8;
+                self.bytes.push(b);
+                if b == 0xFF {
+                    self.bytes.push(0);
+                }
+                self.n -= 8;
+            }
+        }
+
+        fn finish(mut self) -> Vec<u8> {
+            let pad = (8 - self.n % 8) % 8;
+            self.put((1 << pad) - 1, pad);
+            self.bytes
+        }
+    }
+
+    /// `blocks` blocks of random symbols: long and short runs, zero runs
+    /// (ZRL), blocks ended early and blocks that fill all 63 positions.
+    fn random_blocks(rng: &mut Rng, blocks: usize) -> Vec<u8> {
+        let (dc, ac) = (Codes::new(&dc_luma()), Codes::new(&ac_luma()));
+        let mut w = Writer::default();
+        for _ in 0..blocks {
+            let size = rng.small(11) as u8;
+            let (code, len) = dc.get(size);
+            w.put(code as u64, len as u32);
+            w.put(rng.next(), size as u32);
+            let ends_early = rng.below(8) != 0;
+            let mut k = 1;
+            while k < 64 {
+                if ends_early && rng.below(12) == 0 {
+                    let (code, len) = ac.get(0x00);
+                    w.put(code as u64, len as u32);
+                    break;
+                }
+                if k + 16 < 64 && rng.below(30) == 0 {
+                    let (code, len) = ac.get(0xF0);
+                    w.put(code as u64, len as u32);
+                    k += 16;
+                    continue;
+                }
+                let run = (rng.small(15) as usize).min(63 - k) as u8;
+                let size = 1 + rng.small(9) as u8;
+                let (code, len) = ac.get(run << 4 | size);
+                w.put(code as u64, len as u32);
+                w.put(rng.next(), size as u32);
+                k += run as usize + 1;
+            }
+        }
+        w.finish()
+    }
+
+    fn table(spec: &Spec) -> Huffman {
+        Huffman::new(&spec.bits, &spec.values).unwrap()
+    }
+
+    /// Each block's DC and kept coefficients (natural order, n×n), until
+    /// the first error.
+    fn decode(data: &[u8], blocks: usize, n: usize) -> (Vec<[i32; 64]>, bool) {
+        let (dc, ac) = (table(&dc_luma()), table(&ac_luma()));
+        let keep = Keep::new(n);
+        let skips = (keep.last < 63).then(|| ac.skips());
+        let mut r = BitReader::new(data);
+        let (mut pred, mut out) = (0, Vec::new());
+        for _ in 0..blocks {
+            let mut coef = [0i32; 64];
+            if sequential(&mut r, &dc, &ac, skips, &mut pred, &keep, &mut coef).is_err() {
+                return (out, true);
+            }
+            // Back to natural 8×8 positions.
+            let mut natural = [0i32; 64];
+            for v in 0..n {
+                for u in 0..n {
+                    natural[v * 8 + u] = coef[v * n + u];
+                }
+            }
+            out.push(natural);
+        }
+        (out, false)
+    }
+
+    /// What a full decode gives, cut to the top-left n×n.
+    fn cut(full: &[[i32; 64]], n: usize) -> Vec<[i32; 64]> {
+        full.iter()
+            .map(|block| {
+                let mut kept = [0i32; 64];
+                for v in 0..n {
+                    for u in 0..n {
+                        kept[v * 8 + u] = block[v * 8 + u];
+                    }
+                }
+                kept
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skipping_reads_every_block_as_one_symbol_at_a_time_does() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for round in 0..60 {
+            let blocks = 200;
+            let data = if round % 3 == 2 {
+                // Noise: invalid codes, markers and all.
+                (0..3000).map(|_| rng.next() as u8).collect()
+            } else {
+                random_blocks(&mut rng, blocks)
+            };
+            let (full, full_failed) = decode(&data, blocks, 8);
+            if round % 3 != 2 {
+                assert!(!full_failed && full.len() == blocks, "round {round}");
+            }
+            for n in [1, 2, 4] {
+                let (ours, failed) = decode(&data, blocks, n);
+                assert_eq!(failed, full_failed, "round {round}, n {n}");
+                assert!(ours == cut(&full, n), "round {round}, n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_kept_position_follows_the_scale() {
+        assert_eq!(Keep::new(8).last, 63);
+        assert_eq!(Keep::new(4).last, 24);
+        assert_eq!(Keep::new(2).last, 4);
+        assert_eq!(Keep::new(1).last, 0);
+        assert_eq!(Keep::new(0).last, 0);
+    }
 }

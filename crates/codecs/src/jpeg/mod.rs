@@ -662,10 +662,10 @@ impl<'a> State<'a> {
             return Ok(end_of_scan(bytes, data));
         }
         for &(index, dc, ac) in &members {
-            tables.push((
-                table(dc.map(|t| &**t), "DC")?,
-                table(ac.map(|t| &**t), "AC")?,
-            ));
+            let ac = table(ac.map(|t| &**t), "AC")?;
+            // Blocks past the last kept position are only skipped.
+            let skips = (keep.last < 63).then(|| ac.skips());
+            tables.push((table(dc.map(|t| &**t), "DC")?, ac, skips));
             dequant.push(frame.components[index].dequantiser(quant, keep)?);
         }
         let mut unit = 0u32;
@@ -696,6 +696,7 @@ impl<'a> State<'a> {
                                 &mut reader,
                                 tables[m].0,
                                 tables[m].1,
+                                tables[m].2,
                                 &mut predictors[m],
                                 keep,
                                 &mut coef,

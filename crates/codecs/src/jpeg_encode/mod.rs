@@ -11,7 +11,7 @@
 
 mod entropy;
 mod fdct;
-mod huffman;
+pub(crate) mod huffman;
 mod strip;
 
 use entropy::{BitWriter, Sink, Table, Tally};

@@ -142,7 +142,7 @@ impl Huffman {
 
     /// The next symbol. The reader must hold at least 16 bits (refilled).
     #[inline(always)]
-    pub fn decode(&self, r: &mut BitReader) -> Result<u8, DecodeError> {
+    pub fn decode(&self, r: &mut BitReader) -> Result<u8, BadData> {
         let entry = self.lookup[r.peek(LOOKUP_BITS) as usize];
         if entry != 0 {
             r.consume((entry >> 8) as u32);
@@ -169,7 +169,7 @@ impl Huffman {
     /// next 16 bits.
     #[cold]
     #[inline(never)]
-    fn decode_long(&self, window: u32) -> Result<(u32, u8), DecodeError> {
+    fn decode_long(&self, window: u32) -> Result<(u32, u8), BadData> {
         let window = window as i32;
         for len in LOOKUP_BITS + 1..=16 {
             let code = window >> (16 - len);
@@ -179,10 +179,10 @@ impl Huffman {
                     .symbols
                     .get(i)
                     .map(|&s| (len, s))
-                    .ok_or_else(|| corrupt("bad Huffman code"));
+                    .ok_or(BadData("bad Huffman code"));
             }
         }
-        Err(corrupt("bad Huffman code"))
+        Err(BadData("bad Huffman code"))
     }
 }
 
@@ -194,6 +194,18 @@ impl Skips {
     #[inline(always)]
     pub fn get(&self, r: &BitReader) -> u32 {
         self.0[r.peek(SKIP_BITS) as usize]
+    }
+}
+
+/// Bad entropy-coded data, with its reason. Small (a static string) so
+/// the per-block decoders return it in registers: returning a
+/// [`DecodeError`] (a `String` inside) went through memory at every block.
+#[derive(Debug, Clone, Copy)]
+pub struct BadData(pub &'static str);
+
+impl From<BadData> for DecodeError {
+    fn from(e: BadData) -> DecodeError {
+        corrupt(e.0)
     }
 }
 

@@ -3,7 +3,7 @@
 //! needs. Every symbol is still read (the format leaves no other way to
 //! find where the next one starts), but nothing else is stored.
 
-use super::bits::{BitReader, Huffman, Skip, Skips};
+use super::bits::{BadData, BitReader, Huffman, Skip, Skips};
 use super::{corrupt, DecodeError};
 
 /// The natural (row-major 8×8) index of each zigzag position.
@@ -64,32 +64,32 @@ impl Keep {
 
 /// A DC difference, added to the component's predictor.
 #[inline(always)]
-fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32, DecodeError> {
+fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32, BadData> {
     r.refill();
     let size = dc.decode(r)? as u32;
     if size > 11 {
-        return Err(corrupt("DC difference over 11 bits"));
+        return Err(BadData("DC difference over 11 bits"));
     }
     *pred = pred.wrapping_add(r.receive_extend(size));
     Ok(*pred)
 }
 
-/// A sequential (baseline) block: its kept coefficients, quantised, into
-/// `out` (which the caller zeroes). Past the last kept position the rest
+/// A sequential (baseline) block: its `K` kept coefficients, quantised,
+/// into `out` (which the caller zeroes). Past the last kept position the rest
 /// of the block is skipped with `skips` (`ac`'s, needed when the scale
 /// drops any position). Not inlined: in its own small frame the reader's
 /// window stays in registers (inlined into the scan loop it was spilled
 /// to the stack at every coefficient: +30% time).
 #[inline(never)]
-pub fn sequential(
+pub fn sequential<const K: usize>(
     reader: &mut BitReader,
     dc: &Huffman,
     ac: &Huffman,
     skips: Option<&Skips>,
     pred: &mut i32,
     keep: &Keep,
-    out: &mut [i32; 64],
-) -> Result<(), DecodeError> {
+    out: &mut [i32; K],
+) -> Result<(), BadData> {
     // A copy whose address never escapes, so it lives in registers.
     let mut r = *reader;
     out[0] = dc_difference(&mut r, dc, pred)?;
@@ -98,8 +98,8 @@ pub fn sequential(
         r.refill();
         if let Some((run, v)) = ac.fast_ac(&mut r) {
             k += run;
-            if let Some(s) = keep.slot(k) {
-                out[s] = v;
+            if let Some(o) = keep.slot(k).and_then(|s| out.get_mut(s)) {
+                *o = v;
             }
             k += 1;
             continue;
@@ -117,8 +117,8 @@ pub fn sequential(
         k += run;
         let v = r.receive_extend(size);
         // A run past 63 is tolerated as libjpeg does: the value is dropped.
-        if let Some(s) = keep.slot(k) {
-            out[s] = v;
+        if let Some(o) = keep.slot(k).and_then(|s| out.get_mut(s)) {
+            *o = v;
         }
         k += 1;
     }
@@ -133,12 +133,7 @@ pub fn sequential(
 /// end, several at a time where the block's end cannot be among them
 /// (only then is each read exactly as one at a time would read it).
 #[inline(always)]
-fn skip_rest(
-    r: &mut BitReader,
-    ac: &Huffman,
-    skips: &Skips,
-    mut k: usize,
-) -> Result<(), DecodeError> {
+fn skip_rest(r: &mut BitReader, ac: &Huffman, skips: &Skips, mut k: usize) -> Result<(), BadData> {
     while k < 64 {
         r.refill();
         let e = skips.get(r);

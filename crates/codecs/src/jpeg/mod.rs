@@ -48,7 +48,7 @@ use image::RgbImage;
 
 use crate::{DecodeError, Gather, Rows, Stop};
 
-use self::bits::{BitReader, Huffman};
+use self::bits::{BitReader, Huffman, Skips};
 use self::blocks::Keep;
 use self::color::{ColorSpace, Converter, Plane};
 use self::idct::Idct;
@@ -577,7 +577,7 @@ impl<'a> State<'a> {
             members.push((index, dc, ac));
         }
         // The reader stops at the first marker other than RSTn.
-        let mut reader = BitReader::new(&bytes[data..]);
+        let reader = BitReader::new(&bytes[data..]);
         let interleaved = count > 1;
         if frame.progressive {
             let scan = progressive::Scan {
@@ -628,7 +628,6 @@ impl<'a> State<'a> {
             recorded.push(progressive::Scan { marks, ..scan });
             return Ok(data + at.reader.position());
         }
-        let mut predictors = [0i32; 4];
         // Units: MCUs when interleaved, single blocks otherwise.
         let (units_x, units_y) = if interleaved {
             (frame.mcus_x, frame.mcus_y)
@@ -668,43 +667,36 @@ impl<'a> State<'a> {
             tables.push((table(dc.map(|t| &**t), "DC")?, ac, skips));
             dequant.push(frame.components[index].dequantiser(quant, keep)?);
         }
-        let mut unit = 0u32;
-        let mut coef = [0i32; 64];
+        let mut units = SequentialUnits {
+            reader,
+            predictors: [0; 4],
+            unit: 0,
+            restart_interval: *restart_interval,
+            interleaved,
+            units_x,
+        };
+        let members: Vec<SequentialMember> = members
+            .iter()
+            .zip(tables)
+            .zip(dequant)
+            .map(
+                |((&(index, _, _), (dc, ac, skips)), dequant)| SequentialMember {
+                    index,
+                    dc,
+                    ac,
+                    skips,
+                    dequant,
+                },
+            )
+            .collect();
         for uy in 0..units_y {
             check(stop)?;
-            for ux in 0..units_x {
-                if bits::restart_due(*restart_interval, unit) {
-                    reader.restart();
-                    predictors = [0; 4];
-                }
-                unit += 1;
-                for (m, &(index, _, _)) in members.iter().enumerate() {
-                    let c = &mut frame.components[index];
-                    let (bw, bh) = if interleaved {
-                        (c.h as u32, c.v as u32)
-                    } else {
-                        (1, 1)
-                    };
-                    for by in 0..bh {
-                        for bx in 0..bw {
-                            let (x, y) = ((ux * bw + bx) as usize, (uy * bh + by) as usize);
-                            if x >= c.stride || y >= c.rows {
-                                return Err(corrupt("block outside the frame"));
-                            }
-                            coef[..keep.count].fill(0);
-                            blocks::sequential(
-                                &mut reader,
-                                tables[m].0,
-                                tables[m].1,
-                                tables[m].2,
-                                &mut predictors[m],
-                                keep,
-                                &mut coef,
-                            )?;
-                            c.put_block(idct, &dequant[m], &coef, x, y);
-                        }
-                    }
-                }
+            let components = &mut frame.components;
+            match keep.count {
+                1 => units.row::<1>(uy, &members, components, keep, idct)?,
+                4 => units.row::<4>(uy, &members, components, keep, idct)?,
+                16 => units.row::<16>(uy, &members, components, keep, idct)?,
+                _ => units.row::<64>(uy, &members, components, keep, idct)?,
             }
             if let Some(band) = out {
                 let units = uy as usize + 1;
@@ -720,7 +712,7 @@ impl<'a> State<'a> {
                 band.send(&planes, decoded, rows)?;
             }
         }
-        Ok(data + reader.position())
+        Ok(data + units.reader.position())
     }
 
     /// Sends what is left: a banded frame's last rows; a progressive
@@ -804,6 +796,84 @@ impl<'a> State<'a> {
     }
 }
 
+/// One component of a sequential scan: its tables and dequantiser.
+struct SequentialMember<'t> {
+    index: usize,
+    dc: &'t Huffman,
+    ac: &'t Huffman,
+    skips: Option<&'t Skips>,
+    dequant: [i32; 64],
+}
+
+/// Where a sequential scan stands.
+struct SequentialUnits<'a> {
+    reader: BitReader<'a>,
+    predictors: [i32; 4],
+    /// Units decoded so far (restart intervals count them).
+    unit: u32,
+    restart_interval: u32,
+    interleaved: bool,
+    units_x: u32,
+}
+
+impl SequentialUnits<'_> {
+    /// Decodes row `uy` of units into the components' planes, `K` (n×n)
+    /// coefficients kept a block. Generic over `K` so that clearing,
+    /// dequantising and the IDCT are fixed-size: at 1/8 scale, the work
+    /// around each block's entropy decoding had cost as much as it.
+    fn row<const K: usize>(
+        &mut self,
+        uy: u32,
+        members: &[SequentialMember],
+        components: &mut [Component],
+        keep: &Keep,
+        idct: &Idct,
+    ) -> Result<(), DecodeError> {
+        for ux in 0..self.units_x {
+            if bits::restart_due(self.restart_interval, self.unit) {
+                self.reader.restart();
+                self.predictors = [0; 4];
+            }
+            self.unit += 1;
+            for (m, member) in members.iter().enumerate() {
+                let c = components
+                    .get_mut(member.index)
+                    .ok_or_else(|| corrupt("scan names an unknown component"))?;
+                let (bw, bh) = if self.interleaved {
+                    (c.h as u32, c.v as u32)
+                } else {
+                    (1, 1)
+                };
+                for by in 0..bh {
+                    let y = (uy * bh + by) as usize;
+                    if y >= c.rows {
+                        return Err(corrupt("block outside the frame"));
+                    }
+                    let held = y % c.held;
+                    for bx in 0..bw {
+                        let x = (ux * bw + bx) as usize;
+                        if x >= c.stride {
+                            return Err(corrupt("block outside the frame"));
+                        }
+                        let mut coef = [0i32; K];
+                        blocks::sequential(
+                            &mut self.reader,
+                            member.dc,
+                            member.ac,
+                            member.skips,
+                            &mut self.predictors[m],
+                            keep,
+                            &mut coef,
+                        )?;
+                        c.put::<K, i32>(idct, &member.dequant, &coef, x, held);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A coefficient times its quantiser, bounded so hostile values cannot
 /// overflow the IDCT's sums (anything past ±2^20 is far off the 8-bit
 /// scale anyway).
@@ -876,6 +946,7 @@ impl Component {
     ) {
         // The scratch sized for the scale: zeroing 64 entries a block when
         // 1 or 4 are used showed in the time at 1/8.
+        let y = y % self.held;
         match self.n {
             1 => self.put::<1, T>(idct, dequant, coefs, x, y),
             2 => self.put::<4, T>(idct, dequant, coefs, x, y),
@@ -884,6 +955,8 @@ impl Component {
         }
     }
 
+    /// [`Component::put_block`] with K = n×n, `y` counted in the held
+    /// rows of blocks.
     #[inline(always)]
     fn put<const K: usize, T: Copy + Into<i32>>(
         &mut self,
@@ -898,7 +971,6 @@ impl Component {
             *s = dequantise(q, v.into());
         }
         let stride = self.plane_stride();
-        let y = y % self.held;
         idct.block(
             &samples,
             &mut self.plane[(y * stride + x) * self.n..],

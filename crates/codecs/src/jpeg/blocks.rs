@@ -136,22 +136,21 @@ pub fn sequential<const K: usize>(
 fn skip_rest(r: &mut BitReader, ac: &Huffman, skips: &Skips, mut k: usize) -> Result<(), BadData> {
     while k < 64 {
         r.refill();
-        let e = skips.get(r);
-        if e != 0 && k + Skip::needed(e) <= 64 {
+        // A refill leaves at least 32 bits: room for two lookups.
+        let mut taken = false;
+        for _ in 0..2 {
+            let e = skips.get(r);
+            if e == 0 || k + Skip::needed(e) > 64 {
+                break;
+            }
             r.consume(Skip::used(e));
             if Skip::end_of_block(e) {
                 return Ok(());
             }
             k += Skip::advance(e);
-            // A refill leaves at least 32 bits: a second lookup fits.
-            let e = skips.get(r);
-            if e != 0 && k + Skip::needed(e) <= 64 {
-                r.consume(Skip::used(e));
-                if Skip::end_of_block(e) {
-                    return Ok(());
-                }
-                k += Skip::advance(e);
-            }
+            taken = true;
+        }
+        if taken {
             continue;
         }
         let rs = ac.decode(r)?;

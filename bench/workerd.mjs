@@ -57,6 +57,10 @@ const vars = {
   EDGETHUMB_ALLOWED_SOURCES: base,
   EDGETHUMB_TTL: "0",
   EDGETHUMB_REPORT_WASM_MEMORY: "true",
+  // Measuring, not refusing, as the other engines' runner does
+  // (bench_limits): the generated 100 MP JPEG is over the default 50 MP.
+  EDGETHUMB_MAX_SRC_PIXELS: "400000000",
+  EDGETHUMB_MAX_TRANSFORM_BYTES: String(1 << 30),
 };
 const main = photon ? join(root, "bench/photon-worker.mjs") : join(root, "build/worker/index.js");
 const toml = [

@@ -500,7 +500,12 @@ impl Launcher {
             .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().last().unwrap_or("").trim();
+            // The last line that says something (wrangler may end with blanks).
+            let last = stderr
+                .lines()
+                .map(str::trim)
+                .rfind(|l| !l.is_empty())
+                .unwrap_or("");
             return Err(format!("exited with {}: {last}", out.status));
         }
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -637,8 +637,6 @@ impl<'a> State<'a> {
         };
         // Sequential frames dequantise as they go: their tables must be
         // there now.
-        let mut dequant = Vec::with_capacity(count);
-        let mut tables = Vec::with_capacity(count);
         if index == 0 {
             // One scan with every component streams; one scan per
             // component must hold whole planes until the last.
@@ -660,12 +658,18 @@ impl<'a> State<'a> {
             // Every component has been sent: nothing more to read.
             return Ok(end_of_scan(bytes, data));
         }
+        let mut sequential = Vec::with_capacity(count);
         for &(index, dc, ac) in &members {
+            let dc = table(dc.map(|t| &**t), "DC")?;
             let ac = table(ac.map(|t| &**t), "AC")?;
-            // Blocks past the last kept position are only skipped.
-            let skips = (keep.last < 63).then(|| ac.skips());
-            tables.push((table(dc.map(|t| &**t), "DC")?, ac, skips));
-            dequant.push(frame.components[index].dequantiser(quant, keep)?);
+            sequential.push(SequentialMember {
+                index,
+                dc,
+                ac,
+                // Blocks past the last kept position are only skipped.
+                skips: (keep.last < 63).then(|| ac.skips()),
+                dequant: frame.components[index].dequantiser(quant, keep)?,
+            });
         }
         let mut units = SequentialUnits {
             reader,
@@ -675,28 +679,14 @@ impl<'a> State<'a> {
             interleaved,
             units_x,
         };
-        let members: Vec<SequentialMember> = members
-            .iter()
-            .zip(tables)
-            .zip(dequant)
-            .map(
-                |((&(index, _, _), (dc, ac, skips)), dequant)| SequentialMember {
-                    index,
-                    dc,
-                    ac,
-                    skips,
-                    dequant,
-                },
-            )
-            .collect();
         for uy in 0..units_y {
             check(stop)?;
             let components = &mut frame.components;
             match keep.count {
-                1 => units.row::<1>(uy, &members, components, keep, idct)?,
-                4 => units.row::<4>(uy, &members, components, keep, idct)?,
-                16 => units.row::<16>(uy, &members, components, keep, idct)?,
-                _ => units.row::<64>(uy, &members, components, keep, idct)?,
+                1 => units.row::<1>(uy, &sequential, components, keep, idct)?,
+                4 => units.row::<4>(uy, &sequential, components, keep, idct)?,
+                16 => units.row::<16>(uy, &sequential, components, keep, idct)?,
+                _ => units.row::<64>(uy, &sequential, components, keep, idct)?,
             }
             if let Some(band) = out {
                 let units = uy as usize + 1;

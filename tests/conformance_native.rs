@@ -650,6 +650,14 @@ async fn metrics_agree_with_the_client() {
     assert_eq!(after["edgethumb_misses_in_flight"], 0.0);
     assert_eq!(after["edgethumb_source_bytes_in_flight"], 0.0);
     assert!(after["edgethumb_stage_seconds_count{stage=\"fetch\"}"] >= 1.0);
+    // The allocator's own count, where it is glibc's (the soak test reads it).
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        assert!(
+            after["edgethumb_heap_bytes{state=\"in_use\"}"] > 0.0,
+            "{after:?}"
+        );
+        assert!(after.contains_key("edgethumb_heap_bytes{state=\"free\"}"));
+    }
 
     // Not on the main listener when it has its own: there the path is
     // just an unsigned URL.

@@ -42,3 +42,36 @@ pub fn keep_rss_to_live_memory() {
         }
     }
 }
+
+/// What the allocator holds, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Heap {
+    /// Live allocations: what the program holds.
+    pub in_use: u64,
+    /// Free space the allocator keeps in its arenas: fragmentation, and
+    /// what the next trim may hand back.
+    pub free: u64,
+}
+
+/// The allocator's own count, where it is glibc's. RSS mixes live memory
+/// with the free pages between live blocks; this tells them apart, so a
+/// leak shows as `in_use` growing while RSS may only show fragmentation.
+pub fn heap() -> Option<Heap> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct;
+        // it takes each arena's lock while it counts.
+        #[allow(unsafe_code)]
+        let m = unsafe { libc::mallinfo2() };
+        // uordblks: in use in the arenas; hblkhd: blocks in their own
+        // mappings (always in use); fordblks: free in the arenas.
+        Some(Heap {
+            in_use: (m.uordblks + m.hblkhd) as u64,
+            free: m.fordblks as u64,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}

@@ -15,6 +15,7 @@ use prometheus::{
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::malloc;
 use crate::native::TransformQueue;
 use crate::result_store::StoreStats;
 
@@ -38,6 +39,7 @@ pub struct Metrics {
     store_reads: IntCounterVec,
     store_writes: IntCounterVec,
     store_writes_pending: IntGauge,
+    heap: IntGaugeVec,
 }
 
 impl Metrics {
@@ -104,6 +106,13 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let heap = IntGaugeVec::new(
+            Opts::new(
+                "heap_bytes",
+                "Heap bytes the allocator holds, in use and free (glibc only)",
+            ),
+            &["state"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(stages.clone()))?;
         registry.register(Box::new(sheds.clone()))?;
@@ -116,6 +125,7 @@ impl Metrics {
         registry.register(Box::new(store_reads.clone()))?;
         registry.register(Box::new(store_writes.clone()))?;
         registry.register(Box::new(store_writes_pending.clone()))?;
+        registry.register(Box::new(heap.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -130,6 +140,7 @@ impl Metrics {
             store_reads,
             store_writes,
             store_writes_pending,
+            heap,
         })
     }
 
@@ -188,6 +199,12 @@ impl Metrics {
         self.transforms
             .with_label_values(&["waiting"])
             .set(queue.waiting() as i64);
+        if let Some(h) = malloc::heap() {
+            self.heap
+                .with_label_values(&["in_use"])
+                .set(h.in_use as i64);
+            self.heap.with_label_values(&["free"]).set(h.free as i64);
+        }
         self.breaker.reset();
         self.breaker_hosts.reset();
         for state in ["open", "half_open"] {

@@ -10,6 +10,8 @@
 //! - [`webp`]: lossy WebP through libwebp (C, FFI);
 //! - [`avif_decode`] (feature `avif-decode`): AVIF read back by rav1d, for
 //!   the tests and the bench to check what we serve;
+//! - `cpu`: runtime dispatch of the hot loops to x86-64-v3 (AVX2) where
+//!   the CPU has it;
 //! - `wasm_libc`: `malloc`, `calloc`, `free` and `qsort` for libwebp on
 //!   wasm32-unknown-unknown (the Worker), which has no libc.
 //!
@@ -19,6 +21,7 @@
 
 #[cfg(feature = "avif-decode")]
 pub mod avif_decode;
+mod cpu;
 pub mod jpeg;
 pub mod jpeg_encode;
 pub mod png_shrink;

@@ -4,6 +4,8 @@
 //! Works a row at a time over planes that may hold only a band of rows
 //! (a ring), so a sequential frame never holds its full-size planes.
 
+use crate::cpu::dispatch;
+
 /// How the three components are to be read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum ColorSpace {
@@ -105,6 +107,17 @@ impl Converter {
 
     /// Output row `y`, as interleaved RGB.
     pub fn row(&mut self, planes: &[Plane], y: usize) -> &[u8] {
+        dispatch!(self.row_v3(planes, y), self.row_body(planes, y))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+    fn row_v3(&mut self, planes: &[Plane], y: usize) -> &[u8] {
+        self.row_body(planes, y)
+    }
+
+    #[inline(always)]
+    fn row_body(&mut self, planes: &[Plane], y: usize) -> &[u8] {
         let w = self.width;
         for (i, p) in planes.iter().enumerate() {
             let row = &mut self.rows[i];
@@ -153,6 +166,7 @@ impl Converter {
 /// The same taps for the common 2:1 case, without the table: each sample
 /// becomes two, 3/4 of itself and 1/4 of its neighbour on that side (the
 /// edges repeat). `blended` is in 1/256ths.
+#[inline(always)]
 fn double_width(blended: &[u16], row: &mut [u8]) {
     const N: usize = 16;
     let n = blended.len();
@@ -185,6 +199,7 @@ fn double_width(blended: &[u16], row: &mut [u8]) {
 /// One row of YCbCr to interleaved RGB, 16 pixels at a time: each
 /// channel is computed for all 16 first (plain lane-wise arithmetic, which
 /// compiles to SIMD), then interleaved.
+#[inline(always)]
 fn ycbcr_row(ys: &[u8], cbs: &[u8], crs: &[u8], out: &mut [u8]) {
     const N: usize = 16;
     let full = ys.len() / N * N;

@@ -10,6 +10,8 @@
 
 use std::num::Wrapping;
 
+use crate::cpu::dispatch;
+
 /// The scaled IDCT for one n: the weights are `C(u)/2 · cos((2x+1)uπ / 2n)`,
 /// folded into each size's butterflies below.
 pub struct Idct {
@@ -69,6 +71,20 @@ fn flat<const N: usize>(coef: &[i32], out: &mut [u8], stride: usize) -> bool {
 /// cos(π/8)/2 and cos(3π/8)/2.
 #[inline(never)]
 fn block_4(coef: &[i32], out: &mut [u8], stride: usize) {
+    dispatch!(
+        block_4_v3(coef, out, stride),
+        block_4_body(coef, out, stride)
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+fn block_4_v3(coef: &[i32], out: &mut [u8], stride: usize) {
+    block_4_body(coef, out, stride)
+}
+
+#[inline(always)]
+fn block_4_body(coef: &[i32], out: &mut [u8], stride: usize) {
     if !flat::<4>(coef, out, stride) {
         separable::<4>(coef, out, stride, idct_4, 0);
     }
@@ -96,6 +112,20 @@ fn idct_4(c: [Wrapping<i32>; 4], descale: u32) -> [Wrapping<i32>; 4] {
 /// of them) is its DC, without the transform.
 #[inline(never)]
 fn block_8(coef: &[i32], out: &mut [u8], stride: usize) {
+    dispatch!(
+        block_8_v3(coef, out, stride),
+        block_8_body(coef, out, stride)
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+fn block_8_v3(coef: &[i32], out: &mut [u8], stride: usize) {
+    block_8_body(coef, out, stride)
+}
+
+#[inline(always)]
+fn block_8_body(coef: &[i32], out: &mut [u8], stride: usize) {
     if !flat::<8>(coef, out, stride) {
         lanes_8(coef, out, stride);
     }

@@ -46,6 +46,7 @@ use std::rc::Rc;
 
 use image::RgbImage;
 
+use crate::cpu::dispatch;
 use crate::{DecodeError, Gather, Rows, Stop};
 
 use self::bits::{BitReader, Huffman, Skips};
@@ -812,6 +813,34 @@ impl SequentialUnits<'_> {
     /// dequantising and the IDCT are fixed-size: at 1/8 scale, the work
     /// around each block's entropy decoding had cost as much as it.
     fn row<const K: usize>(
+        &mut self,
+        uy: u32,
+        members: &[SequentialMember],
+        components: &mut [Component],
+        keep: &Keep,
+        idct: &Idct,
+    ) -> Result<(), DecodeError> {
+        dispatch!(
+            self.row_v3::<K>(uy, members, components, keep, idct),
+            self.row_body::<K>(uy, members, components, keep, idct)
+        )
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+    fn row_v3<const K: usize>(
+        &mut self,
+        uy: u32,
+        members: &[SequentialMember],
+        components: &mut [Component],
+        keep: &Keep,
+        idct: &Idct,
+    ) -> Result<(), DecodeError> {
+        self.row_body::<K>(uy, members, components, keep, idct)
+    }
+
+    #[inline(always)]
+    fn row_body<const K: usize>(
         &mut self,
         uy: u32,
         members: &[SequentialMember],

@@ -14,6 +14,7 @@ mod fdct;
 pub(crate) mod huffman;
 mod strip;
 
+use crate::cpu::dispatch;
 use entropy::{BitWriter, Sink, Table, Tally};
 use fdct::{Block, Quantizer};
 use huffman::{Codes, Spec};
@@ -218,6 +219,20 @@ impl JpegWriter {
     /// Converts, transforms and quantises one strip; baseline codes it at
     /// once, progressive keeps its blocks.
     fn code_strip(&mut self, rgb: &[u8], rows: usize) {
+        dispatch!(
+            self.code_strip_v3(rgb, rows),
+            self.code_strip_body(rgb, rows)
+        )
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+    fn code_strip_v3(&mut self, rgb: &[u8], rows: usize) {
+        self.code_strip_body(rgb, rows)
+    }
+
+    #[inline(always)]
+    fn code_strip_body(&mut self, rgb: &[u8], rows: usize) {
         self.strip.fill(rgb, self.width, rows);
         let mut samples: Block = [[0.0; 8]; 8];
         let mut block = [0i16; 64];
@@ -259,6 +274,17 @@ impl JpegWriter {
     /// Counts every symbol, makes the tables, then writes the headers and
     /// the four scans: DC interleaved, then Y, Cb and Cr's AC.
     fn write_progressive(&mut self) {
+        dispatch!(self.write_progressive_v3(), self.write_progressive_body())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+    fn write_progressive_v3(&mut self) {
+        self.write_progressive_body()
+    }
+
+    #[inline(always)]
+    fn write_progressive_body(&mut self) {
         let kept = &self.kept;
         let mut tally = Tally::default();
         kept.dc_scan(&mut tally);

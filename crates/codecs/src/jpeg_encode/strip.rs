@@ -27,6 +27,8 @@ impl Strip {
     }
 
     /// Converts `rows` (1..=16) RGB rows of `width` pixels from `rgb`.
+    /// Inlined, so it is compiled for the CPU its caller is.
+    #[inline(always)]
     pub fn fill(&mut self, rgb: &[u8], width: usize, rows: usize) {
         let stride = width * 3;
         let half = self.width / 2;

@@ -46,9 +46,21 @@ fn detect() -> bool {
         && std::arch::is_x86_feature_detected!("movbe")
 }
 
-/// `dispatch!(v3_call, call)`: on x86-64 with v3, `v3_call` (a function
-/// compiled with `#[target_feature(enable = V3)]` whose body is `call`'s,
-/// inlined); otherwise `call`.
+/// `v3_copy! { fn name_v3(..) { name_body(..) } }`: the function compiled
+/// for the features [`detect`] checks, on x86-64 only. The list is written
+/// here once, so no copy can ask for a feature `v3()` did not find.
+macro_rules! v3_copy {
+    ($(#[$meta:meta])* fn $($rest:tt)*) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+        $(#[$meta])*
+        fn $($rest)*
+    };
+}
+pub(crate) use v3_copy;
+
+/// `dispatch!(v3_call, call)`: on x86-64 with v3, `v3_call` (a
+/// [`v3_copy!`] whose body is `call`'s, inlined); otherwise `call`.
 macro_rules! dispatch {
     ($v3:expr, $base:expr) => {{
         #[cfg(target_arch = "x86_64")]

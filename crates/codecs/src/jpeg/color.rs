@@ -4,7 +4,7 @@
 //! Works a row at a time over planes that may hold only a band of rows
 //! (a ring), so a sequential frame never holds its full-size planes.
 
-use crate::cpu::dispatch;
+use crate::cpu::{dispatch, v3_copy};
 
 /// How the three components are to be read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -110,10 +110,10 @@ impl Converter {
         dispatch!(self.row_v3(planes, y), self.row_body(planes, y))
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
-    fn row_v3(&mut self, planes: &[Plane], y: usize) -> &[u8] {
-        self.row_body(planes, y)
+    v3_copy! {
+        fn row_v3(&mut self, planes: &[Plane], y: usize) -> &[u8] {
+            self.row_body(planes, y)
+        }
     }
 
     #[inline(always)]

@@ -10,7 +10,7 @@
 
 use std::num::Wrapping;
 
-use crate::cpu::dispatch;
+use crate::cpu::{dispatch, v3_copy};
 
 /// The scaled IDCT for one n: the weights are `C(u)/2 · cos((2x+1)uπ / 2n)`,
 /// folded into each size's butterflies below.
@@ -77,10 +77,10 @@ fn block_4(coef: &[i32], out: &mut [u8], stride: usize) {
     )
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
-fn block_4_v3(coef: &[i32], out: &mut [u8], stride: usize) {
-    block_4_body(coef, out, stride)
+v3_copy! {
+    fn block_4_v3(coef: &[i32], out: &mut [u8], stride: usize) {
+        block_4_body(coef, out, stride)
+    }
 }
 
 #[inline(always)]
@@ -118,10 +118,10 @@ fn block_8(coef: &[i32], out: &mut [u8], stride: usize) {
     )
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
-fn block_8_v3(coef: &[i32], out: &mut [u8], stride: usize) {
-    block_8_body(coef, out, stride)
+v3_copy! {
+    fn block_8_v3(coef: &[i32], out: &mut [u8], stride: usize) {
+        block_8_body(coef, out, stride)
+    }
 }
 
 #[inline(always)]

@@ -46,7 +46,7 @@ use std::rc::Rc;
 
 use image::RgbImage;
 
-use crate::cpu::dispatch;
+use crate::cpu::{dispatch, v3_copy};
 use crate::{DecodeError, Gather, Rows, Stop};
 
 use self::bits::{BitReader, Huffman, Skips};
@@ -826,17 +826,17 @@ impl SequentialUnits<'_> {
         )
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
-    fn row_v3<const K: usize>(
-        &mut self,
-        uy: u32,
-        members: &[SequentialMember],
-        components: &mut [Component],
-        keep: &Keep,
-        idct: &Idct,
-    ) -> Result<(), DecodeError> {
-        self.row_body::<K>(uy, members, components, keep, idct)
+    v3_copy! {
+        fn row_v3<const K: usize>(
+            &mut self,
+            uy: u32,
+            members: &[SequentialMember],
+            components: &mut [Component],
+            keep: &Keep,
+            idct: &Idct,
+        ) -> Result<(), DecodeError> {
+            self.row_body::<K>(uy, members, components, keep, idct)
+        }
     }
 
     #[inline(always)]

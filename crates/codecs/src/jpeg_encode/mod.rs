@@ -14,7 +14,7 @@ mod fdct;
 pub(crate) mod huffman;
 mod strip;
 
-use crate::cpu::dispatch;
+use crate::cpu::{dispatch, v3_copy};
 use entropy::{BitWriter, Sink, Table, Tally};
 use fdct::{Block, Quantizer};
 use huffman::{Codes, Spec};
@@ -225,10 +225,10 @@ impl JpegWriter {
         )
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
-    fn code_strip_v3(&mut self, rgb: &[u8], rows: usize) {
-        self.code_strip_body(rgb, rows)
+    v3_copy! {
+        fn code_strip_v3(&mut self, rgb: &[u8], rows: usize) {
+            self.code_strip_body(rgb, rows)
+        }
     }
 
     #[inline(always)]
@@ -277,10 +277,10 @@ impl JpegWriter {
         dispatch!(self.write_progressive_v3(), self.write_progressive_body())
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
-    fn write_progressive_v3(&mut self) {
-        self.write_progressive_body()
+    v3_copy! {
+        fn write_progressive_v3(&mut self) {
+            self.write_progressive_body()
+        }
     }
 
     #[inline(always)]

@@ -30,6 +30,11 @@ use super::sniff::SourceFormat;
 /// buffers.
 const INFLATE_STATE: u64 = 256 * 1024;
 
+/// Rows of the source's width the PNG decoder holds (`png_shrink`): three
+/// unfiltered, and up to eight still filtered in its inflate buffer, which
+/// is compacted at four times the window and two rows.
+const PNG_ROWS: u64 = 11;
+
 /// Bytes one transform of `bytes` is expected to need at its peak, the
 /// source itself included. `decoded` is the size the decoder will produce
 /// (after DCT scaling), `output` the result size.
@@ -44,10 +49,10 @@ pub fn estimate(bytes: &[u8], header: &Header, decoded: (u32, u32), output: (u32
             let (native, alpha) = native_layout(bytes, header.format);
             let peak = if decoded != (header.width, header.height) {
                 // A PNG shrinking row by row (`png_shrink`): the decoder's
-                // current and previous rows and its inflate state, a
-                // full-width row of u32 column sums, and the shrunk image.
+                // rows and its inflate state, a full-width row of u32
+                // column sums, and the shrunk image.
                 let row = header.width as u64 * native;
-                2 * row + INFLATE_STATE + header.width as u64 * 16 + px(decoded) * 4
+                PNG_ROWS * row + INFLATE_STATE + header.width as u64 * 16 + px(decoded) * 4
             } else {
                 // Converted to 8-bit RGB(A) unless the native layout
                 // already is.
@@ -116,9 +121,8 @@ pub fn banded(
     let (decoder, channels) = match header.format {
         SourceFormat::Jpeg => (jpeg_banded(bytes, header, decoded), 3),
         _ => {
-            // PNG: the decoder's current and previous rows and its inflate
-            // state, a full-width row of u32 sums when shrinking, the row
-            // handed on.
+            // PNG: the decoder's rows and its inflate state, a full-width
+            // row of u32 sums when shrinking, the row handed on.
             let (native, alpha) = native_layout(bytes, header.format);
             let channels = if alpha { 4 } else { 3 };
             let width = header.width as u64;
@@ -128,7 +132,7 @@ pub fn banded(
                 0
             };
             (
-                2 * width * native + INFLATE_STATE + sums + decoded.0 as u64 * channels,
+                PNG_ROWS * width * native + INFLATE_STATE + sums + decoded.0 as u64 * channels,
                 channels,
             )
         }

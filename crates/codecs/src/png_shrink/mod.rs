@@ -6,6 +6,10 @@
 //! at least 2×, with Lanczos3: a box shrink followed by a proper filter, as
 //! libvips' `thumbnail` does.
 //!
+//! Rows come from `stream` for the common PNG (8-bit, no palette, no
+//! `tRNS`), which undoes the filters itself (`unfilter`: two Paeth rows
+//! at once), and from `png::Reader` for the rest.
+//!
 //! Interlaced PNGs arrive as seven Adam7 passes, not rows, so the caller
 //! decodes them whole.
 
@@ -14,6 +18,10 @@ use std::io::Cursor;
 use image::DynamicImage;
 
 use crate::{DecodeError, Gather, Rows, Stop};
+use stream::{Header, Stream};
+
+mod stream;
+mod unfilter;
 
 /// The most a box shrink may take at once (keeps the sums in `u32`).
 pub const MAX_FACTOR: u32 = 64;
@@ -24,8 +32,10 @@ pub struct Limits {
     /// Pixels of the source (width × height from its header), checked
     /// before the output and the band are allocated.
     pub max_pixels: u64,
-    /// Bytes the png crate may allocate for its own buffers (rows, the
-    /// inflate window, ancillary chunks); past it, [`DecodeError::OverLimit`].
+    /// Bytes the decoder may allocate for its buffers (rows, the inflate
+    /// window, ancillary chunks): ours are checked before they are
+    /// allocated, the png crate's by its own limit; past it,
+    /// [`DecodeError::OverLimit`].
     pub max_decoder_bytes: usize,
 }
 
@@ -76,6 +86,9 @@ pub fn decode_rows(
     rows: &mut dyn Rows,
 ) -> Result<(), DecodeError> {
     let k = k.clamp(1, MAX_FACTOR);
+    if let Some((mut stream, header)) = Stream::open(bytes, limits)? {
+        return shrink(&mut stream, &header, k, stop, rows);
+    }
     let mut decoder = png::Decoder::new_with_limits(
         Cursor::new(bytes),
         png::Limits {
@@ -86,14 +99,9 @@ pub fn decode_rows(
     decoder.set_ignore_iccp_chunk(true);
     // Palette and low bit depths expand, 16-bit strips, to 8-bit samples.
     decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().map_err(png_error)?;
+    let reader = decoder.read_info().map_err(png_error)?;
     let (width, height) = (reader.info().width, reader.info().height);
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(DecodeError::OverLimit(format!(
-            "PNG is {width}x{height}, more than {} pixels",
-            limits.max_pixels
-        )));
-    }
+    check_pixels(width, height, limits)?;
     let channels: usize = match reader.output_color_type().0 {
         png::ColorType::Grayscale => 1,
         png::ColorType::GrayscaleAlpha => 2,
@@ -103,6 +111,59 @@ pub fn decode_rows(
             return Err(DecodeError::Decode("PNG palette not expanded".into()))
         }
     };
+    let header = Header {
+        width,
+        height,
+        channels,
+    };
+    shrink(&mut Reading(reader), &header, k, stop, rows)
+}
+
+/// Refuses a source past `limits.max_pixels`, from its header, before the
+/// output and the band are allocated.
+fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), DecodeError> {
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(DecodeError::OverLimit(format!(
+            "PNG is {width}x{height}, more than {} pixels",
+            limits.max_pixels
+        )));
+    }
+    Ok(())
+}
+
+/// Decoded rows of 8-bit samples, `channels` to a pixel.
+trait Source {
+    fn next_row(&mut self) -> Result<Option<&[u8]>, DecodeError>;
+}
+
+impl Source for Stream<'_> {
+    fn next_row(&mut self) -> Result<Option<&[u8]>, DecodeError> {
+        Stream::next_row(self)
+    }
+}
+
+/// `png::Reader`, for the PNGs [`Stream`] does not take.
+struct Reading<R: std::io::BufRead + std::io::Seek>(png::Reader<R>);
+
+impl<R: std::io::BufRead + std::io::Seek> Source for Reading<R> {
+    fn next_row(&mut self) -> Result<Option<&[u8]>, DecodeError> {
+        Ok(self.0.next_row().map_err(png_error)?.map(|row| row.data()))
+    }
+}
+
+/// Box-shrinks `source`'s rows by `k` into `rows`.
+fn shrink(
+    source: &mut impl Source,
+    header: &Header,
+    k: u32,
+    stop: Stop,
+    rows: &mut dyn Rows,
+) -> Result<(), DecodeError> {
+    let &Header {
+        width,
+        height,
+        channels,
+    } = header;
     let alpha = channels.is_multiple_of(2);
     let (ow, oh) = shrunk_size(width, height, k);
     let out_channels = if alpha { 4 } else { 3 };
@@ -112,7 +173,7 @@ pub fn decode_rows(
     // channel layout (colour premultiplied by alpha where there is alpha).
     let mut band = vec![0u32; if k > 1 { width as usize * channels } else { 0 }];
     let (mut band_rows, mut read) = (0u32, 0u32);
-    while let Some(row) = reader.next_row().map_err(png_error)? {
+    while let Some(row) = source.next_row()? {
         if read == height {
             return Err(DecodeError::Decode(
                 "PNG has more rows than its header".into(),
@@ -121,14 +182,14 @@ pub fn decode_rows(
         read += 1;
         if k == 1 {
             // Nothing to average: the row as it is, grey made RGB.
-            expand(row.data(), channels, &mut line);
+            expand(row, channels, &mut line);
             rows.row(&line)?;
             if stop() {
                 return Err(DecodeError::Stopped);
             }
             continue;
         }
-        add_row(&mut band, row.data(), channels);
+        add_row(&mut band, row, channels);
         band_rows += 1;
         if band_rows == k || read == height {
             flush(&mut band, &mut line, k as usize, band_rows, channels);
@@ -356,6 +417,171 @@ mod tests {
         }
     }
 
+    /// A PNG of `raw` (filter bytes and rows, as inflated), made by hand
+    /// so a test can choose every filter byte.
+    fn raw_png(width: u32, height: u32, color_type: u8, interlaced: bool, raw: &[u8]) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32fast::hash(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        };
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, color_type, 0, 0, u8::from(interlaced)]);
+        chunk(b"IHDR", &ihdr);
+        chunk(b"IDAT", &fdeflate::compress_to_vec(raw));
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    /// Every row as the fast path gives it, or `None` if it declines.
+    fn stream_rows(bytes: &[u8]) -> Option<Result<Vec<u8>, DecodeError>> {
+        let (mut stream, _) = Stream::open(bytes, &Limits::default()).unwrap()?;
+        let mut all = Vec::new();
+        Some(loop {
+            match stream.next_row() {
+                Ok(Some(row)) => all.extend_from_slice(row),
+                Ok(None) => break Ok(all),
+                Err(e) => break Err(e),
+            }
+        })
+    }
+
+    /// Every row as `png::Reader` gives it, unexpanded.
+    fn reader_rows(bytes: &[u8]) -> Vec<u8> {
+        let mut reader = png::Decoder::new(Cursor::new(bytes)).read_info().unwrap();
+        let mut all = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            all.extend_from_slice(row.data());
+        }
+        all
+    }
+
+    /// Smooth gradients with noise and flat runs, so the adaptive encoder
+    /// picks every filter, often Paeth twice in a row.
+    fn picture(width: u32, height: u32, channels: usize, seed: u32) -> Vec<u8> {
+        let mut s = seed;
+        let mut data = Vec::new();
+        for y in 0..height {
+            for x in 0..width {
+                for c in 0..channels as u32 {
+                    s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let noise = if (x / 16 + y / 8) % 3 == 0 {
+                        (s >> 27) as u8
+                    } else {
+                        0
+                    };
+                    data.push(((x * (c + 1) + y * 2) as u8).wrapping_add(noise));
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn the_fast_path_gives_the_png_crates_rows() {
+        use png::{ColorType, Filter};
+        let kinds = [
+            (ColorType::Grayscale, 1),
+            (ColorType::GrayscaleAlpha, 2),
+            (ColorType::Rgb, 3),
+            (ColorType::Rgba, 4),
+        ];
+        let filters = [
+            Filter::NoFilter,
+            Filter::Sub,
+            Filter::Up,
+            Filter::Avg,
+            Filter::Paeth,
+            Filter::Adaptive,
+        ];
+        // Small sizes, one larger than the buffer's growth step (so the
+        // buffer is compacted under the inflate window many times), and
+        // rows longer than that step.
+        let sizes = [
+            (1, 1),
+            (1, 6),
+            (2, 3),
+            (7, 5),
+            (33, 9),
+            (600, 300),
+            (20_000, 4),
+        ];
+        for (color, channels) in kinds {
+            for filter in filters {
+                for (w, h) in sizes {
+                    if w * h > 1_000 && !matches!(filter, Filter::Paeth | Filter::Adaptive) {
+                        continue;
+                    }
+                    let data = picture(w, h, channels, w + h);
+                    let mut bytes = Vec::new();
+                    {
+                        let mut enc = png::Encoder::new(&mut bytes, w, h);
+                        enc.set_color(color);
+                        enc.set_filter(filter);
+                        let mut writer = enc.write_header().unwrap();
+                        // Many small IDAT chunks.
+                        let mut stream = writer.stream_writer_with_size(977).unwrap();
+                        std::io::Write::write_all(&mut stream, &data).unwrap();
+                        stream.finish().unwrap();
+                    }
+                    let ours = stream_rows(&bytes)
+                        .expect("taken by the fast path")
+                        .unwrap();
+                    assert!(ours == reader_rows(&bytes), "{color:?} {filter:?} {w}x{h}");
+                    assert!(ours == data, "{color:?} {filter:?} {w}x{h}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_other_pngs_to_the_png_crate() {
+        let rgb = picture(4, 4, 3, 1);
+        let with_trns = {
+            let mut out = Vec::new();
+            let mut enc = png::Encoder::new(&mut out, 4, 4);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_trns(vec![0, 0, 0, 0, 0, 0]);
+            let mut w = enc.write_header().unwrap();
+            w.write_image_data(&rgb).unwrap();
+            w.finish().unwrap();
+            out
+        };
+        let sixteen = encode_png(
+            2,
+            2,
+            png::ColorType::Grayscale,
+            png::BitDepth::Sixteen,
+            &[0; 8],
+        );
+        let two_bit = encode_png(4, 1, png::ColorType::Grayscale, png::BitDepth::Two, &[0x1b]);
+        // (Its image data does not matter: the header decides.)
+        let interlaced = raw_png(1, 1, 2, true, &[0, 1, 2, 3]);
+        for bytes in [with_trns, sixteen, two_bit, interlaced] {
+            assert!(stream_rows(&bytes).is_none());
+        }
+    }
+
+    #[test]
+    fn a_bad_filter_byte_or_missing_rows_are_errors() {
+        // Two RGB rows of one pixel: filter 5 does not exist.
+        let bytes = raw_png(1, 2, 2, false, &[0, 1, 2, 3, 5, 4, 5, 6]);
+        let err = stream_rows(&bytes).unwrap().unwrap_err();
+        assert!(err.to_string().contains("filter 5"), "{err}");
+        // The header says three rows; the data has two.
+        let bytes = raw_png(1, 3, 2, false, &[0, 1, 2, 3, 4, 4, 5, 6]);
+        let err = stream_rows(&bytes).unwrap().unwrap_err();
+        assert!(err.to_string().contains("2 of 3 rows"), "{err}");
+        // Extra data after the rows is ignored, as libpng does.
+        let bytes = raw_png(1, 1, 2, false, &[0, 1, 2, 3, 4, 4, 5, 6]);
+        assert_eq!(stream_rows(&bytes).unwrap().unwrap(), [1, 2, 3]);
+    }
+
     fn grey_png(width: u32, height: u32) -> Vec<u8> {
         let mut out = Vec::new();
         let mut enc = png::Encoder::new(&mut out, width, height);
@@ -402,7 +628,7 @@ mod tests {
     /// abort) before the first row. Now refused before any allocation.
     #[test]
     fn a_source_past_the_pixel_limit_is_refused_before_anything_is_allocated() {
-        let bytes = include_bytes!("../testdata/png-declares-3-gigapixels.png");
+        let bytes = include_bytes!("../../testdata/png-declares-3-gigapixels.png");
         let err = decode(bytes, 3, &Limits::default(), &crate::never).unwrap_err();
         assert!(
             matches!(&err, DecodeError::OverLimit(m) if m.contains("257x3405775048")),

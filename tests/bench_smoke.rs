@@ -78,7 +78,14 @@ fn bench_runs_every_engine_and_reports_quality_and_memory() {
         .arg("bench")
         .arg("--corpus")
         .arg(&dir)
-        .args(["--repeats", "1", "--photon-repeats", "1"])
+        .args([
+            "--repeats",
+            "1",
+            "--photon-repeats",
+            "1",
+            "--processes",
+            "1",
+        ])
         .arg("--runner-wasm")
         .arg(bench_runner_wasm())
         .arg("--wasmtime")

@@ -275,8 +275,9 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 .hit(&plan.key, if_none_match.as_ref(), Look::Whole)
                 .await
             {
-                Some(hit) => hit,
-                None => {
+                Ok(hit) => hit,
+                // The miss's own service looks again, and times that look.
+                Err(_) => {
                     run(Miss {
                         plan,
                         if_none_match,
@@ -298,19 +299,24 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             .await
     }
 
-    /// The cached response for `key`, as sent, if there is one.
+    /// The cached response for `key`, as sent, if there is one; if not,
+    /// how long asking took (ms), for the miss's `Server-Timing`: on a
+    /// slow cache a miss pays it too.
     async fn hit(
         &self,
         key: &str,
         if_none_match: Option<&HeaderValue>,
         look: Look,
-    ) -> Option<Response<ResponseBody>> {
+    ) -> Result<Response<ResponseBody>, f64> {
         let clock = self.inner.runtime.clock();
         let started = clock();
         let cache = &self.inner.cache;
-        let (hit, tier) = match look {
-            Look::Whole => cache.lookup(key).await?,
-            Look::Again => cache.lookup_again(key).await?,
+        let found = match look {
+            Look::Whole => cache.lookup(key).await,
+            Look::Again => cache.lookup_again(key).await,
+        };
+        let Some((hit, tier)) = found else {
+            return Err(clock() - started);
         };
         let status = match tier {
             Tier::Cache => "hit",
@@ -318,7 +324,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         };
         let mut timing = ServerTiming::default();
         timing.desc_dur("cache", status, clock() - started);
-        Some(finish(&hit, status, &timing, if_none_match).map(ResponseBody::Full))
+        Ok(finish(&hit, status, &timing, if_none_match).map(ResponseBody::Full))
     }
 
     /// A verified request: a cache hit, a joined miss, a shed miss or a
@@ -332,13 +338,14 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
         let full = |r: Response<Bytes>| r.map(ResponseBody::Full);
         let cfg = &self.inner.config;
 
-        if let Some(hit) = self.hit(&plan.key, if_none_match.as_ref(), look).await {
-            return hit;
-        }
+        let lookup_ms = match self.hit(&plan.key, if_none_match.as_ref(), look).await {
+            Ok(hit) => return hit,
+            Err(ms) => ms,
+        };
 
         if let Some(produced) = self.join(&plan.key).await {
             let mut timing = produced.timing.clone();
-            timing.desc("cache", "coalesced");
+            timing.desc_dur("cache", "coalesced", lookup_ms);
             return full(finish(
                 &produced.response,
                 "coalesced",
@@ -356,14 +363,14 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
             return full(error_response(&e, None, plan.vary));
         }
         let produced = match plan.options.raw {
-            true => match self.raw_miss(plan).await {
+            true => match self.raw_miss(plan, lookup_ms).await {
                 Ok(streaming) => return streaming,
                 Err(whole) => whole,
             },
             false => self.lead(plan).await,
         };
         let mut timing = produced.timing.clone();
-        timing.desc("cache", "miss");
+        timing.desc_dur("cache", "miss", lookup_ms);
         let mut resp = finish(&produced.response, "miss", &timing, if_none_match.as_ref());
         if let Some(d) = &produced.detail {
             resp.extensions_mut().insert(ErrorDetail(d.clone()));
@@ -626,6 +633,10 @@ mod tests {
             };
             assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
             assert_eq!(*cache.0.borrow(), stored, "upstream error TTL {ttl}");
+            // The miss says how long asking the cache took (this clock
+            // stands still).
+            let timing = resp.headers()["server-timing"].to_str().unwrap();
+            assert!(timing.ends_with("cache;desc=miss;dur=0.0"), "{timing}");
         }
     }
 

@@ -54,9 +54,11 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
     /// A `raw` miss. `Ok`: the response streaming now. `Err`: answered
     /// whole (a failure, or a body within its first bytes), already
     /// stored and given to any waiting requests.
+    /// `lookup_ms`: how long the cache took to say it had nothing.
     pub(super) async fn raw_miss(
         &self,
         plan: Plan,
+        lookup_ms: f64,
     ) -> Result<Response<ResponseBody>, Rc<Produced>> {
         // Waiting requests are answered from the copy, so only with one.
         let leading = C::STORES.then(|| self.register(plan.key.clone()).0);
@@ -92,7 +94,7 @@ impl<F: Fetch, C: Cache, R: Runtime> Service<F, C, R> {
                 timing: timing.clone(),
             })
         });
-        timing.desc("cache", "miss");
+        timing.desc_dur("cache", "miss", lookup_ms);
         let mut sent = headers;
         if let Some(n) = source.declared() {
             insert(&mut sent, header::CONTENT_LENGTH, &n.to_string());

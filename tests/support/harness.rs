@@ -346,6 +346,16 @@ fn check_reply(c: &Case, r: &Reply) -> Result<(), String> {
     if (r.status == 200 || r.status >= 500) && !header(r, "server-timing").contains("cache;desc=") {
         return Err(format!("Server-Timing `{}`", header(r, "server-timing")));
     }
+    // A miss or a hit also says how long asking the cache took.
+    let status = header(r, "x-edgethumb-cache");
+    if matches!(status, "miss" | "hit")
+        && !header(r, "server-timing").contains(&format!("cache;desc={status};dur="))
+    {
+        return Err(format!(
+            "no lookup time: Server-Timing `{}`",
+            header(r, "server-timing")
+        ));
+    }
     if let Some(limit) = e.within {
         if r.took > limit {
             return Err(format!("took {:?}, over {limit:?}", r.took));

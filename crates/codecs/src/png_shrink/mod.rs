@@ -143,9 +143,9 @@ impl Source for Stream<'_> {
 }
 
 /// `png::Reader`, for the PNGs [`Stream`] does not take.
-struct Reading<R: std::io::BufRead + std::io::Seek>(png::Reader<R>);
+struct Reading<'a>(png::Reader<Cursor<&'a [u8]>>);
 
-impl<R: std::io::BufRead + std::io::Seek> Source for Reading<R> {
+impl Source for Reading<'_> {
     fn next_row(&mut self) -> Result<Option<&[u8]>, DecodeError> {
         Ok(self.0.next_row().map_err(png_error)?.map(|row| row.data()))
     }

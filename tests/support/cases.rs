@@ -828,6 +828,8 @@ fn bad_inputs() -> Vec<Case> {
     vec![
         // Bad images.
         bad("bad_truncated_png", body(png[..png.len() / 2].to_vec(), PNG), err(415, "decode")),
+        // Unfiltering is ours (codecs' png_shrink): a filter type PNG lacks is a decode error.
+        bad("bad_png_unknown_filter", body(fx::png_unknown_filter(400, 200), PNG), err(415, "filter 7")),
         // The bytes decide, not the upstream's Content-Type.
         bad("bad_wrong_content_type", body(png.clone(), "text/html"), ok(JPEG, (100, 50))),
         bad("bad_png_claims_100000x100000", body(fx::png_header_only(100_000, 100_000), PNG), err(413, "pixels")),

@@ -306,17 +306,40 @@ pub fn jpeg_blank_progressive(w: u16, h: u16) -> Vec<u8> {
 /// A valid PNG signature and IHDR claiming `w`×`h`, then nothing: decoding
 /// it would need gigabytes, so it must be refused from the header alone.
 pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut out, b"IHDR", &rgb8_ihdr(w, h));
+    out
+}
+
+/// A `w`×`h` RGB PNG whose middle row names filter type 7 (PNG has 0–4):
+/// the rest is well formed, so only unfiltering can refuse it.
+pub fn png_unknown_filter(w: u32, h: u32) -> Vec<u8> {
+    let row = w as usize * 3 + 1;
+    let mut raw = vec![0u8; row * h as usize];
+    raw[row * (h as usize / 2)] = 7;
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut out, b"IHDR", &rgb8_ihdr(w, h));
+    png_chunk(&mut out, b"IDAT", &fdeflate::compress_to_vec(&raw));
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// IHDR data: 8-bit RGB, not interlaced.
+fn rgb8_ihdr(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = w.to_be_bytes().to_vec();
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend_from_slice(&13u32.to_be_bytes());
-    let mut chunk = b"IHDR".to_vec();
-    chunk.extend_from_slice(&ihdr);
-    out.extend_from_slice(&chunk);
-    out.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
-    out
+    ihdr
+}
+
+/// Appends one PNG chunk: length, type, data, CRC of type and data.
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32fast::hash(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
 }
 
 /// Incompressible RGB noise as PNG: about 3 bytes a pixel on the wire.
@@ -436,13 +459,9 @@ pub fn png_iccp_bomb(inflated: usize) -> Vec<u8> {
     let png = png(1, 1);
     let mut data = b"bomb\0\0".to_vec();
     data.extend_from_slice(&fdeflate::compress_to_vec(&vec![0u8; inflated]));
-    let mut chunk = b"iCCP".to_vec();
-    chunk.extend_from_slice(&data);
     // After the signature and IHDR (8 + 25 bytes).
     let mut out = png[..33].to_vec();
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(&chunk);
-    out.extend_from_slice(&crc32fast::hash(&chunk).to_be_bytes());
+    png_chunk(&mut out, b"iCCP", &data);
     out.extend_from_slice(&png[33..]);
     out
 }

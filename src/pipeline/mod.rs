@@ -268,7 +268,7 @@ fn plan_for(
         memory::estimate(bytes, &header, decoded, geo.output) + avif
     };
     // AVIF describes its colour with sRGB's code points, not a profile
-    // (ravif writes no ICC box): it is always converted.
+    // (libaom's files carry no ICC box): it is always converted.
     let keep_profile = match o.strip_color_profile || negotiated.resolve(false) == Format::Avif {
         true => None,
         false => colour::ToSrgb::rgb_profile(bytes, header.format),

@@ -48,9 +48,10 @@ pub struct BenchArgs {
     pub width: u32,
     #[arg(long, default_value_t = 80)]
     pub quality: u8,
-    /// Quality for AVIF (default: `--quality`); sharp gets the same number.
-    #[arg(long)]
-    pub avif_quality: Option<u8>,
+    /// Quality for AVIF, the service's default unless set; sharp gets the
+    /// same number (both map it to libaom's level as libheif does).
+    #[arg(long, default_value_t = edgethumb::config::DEFAULT_AVIF_QUALITY)]
+    pub avif_quality: u8,
     /// Timed runs per measurement, after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub repeats: u32,
@@ -400,7 +401,7 @@ impl Launcher {
         Ok(Launcher {
             width: args.width,
             quality: args.quality,
-            avif_quality: args.avif_quality.unwrap_or(args.quality),
+            avif_quality: args.avif_quality,
             repeats: args.repeats,
             photon_repeats: args.photon_repeats,
             processes: args.processes,
@@ -815,7 +816,7 @@ fn report(
          runs). {cpu}, {cores} cores; {}.\n",
         args.width,
         args.quality,
-        args.avif_quality.unwrap_or(args.quality),
+        args.avif_quality,
         args.processes.max(1),
         args.repeats,
         args.photon_repeats,

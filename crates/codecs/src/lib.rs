@@ -8,6 +8,7 @@
 //! - [`png_shrink`]: a non-interlaced PNG box-shrunk row by row as it
 //!   decodes, so the full-size image is never resident;
 //! - [`webp`]: lossy WebP through libwebp (C, FFI);
+//! - [`avif_encode`]: AVIF through libaom (C, FFI) and avif-serialize;
 //! - [`avif_decode`] (feature `avif-decode`): AVIF read back by rav1d, for
 //!   the tests and the bench to check what we serve;
 //! - `cpu`: runtime dispatch of the hot loops to x86-64-v3 (AVX2) where
@@ -21,6 +22,7 @@
 
 #[cfg(feature = "avif-decode")]
 pub mod avif_decode;
+pub mod avif_encode;
 mod cpu;
 pub mod jpeg;
 pub mod jpeg_encode;

@@ -1,7 +1,9 @@
-//! The C library functions libwebp calls, for wasm32-unknown-unknown (the
-//! Worker), which has no libc. The wasi targets link wasi-libc instead.
-//! Allocations go through Rust's allocator, so they count in the same
-//! linear memory the Worker's memory tests measure.
+//! The C library functions libwebp and libaom call, for
+//! wasm32-unknown-unknown (the Worker), which has no libc. The wasi targets
+//! link wasi-libc instead. Allocations go through Rust's allocator, so they
+//! count in the same linear memory the Worker's memory tests measure. The
+//! rest (strings, numbers, and stdio that always fails) is C, in
+//! `wasm_libc.c`: C's variadic functions cannot be written in stable Rust.
 //!
 //! The exported symbols exist only on that target (natively they would
 //! replace the real libc's); the code behind them is compiled everywhere,
@@ -54,6 +56,30 @@ fn allocate_array(count: usize, size: usize) -> *mut c_void {
     }
 }
 
+/// `realloc`: a new block with the old contents, the old one released;
+/// null (the old block kept) when the size cannot be allocated.
+///
+/// # Safety
+/// `ptr` is null or came from [`allocate`] and was not released yet.
+unsafe fn reallocate(ptr: *mut c_void, size: usize) -> *mut c_void {
+    if ptr.is_null() {
+        return allocate(size, false);
+    }
+    let grown = allocate(size, false);
+    if grown.is_null() {
+        return grown;
+    }
+    // SAFETY: `ptr` is HEADER bytes into a live block whose header holds
+    // its size; the copy is of the smaller of the two sizes, and the two
+    // blocks are distinct.
+    unsafe {
+        let old = ptr.cast::<u8>().sub(HEADER).cast::<usize>().read();
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), grown.cast::<u8>(), old.min(size));
+        release(ptr);
+    }
+    grown
+}
+
 /// `free`.
 ///
 /// # Safety
@@ -73,8 +99,8 @@ unsafe fn release(ptr: *mut c_void) {
     }
 }
 
-/// `qsort`. libwebp sorts Huffman trees and palettes with it (a few
-/// hundred entries at most). An insertion sort: no allocation, and unlike
+/// `qsort`. libwebp sorts Huffman trees and palettes with it, libaom
+/// palettes, tiles and candidate lists (a few hundred entries at most). An insertion sort: no allocation, and unlike
 /// `slice::sort_by`, no panic if the comparator were inconsistent.
 ///
 /// # Safety
@@ -119,6 +145,15 @@ mod exports {
     #[unsafe(no_mangle)]
     pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
         allocate_array(count, size)
+    }
+
+    /// # Safety
+    /// C's `realloc`: `ptr` is null or came from the functions here.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: C's contract for `realloc`, stated above, is
+        // `reallocate`'s.
+        unsafe { reallocate(ptr, size) }
     }
 
     /// # Safety
@@ -167,6 +202,30 @@ mod tests {
         }
         // SAFETY: null is a no-op.
         unsafe { release(std::ptr::null_mut()) };
+    }
+
+    #[test]
+    fn realloc_keeps_the_contents_it_can() {
+        // SAFETY: each block is from `allocate`/`reallocate` and used
+        // within its size; each is released once.
+        unsafe {
+            let p = reallocate(std::ptr::null_mut(), 8).cast::<u8>();
+            assert!(!p.is_null());
+            for i in 0..8 {
+                p.add(i).write(i as u8);
+            }
+            let grown = reallocate(p.cast(), 4096).cast::<u8>();
+            assert_eq!(
+                std::slice::from_raw_parts(grown, 8),
+                [0, 1, 2, 3, 4, 5, 6, 7]
+            );
+            let shrunk = reallocate(grown.cast(), 3).cast::<u8>();
+            assert_eq!(std::slice::from_raw_parts(shrunk, 3), [0, 1, 2]);
+            let refused = reallocate(shrunk.cast(), usize::MAX);
+            assert!(refused.is_null());
+            assert_eq!(std::slice::from_raw_parts(shrunk, 3), [0, 1, 2], "kept");
+            release(shrunk.cast());
+        }
     }
 
     #[test]

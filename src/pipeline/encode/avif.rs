@@ -1,57 +1,44 @@
-//! AVIF through ravif (rav1e, pure Rust): one still image, 8-bit 4:4:4
-//! YCbCr, alpha as a second AV1 image. No asm and no threads, so the same
-//! code runs natively, in workerd and under wasi:http. Why rav1e and these
-//! settings, with figures: README, "AVIF".
+//! AVIF through libaom (`edgethumb_codecs::avif_encode`): one still image,
+//! 8-bit 4:2:0 YCbCr, alpha as a second AV1 image, grey as monochrome. The
+//! same plain-C build runs natively, in workerd and under wasi:http. Why
+//! libaom and these settings, with figures: README, "AVIF".
 
+use edgethumb_codecs::avif_encode::{self, Pixels, Settings};
 use image::DynamicImage;
-use rgb::FromSlice;
 
 use crate::error::Error;
 
-/// rav1e's fastest preset: at 400 px a median 106 ms natively and 130
-/// under V8; speed 8 saved 6–12% of bytes at equal SSIM for 3 times the
-/// time, which the edge cannot spend (README, "AVIF").
-pub const SPEED: u8 = 10;
+/// libaom's `cpu-used` in all-intra mode (0–9; higher is faster). On the
+/// corpus at 400 px and equal SSIM, 9 wrote 1.02× WebP's bytes, 8 0.82×,
+/// 7 0.77× and 6 0.73×; 7 took 66 ms natively for the whole thumbnail,
+/// 8 50 and 6 108 (README, "AVIF").
+pub const SPEED: u8 = 7;
 
-/// Encodes `img` at `quality` (1–100, ravif's scale). The same number as
-/// WebP's gives about the same SSIM: on the corpus at 400 px, ravif's
-/// quality that matches WebP q80 is a median 83 (75 to 92). imgproxy's
-/// default for AVIF, 63, suits libaom at its slower settings; here it
-/// gave 0.06 less SSIM than WebP q80, so no separate default.
+/// Encodes `img` at `quality` (1–100, libheif's and so imgproxy's scale:
+/// `avif_encode::cq_level`).
 pub fn encode(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, Error> {
-    let q = f32::from(quality.clamp(1, 100));
-    let encoder = ravif::Encoder::new()
-        .with_quality(q)
-        .with_alpha_quality(q)
-        .with_speed(SPEED)
-        .with_bit_depth(ravif::BitDepth::Eight)
-        .with_num_threads(Some(1))
-        // Colour under transparent pixels is flattened, which compresses.
-        .with_alpha_color_mode(ravif::AlphaColorMode::UnassociatedClean);
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let encoded = if img.color().has_alpha() {
-        let converted;
-        let rgba = match img {
-            DynamicImage::ImageRgba8(i) => i,
-            other => {
-                converted = other.to_rgba8();
-                &converted
-            }
-        };
-        encoder.encode_rgba(ravif::Img::new(rgba.as_raw().as_rgba(), w, h))
-    } else {
-        let converted;
-        let rgb = match img {
-            DynamicImage::ImageRgb8(i) => i,
-            other => {
-                converted = other.to_rgb8();
-                &converted
-            }
-        };
-        encoder.encode_rgb(ravif::Img::new(rgb.as_raw().as_rgb(), w, h))
+    let settings = Settings {
+        quality,
+        speed: SPEED,
+        subsample: true,
     };
-    encoded
-        .map(|e| e.avif_file)
+    let (w, h) = (img.width(), img.height());
+    let (rgba, rgb);
+    let pixels = match img {
+        DynamicImage::ImageLuma8(i) => Pixels::Grey(i.as_raw()),
+        DynamicImage::ImageLumaA8(i) => Pixels::GreyAlpha(i.as_raw()),
+        DynamicImage::ImageRgb8(i) => Pixels::Rgb(i.as_raw()),
+        DynamicImage::ImageRgba8(i) => Pixels::Rgba(i.as_raw()),
+        other if other.color().has_alpha() => {
+            rgba = other.to_rgba8();
+            Pixels::Rgba(rgba.as_raw())
+        }
+        other => {
+            rgb = other.to_rgb8();
+            Pixels::Rgb(rgb.as_raw())
+        }
+    };
+    avif_encode::encode(pixels, w, h, &settings)
         .map_err(|e| Error::Internal(format!("AVIF encode: {e}")))
 }
 

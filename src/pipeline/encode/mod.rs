@@ -8,9 +8,9 @@
 //!   large output is never held whole;
 //! - PNG: `image`'s encoder (pure Rust);
 //! - WebP: libwebp's lossy encoder, with lossless alpha (`edgethumb_codecs::
-//!   webp`: the one C library, built for wasm32 by `scripts/wasm-cc`);
+//!   webp`, C, built for wasm32 by `scripts/wasm-cc`);
 //! - GIF: `image`'s encoder, one NeuQuant palette a frame;
-//! - AVIF: rav1e through ravif ([`avif`]);
+//! - AVIF: libaom (`edgethumb_codecs::avif_encode`, C) through [`avif`];
 //! - animations, in WebP and GIF: [`animated`].
 
 pub mod animated;
@@ -181,8 +181,8 @@ pub fn with_icc(body: Vec<u8>, format: Format, icc: &[u8], size: (u32, u32)) -> 
         Format::Webp => webp_with_icc(body, icc, size),
         // Browsers ignore GIF's rare ICC extension.
         Format::Gif => body,
-        // ravif writes sRGB's colour description (nclx) and no `colr`
-        // profile box; a kept profile is not carried.
+        // avif_encode writes sRGB's colour description (nclx) and no
+        // `colr` profile box; a kept profile is not carried.
         Format::Avif => body,
     }
 }

@@ -213,11 +213,14 @@ pub fn after_resample(image: u64, free: u64, after: &After) -> u64 {
     heap.grown + on_top
 }
 
-/// What rav1e holds encoding an AVIF of `px` pixels: its source, its
-/// reconstruction and their lookahead copies at 4:4:4, plus its tables.
-/// Fitted with `edgethumb-heap-peak` on honeywave at 284 k and 558 k
-/// output pixels (8.8 and 14.4 MiB above the resampled image: 24.5 bytes
-/// a pixel past the first), rounded up.
+/// What the AVIF encoder may hold for `px` output pixels. Fitted for
+/// rav1e, the encoder before libaom (its source, reconstruction and their
+/// lookahead copies at 4:4:4: 24.5 bytes a pixel measured with
+/// `edgethumb-heap-peak`, rounded up). libaom at 4:2:0 holds less: in the
+/// Worker the whole estimate for an AVIF was 1.9–2.1× what it used
+/// (`worker_memory_for_avif`), so this errs on the safe side. libaom's C
+/// allocations are not seen natively by `edgethumb-heap-peak`, which counts
+/// Rust's allocator; on the Worker they go through it (`wasm_libc`).
 pub fn avif(px: u64) -> u64 {
     28 * px + 2 * 1024 * 1024
 }

@@ -521,6 +521,11 @@ fn gamma_18_in_srgb(img: &DynamicImage) -> Result<(), String> {
     stripes_as_lcms(img, &fx::gamma_18_icc(), false)
 }
 
+/// A PNG's `cHRM` (Display P3's primaries) through LittleCMS's same space.
+fn chrm_p3_in_srgb(img: &DynamicImage) -> Result<(), String> {
+    stripes_as_lcms(img, &fx::chrm_p3_icc(), false)
+}
+
 /// A CMYK JPEG through its profile: LittleCMS's sRGB for each ink stripe.
 fn cmyk_profile_in_srgb(img: &DynamicImage) -> Result<(), String> {
     let icc = fx::cmyk_icc();
@@ -708,6 +713,7 @@ pub fn cases() -> Vec<Case> {
         case("icc_display_p3_webp_to_srgb", body(fx::webp_stripes(400, 200, &fx::display_p3_icc()), WEBP), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(display_p3_in_srgb)),
         case("icc_cmyk_jpeg_to_srgb", body(fx::jpeg_cmyk_stripes(400, 200, &fx::cmyk_icc()), JPEG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(cmyk_profile_in_srgb)),
         case("png_gama_to_srgb", body(fx::png_gama_stripes(400, 200), PNG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(gamma_18_in_srgb)),
+        case("png_chrm_display_p3_to_srgb", body(fx::png_chrm_p3_stripes(400, 200), PNG), "rs:fit:100:0/f:png", ok(PNG, (100, 50)).pixels(chrm_p3_in_srgb)),
         // strip_color_profile:0 keeps the profile, and the pixels as they are.
         case("icc_kept_with_scp_0_png", body(fx::png_stripes(400, 200, &fx::display_p3_icc()), PNG), "rs:fit:100:0/f:png/scp:0", ok(PNG, (100, 50)).pixels(stripes_unchanged).body_has(b"iCCP")),
         case("icc_kept_with_scp_0_jpeg", body(fx::jpeg_stripes(400, 200, Some(&fx::adobe_rgb_icc())), JPEG), "rs:fit:100:0/scp:0", ok(JPEG, (100, 50)).pixels(stripes_unchanged_lossy).body_has(b"ICC_PROFILE\0")),

@@ -708,6 +708,48 @@ pub fn gamma_18_icc() -> Vec<u8> {
         .unwrap()
 }
 
+/// Display P3's primaries and white (D65), as a PNG's `cHRM` gives them.
+const P3_CHRM: [(f32, f32); 4] = [
+    (0.3127, 0.3290),
+    (0.680, 0.320),
+    (0.265, 0.690),
+    (0.150, 0.060),
+];
+
+/// [`STRIPES`] as a PNG that names Display P3's primaries in `cHRM`, with
+/// a `gAMA` of 1/2.2 and no profile: libpng converts by the primaries and
+/// leaves a gamma that near sRGB's as it is.
+pub fn png_chrm_p3_stripes(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_source_gamma(png::ScaledFloat::new(1.0 / 2.2));
+    let xy = |(x, y): (f32, f32)| (png::ScaledFloat::new(x), png::ScaledFloat::new(y));
+    enc.set_source_chromaticities(png::SourceChromaticities {
+        white: xy(P3_CHRM[0]),
+        red: xy(P3_CHRM[1]),
+        green: xy(P3_CHRM[2]),
+        blue: xy(P3_CHRM[3]),
+    });
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(stripes(w, h).as_raw()).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+/// The space [`png_chrm_p3_stripes`] describes, as LittleCMS builds it:
+/// Display P3's primaries with sRGB's curve.
+pub fn chrm_p3_icc() -> Vec<u8> {
+    let srgb_curve = lcms2::ToneCurve::new_parametric(
+        4,
+        &[2.4, 1.0 / 1.055, 0.055 / 1.055, 1.0 / 12.92, 0.04045],
+    )
+    .unwrap();
+    let p = |i: usize| (f64::from(P3_CHRM[i].0), f64::from(P3_CHRM[i].1));
+    lcms_rgb([p(1), p(2), p(3)], &srgb_curve).icc().unwrap()
+}
+
 /// `trim`'s subject: on white, a dark block at x 48..144, y 64..112 (on
 /// JPEG's 16-pixel grid) with a red marker in its top-left corner.
 pub fn framed(w: u32, h: u32) -> RgbImage {

@@ -131,8 +131,8 @@ async fn https_origin(seen: Arc<Seen>, body: Bytes) -> (SocketAddr, String) {
     (addr, ca.pem())
 }
 
-/// One slow miss on its own connection: its status, and whether a 503
-/// said when to come back.
+/// One slow miss on its own connection: its status (200, or 503 with
+/// Retry-After), else why not.
 async fn one_miss(
     base: SocketAddr,
     path: String,
@@ -158,10 +158,24 @@ async fn one_miss(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| "no status line".to_string())?;
+    if status != 200 && status != 503 {
+        return Err(format!("{status} {}", reason(&answer)));
+    }
     if status == 503 && !head.contains("\r\nretry-after: ") {
         return Err("503 without Retry-After".into());
     }
     Ok(status)
+}
+
+/// The one-line reason of an answer that is neither a success nor a shed,
+/// so a failed run says why (the server's log is off here).
+fn reason(answer: &[u8]) -> String {
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&answer[..0], |at| &answer[at + 4..]);
+    let text = String::from_utf8_lossy(&body[..body.len().min(160)]);
+    text.lines().next().unwrap_or("").trim().to_string()
 }
 
 fn summed(m: &HashMap<String, f64>, prefix: &str, label: &str) -> u64 {

@@ -33,8 +33,8 @@ impl Default for Limits {
             max_animation_frames: 1,
             max_result_dimension: 8192,
             max_transform_bytes: 96 * 1024 * 1024,
-            // A 900x560 output: rav1e takes about 0.5 s natively and 0.66
-            // under V8 (WebP: 0.06), and more above, per miss.
+            // An 880x550 output: libaom takes about 0.2 s natively and 0.28
+            // under V8 (WebP: 0.05-0.08), and more above, per miss.
             avif_max_pixels: 500_000,
             // Far above real images (a 100 MP JPEG takes about 0.2 s
             // here), so only hostile sources meet it.

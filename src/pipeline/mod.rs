@@ -260,7 +260,7 @@ fn plan_for(
             .unwrap_or(0)
     } else {
         // The whole-image estimate budgets 8 bytes an output pixel for the
-        // effects and an encoder; rav1e holds more, on top.
+        // effects and an encoder; the AVIF encoder holds more, on top.
         let avif = match negotiated.resolve(true) {
             Format::Avif => memory::avif(geo.output.0 as u64 * geo.output.1 as u64),
             _ => 0,

@@ -103,11 +103,10 @@ pub fn encode(
     let (w, h) = (width as usize, height as usize);
     let bytes = pixels.bytes();
     let grey = matches!(pixels, Pixels::Grey(_) | Pixels::GreyAlpha(_));
-    let subsample = settings.subsample && !grey;
     let colour = if grey {
         Planes::monochrome(bytes, channels, w, h)
     } else {
-        Planes::ycbcr(bytes, channels, w, h, subsample)
+        Planes::ycbcr(bytes, channels, w, h, settings.subsample)
     };
     let cq = cq_level(settings.quality);
     let colour_obus = encode_planes(&colour, width, height, cq, settings.speed)?;
@@ -123,9 +122,9 @@ pub fn encode(
         .set_color_primaries(avif_serialize::constants::ColorPrimaries::Bt709)
         .set_transfer_characteristics(avif_serialize::constants::TransferCharacteristics::Srgb)
         .set_matrix_coefficients(avif_serialize::constants::MatrixCoefficients::Bt601)
-        .set_monochrome(grey)
-        .set_chroma_subsampling((subsample || grey, subsample || grey))
-        .set_seq_profile(if subsample || grey { 0 } else { 1 });
+        .set_monochrome(colour.monochrome)
+        .set_chroma_subsampling((colour.subsampled, colour.subsampled))
+        .set_seq_profile(colour.profile());
     Ok(mux.to_vec(&colour_obus, alpha_obus.as_deref(), width, height, 8))
 }
 
@@ -141,6 +140,16 @@ struct Planes {
 }
 
 impl Planes {
+    /// The AV1 profile that holds them: Main (0) for 4:2:0 and
+    /// monochrome, High (1) for 4:4:4.
+    fn profile(&self) -> u8 {
+        if self.subsampled {
+            0
+        } else {
+            1
+        }
+    }
+
     /// Luma from sample `0` of every `step` bytes, and flat chroma (libaom
     /// reads chroma planes even for a monochrome sequence).
     fn monochrome(samples: &[u8], step: usize, w: usize, h: usize) -> Planes {
@@ -331,7 +340,7 @@ fn encode_planes(
     cfg.g_lag_in_frames = 0;
     cfg.g_bit_depth = aom::AOM_BITS_8;
     cfg.g_input_bit_depth = 8;
-    cfg.g_profile = if planes.subsampled { 0 } else { 1 };
+    cfg.g_profile = c_uint::from(planes.profile());
     cfg.monochrome = c_uint::from(planes.monochrome);
     cfg.rc_end_usage = aom::AOM_Q;
     cfg.kf_max_dist = 0;

@@ -685,18 +685,29 @@ pub fn jpeg_cmyk_stripes(w: u32, h: u32, icc: &[u8]) -> Vec<u8> {
     out
 }
 
-/// [`STRIPES`] as a PNG with only a `gAMA` chunk of 1/1.8 (an old Mac's
-/// files): libpng corrects that gamma, as it is not near sRGB's.
-pub fn png_gama_stripes(w: u32, h: u32) -> Vec<u8> {
+/// [`STRIPES`] as an 8-bit RGB PNG with the colour chunks `tag` sets.
+fn png_stripes_tagged(
+    w: u32,
+    h: u32,
+    tag: impl FnOnce(&mut png::Encoder<&mut Vec<u8>>),
+) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    enc.set_source_gamma(png::ScaledFloat::new(1.0 / 1.8));
+    tag(&mut enc);
     let mut writer = enc.write_header().unwrap();
     writer.write_image_data(stripes(w, h).as_raw()).unwrap();
     writer.finish().unwrap();
     out
+}
+
+/// [`STRIPES`] as a PNG with only a `gAMA` chunk of 1/1.8 (an old Mac's
+/// files): libpng corrects that gamma, as it is not near sRGB's.
+pub fn png_gama_stripes(w: u32, h: u32) -> Vec<u8> {
+    png_stripes_tagged(w, h, |enc| {
+        enc.set_source_gamma(png::ScaledFloat::new(1.0 / 1.8));
+    })
 }
 
 /// The space [`png_gama_stripes`] describes, as LittleCMS builds it: sRGB's
@@ -720,22 +731,16 @@ const P3_CHRM: [(f32, f32); 4] = [
 /// a `gAMA` of 1/2.2 and no profile: libpng converts by the primaries and
 /// leaves a gamma that near sRGB's as it is.
 pub fn png_chrm_p3_stripes(w: u32, h: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_source_gamma(png::ScaledFloat::new(1.0 / 2.2));
-    let xy = |(x, y): (f32, f32)| (png::ScaledFloat::new(x), png::ScaledFloat::new(y));
-    enc.set_source_chromaticities(png::SourceChromaticities {
-        white: xy(P3_CHRM[0]),
-        red: xy(P3_CHRM[1]),
-        green: xy(P3_CHRM[2]),
-        blue: xy(P3_CHRM[3]),
-    });
-    let mut writer = enc.write_header().unwrap();
-    writer.write_image_data(stripes(w, h).as_raw()).unwrap();
-    writer.finish().unwrap();
-    out
+    png_stripes_tagged(w, h, |enc| {
+        enc.set_source_gamma(png::ScaledFloat::new(1.0 / 2.2));
+        let xy = |(x, y): (f32, f32)| (png::ScaledFloat::new(x), png::ScaledFloat::new(y));
+        enc.set_source_chromaticities(png::SourceChromaticities {
+            white: xy(P3_CHRM[0]),
+            red: xy(P3_CHRM[1]),
+            green: xy(P3_CHRM[2]),
+            blue: xy(P3_CHRM[3]),
+        });
+    })
 }
 
 /// The space [`png_chrm_p3_stripes`] describes, as LittleCMS builds it:

@@ -24,15 +24,17 @@ impl Idct {
     }
 
     /// `coef` holds the dequantised coefficients in rows of n (vertical
-    /// frequency by row); writes n rows of n samples at `out`, `stride`
-    /// apart.
+    /// frequency by row), K = n×n of them; writes n rows of n samples at
+    /// `out`, `stride` apart. Chosen by K, known where the block is
+    /// decoded, so no branch on the scale is left in the block loop.
     #[inline(always)]
-    pub fn block(&self, coef: &[i32], out: &mut [u8], stride: usize) {
-        match self.n {
+    pub fn block<const K: usize>(&self, coef: &[i32; K], out: &mut [u8], stride: usize) {
+        debug_assert_eq!(K, self.n * self.n);
+        match K {
             // The mean: DC / 8.
             1 => out[0] = level_shift(coef[0], 3),
             // Both weights are ±1/(2√2) per axis: a 2×2 Hadamard over 8.
-            2 => {
+            4 => {
                 let (a, b, c, d) = (coef[0], coef[1], coef[2], coef[3]);
                 let (top, bottom) = (a + c, a - c);
                 let (top_d, bottom_d) = (b + d, b - d);
@@ -44,7 +46,7 @@ impl Idct {
             }
             // The larger transforms out of line, so this stays small
             // enough to inline at 1/8 and 1/4, a call per block saved.
-            4 => block_4(coef, out, stride),
+            16 => block_4(coef, out, stride),
             _ => block_8(coef, out, stride),
         }
     }
@@ -79,28 +81,282 @@ fn block_4(coef: &[i32], out: &mut [u8], stride: usize) {
 
 v3_copy! {
     fn block_4_v3(coef: &[i32], out: &mut [u8], stride: usize) {
-        block_4_body(coef, out, stride)
+        if !flat::<4>(coef, out, stride) {
+            store_4(sse41::samples(coef), out, stride);
+        }
     }
 }
 
 #[inline(always)]
 fn block_4_body(coef: &[i32], out: &mut [u8], stride: usize) {
     if !flat::<4>(coef, out, stride) {
-        separable::<4>(coef, out, stride, idct_4, 0);
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        store_4(simd128::samples(coef), out, stride);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        store_4(lanes4::samples(coef), out, stride);
     }
 }
 
-/// One scaled 4-point IDCT in 13-bit fixed point, shifted right by
-/// `descale` (rounded).
+/// The 4×4 block's samples, row by row, into `out`.
 #[inline(always)]
-fn idct_4(c: [Wrapping<i32>; 4], descale: u32) -> [Wrapping<i32>; 4] {
-    // 1/(2√2), cos(π/8)/2 and cos(3π/8)/2, times 2^13.
-    let (k0, k1, k3) = (Wrapping(2896), Wrapping(3784), Wrapping(1567));
-    let (e0, e1) = ((c[0] + c[2]) * k0, (c[0] - c[2]) * k0);
-    let (o0, o1) = (c[1] * k1 + c[3] * k3, c[1] * k3 - c[3] * k1);
-    let round = Wrapping(1 << (descale - 1));
-    let d = |v: Wrapping<i32>| (v + round) >> descale as usize;
-    [d(e0 + o0), d(e1 + o1), d(e1 - o1), d(e0 - o0)]
+fn store_4(samples: [u8; 16], out: &mut [u8], stride: usize) {
+    // Indexed, not `chunks_mut(stride)`, whose chunk count is a division.
+    for (y, s) in samples.chunks_exact(4).enumerate() {
+        out[y * stride..y * stride + 4].copy_from_slice(s);
+    }
+}
+
+/// The 4×4 IDCT over a backend's `V` (4 × i32, one row of the block) and
+/// its `load`, `splat`, `add`, `sub`, `mul`, `shr`, `transpose` and
+/// `bytes`. Each pass is four 4-point IDCTs side by side: the rows of
+/// coefficients are the lanes of the column pass, and after a transpose
+/// the rows of its result are those of the row pass. Written for vectors
+/// by hand because the compiler made the 4×4 case scalar, twice the
+/// instructions of the vectors. `$attr` is what the kernel needs to be
+/// compiled for the backend.
+macro_rules! idct_4_kernel {
+    ($(#[$attr:meta])*) => {
+        /// One pass: 4-point IDCTs in 13-bit fixed point, shifted right
+        /// by `descale` (rounded). With w(u) = C(u)/2 · cos((2x+1)uπ/8):
+        /// the even part is (c0 ± c2)/(2√2), the odd part mixes c1 and c3
+        /// by cos(π/8)/2 and cos(3π/8)/2 (2896, 3784 and 1567 over 2^13).
+        $(#[$attr])*
+        fn pass(c: [V; 4], descale: u32) -> [V; 4] {
+            let e0 = mul(add(c[0], c[2]), 2896);
+            let e1 = mul(sub(c[0], c[2]), 2896);
+            let o0 = add(mul(c[1], 3784), mul(c[3], 1567));
+            let o1 = sub(mul(c[1], 1567), mul(c[3], 3784));
+            let round = splat(1 << (descale - 1));
+            let (e0, e1) = (add(e0, round), add(e1, round));
+            [
+                shr(add(e0, o0), descale),
+                shr(add(e1, o1), descale),
+                shr(sub(e1, o1), descale),
+                shr(sub(e0, o0), descale),
+            ]
+        }
+
+        /// The samples of the 4×4 block whose dequantised coefficients
+        /// are `coef[..16]` (vertical frequency by row), row by row.
+        $(#[$attr])*
+        pub fn samples(coef: &[i32]) -> [u8; 16] {
+            let rows = [load(&coef[0..4]), load(&coef[4..8]), load(&coef[8..12]), load(&coef[12..16])];
+            let columns = pass(rows, FIX_BITS - PASS1_BITS);
+            bytes(transpose(pass(transpose(columns), FIX_BITS + PASS1_BITS)))
+        }
+    };
+}
+
+/// x86-64 with SSE4.1 (for its 32-bit multiply): called from the
+/// x86-64-v3 copy, which has it.
+#[cfg(target_arch = "x86_64")]
+mod sse41 {
+    use super::{FIX_BITS, PASS1_BITS};
+    use std::arch::x86_64::*;
+
+    type V = __m128i;
+
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn load(c: &[i32]) -> V {
+        let mut a = [0i32; 4];
+        a.copy_from_slice(c);
+        _mm_set_epi32(a[3], a[2], a[1], a[0])
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn splat(v: i32) -> V {
+        _mm_set1_epi32(v)
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn add(a: V, b: V) -> V {
+        _mm_add_epi32(a, b)
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn sub(a: V, b: V) -> V {
+        _mm_sub_epi32(a, b)
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn mul(a: V, k: i32) -> V {
+        _mm_mullo_epi32(a, _mm_set1_epi32(k))
+    }
+
+    /// Arithmetic shift right.
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn shr(a: V, n: u32) -> V {
+        _mm_sra_epi32(a, _mm_cvtsi32_si128(n as i32))
+    }
+
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn transpose(m: [V; 4]) -> [V; 4] {
+        let (t0, t1) = (
+            _mm_unpacklo_epi32(m[0], m[1]),
+            _mm_unpacklo_epi32(m[2], m[3]),
+        );
+        let (t2, t3) = (
+            _mm_unpackhi_epi32(m[0], m[1]),
+            _mm_unpackhi_epi32(m[2], m[3]),
+        );
+        [
+            _mm_unpacklo_epi64(t0, t1),
+            _mm_unpackhi_epi64(t0, t1),
+            _mm_unpacklo_epi64(t2, t3),
+            _mm_unpackhi_epi64(t2, t3),
+        ]
+    }
+
+    /// Level-shifted by 128 and clamped to 0..=255: saturating to i16,
+    /// then to u8, is the clamp.
+    #[target_feature(enable = "sse4.1")]
+    #[inline]
+    fn bytes(m: [V; 4]) -> [u8; 16] {
+        let shift = _mm_set1_epi32(128);
+        let m = m.map(|v| _mm_add_epi32(v, shift));
+        let packed = _mm_packus_epi16(_mm_packs_epi32(m[0], m[1]), _mm_packs_epi32(m[2], m[3]));
+        let mut out = [0u8; 16];
+        // SAFETY: `out` is 16 bytes, the store's width; unaligned is allowed.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), packed) };
+        out
+    }
+
+    idct_4_kernel!(#[target_feature(enable = "sse4.1")]);
+}
+
+/// wasm32 built with simd128 (all our edge builds: `.cargo/config.toml`).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use super::{FIX_BITS, PASS1_BITS};
+    use std::arch::wasm32::*;
+
+    type V = v128;
+
+    #[inline(always)]
+    fn load(c: &[i32]) -> V {
+        i32x4(c[0], c[1], c[2], c[3])
+    }
+
+    #[inline(always)]
+    fn splat(v: i32) -> V {
+        i32x4_splat(v)
+    }
+
+    #[inline(always)]
+    fn add(a: V, b: V) -> V {
+        i32x4_add(a, b)
+    }
+
+    #[inline(always)]
+    fn sub(a: V, b: V) -> V {
+        i32x4_sub(a, b)
+    }
+
+    #[inline(always)]
+    fn mul(a: V, k: i32) -> V {
+        i32x4_mul(a, i32x4_splat(k))
+    }
+
+    #[inline(always)]
+    fn shr(a: V, n: u32) -> V {
+        i32x4_shr(a, n)
+    }
+
+    #[inline(always)]
+    fn transpose(m: [V; 4]) -> [V; 4] {
+        let t0 = i32x4_shuffle::<0, 4, 1, 5>(m[0], m[1]);
+        let t1 = i32x4_shuffle::<0, 4, 1, 5>(m[2], m[3]);
+        let t2 = i32x4_shuffle::<2, 6, 3, 7>(m[0], m[1]);
+        let t3 = i32x4_shuffle::<2, 6, 3, 7>(m[2], m[3]);
+        [
+            i64x2_shuffle::<0, 2>(t0, t1),
+            i64x2_shuffle::<1, 3>(t0, t1),
+            i64x2_shuffle::<0, 2>(t2, t3),
+            i64x2_shuffle::<1, 3>(t2, t3),
+        ]
+    }
+
+    #[inline(always)]
+    fn bytes(m: [V; 4]) -> [u8; 16] {
+        let m = m.map(|v| i32x4_add(v, i32x4_splat(128)));
+        let packed = u8x16_narrow_i16x8(
+            i16x8_narrow_i32x4(m[0], m[1]),
+            i16x8_narrow_i32x4(m[2], m[3]),
+        );
+        u128::to_le_bytes(
+            u128::from(u64x2_extract_lane::<0>(packed))
+                | u128::from(u64x2_extract_lane::<1>(packed)) << 64,
+        )
+    }
+
+    idct_4_kernel!();
+}
+
+/// Plain arrays: other targets, x86-64 without v3, and the tests' check
+/// of the vector backends against the same kernel.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
+mod lanes4 {
+    use super::{FIX_BITS, PASS1_BITS};
+
+    type V = [i32; 4];
+
+    #[inline(always)]
+    fn load(c: &[i32]) -> V {
+        let mut a = [0; 4];
+        a.copy_from_slice(c);
+        a
+    }
+
+    #[inline(always)]
+    fn splat(v: i32) -> V {
+        [v; 4]
+    }
+
+    #[inline(always)]
+    fn add(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i].wrapping_add(b[i]))
+    }
+
+    #[inline(always)]
+    fn sub(a: V, b: V) -> V {
+        std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
+    }
+
+    #[inline(always)]
+    fn mul(a: V, k: i32) -> V {
+        a.map(|v| v.wrapping_mul(k))
+    }
+
+    #[inline(always)]
+    fn shr(a: V, n: u32) -> V {
+        a.map(|v| v >> n)
+    }
+
+    #[inline(always)]
+    fn transpose(m: [V; 4]) -> [V; 4] {
+        std::array::from_fn(|i| std::array::from_fn(|j| m[j][i]))
+    }
+
+    #[inline(always)]
+    fn bytes(m: [V; 4]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        for (o, v) in out.iter_mut().zip(m.as_flattened()) {
+            *o = v.wrapping_add(128).clamp(0, 255) as u8;
+        }
+        out
+    }
+
+    idct_4_kernel!();
 }
 
 /// The full 8×8 IDCT: columns, then rows, each an 8-point IDCT by
@@ -131,9 +387,10 @@ fn block_8_body(coef: &[i32], out: &mut [u8], stride: usize) {
     }
 }
 
-/// [`separable`] for 8×8, each pass over all eight columns (then rows) at
-/// once: the same arithmetic lane by lane, which compiles to SIMD (the
-/// column at a time did not), so the same samples.
+/// Columns, then rows, of the 8-point IDCT, each pass over all eight
+/// columns (then rows) at once: the same arithmetic lane by lane, which
+/// compiles to SIMD (a column at a time did not), so the same samples as
+/// a column at a time.
 #[inline(always)]
 fn lanes_8(coef: &[i32], out: &mut [u8], stride: usize) {
     // rows[v][u]: the coefficients, vertical frequency by row.
@@ -151,8 +408,10 @@ fn lanes_8(coef: &[i32], out: &mut [u8], stride: usize) {
     }
     // Each pass scales by 2√2: 8 in all, 3 bits.
     let samples = idct_8_lanes(&across, FIX_BITS + PASS1_BITS + 3);
-    for (y, line) in out.chunks_mut(stride).take(8).enumerate() {
-        for (x, px) in line[..8].iter_mut().enumerate() {
+    // Indexed, not `chunks_mut(stride)`, whose chunk count is a division.
+    for y in 0..8 {
+        let line = &mut out[y * stride..y * stride + 8];
+        for (x, px) in line.iter_mut().enumerate() {
             *px = samples[x][y].wrapping_add(128).clamp(0, 255) as u8;
         }
     }
@@ -169,45 +428,6 @@ fn idct_8_lanes(c: &[[i32; 8]; 8], descale: u32) -> [[i32; 8]; 8] {
         }
     }
     out
-}
-
-/// Columns, then rows, of the N-point `idct` (its constants in
-/// [`FIX_BITS`] fixed point, 2 bits kept between the passes), whose two
-/// passes together scale by 2^`gain_bits`. A column whose AC is all zero
-/// is its DC's transform, a constant.
-#[inline(always)]
-fn separable<const N: usize>(
-    coef: &[i32],
-    out: &mut [u8],
-    stride: usize,
-    idct: impl Fn([Wrapping<i32>; N], u32) -> [Wrapping<i32>; N],
-    gain_bits: u32,
-) {
-    let coef = &coef[..N * N];
-    // t[y][u]: vertical pass done.
-    let mut t = [[Wrapping(0i32); N]; N];
-    for u in 0..N {
-        let column: [Wrapping<i32>; N] = std::array::from_fn(|v| Wrapping(coef[v * N + u]));
-        let f = if column[1..].iter().all(|v| v.0 == 0) {
-            let mut dc = [Wrapping(0); N];
-            dc[0] = column[0];
-            [idct(dc, FIX_BITS - PASS1_BITS)[0]; N]
-        } else {
-            idct(column, FIX_BITS - PASS1_BITS)
-        };
-        for (y, v) in f.into_iter().enumerate() {
-            t[y][u] = v;
-        }
-    }
-    for (y, row) in t.into_iter().enumerate() {
-        let line = &mut out[y * stride..y * stride + N];
-        for (px, v) in line
-            .iter_mut()
-            .zip(idct(row, FIX_BITS + PASS1_BITS + gain_bits))
-        {
-            *px = v.0.wrapping_add(128).clamp(0, 255) as u8;
-        }
-    }
 }
 
 /// Fixed-point bits of the IDCT's constants.
@@ -288,8 +508,55 @@ mod tests {
         out
     }
 
+    /// One scaled 4-point IDCT, a column at a time: the reference for
+    /// [`idct_4_rows`].
+    fn idct_4(c: [Wrapping<i32>; 4], descale: u32) -> [Wrapping<i32>; 4] {
+        // 1/(2√2), cos(π/8)/2 and cos(3π/8)/2, times 2^13.
+        let (k0, k1, k3) = (Wrapping(2896), Wrapping(3784), Wrapping(1567));
+        let (e0, e1) = ((c[0] + c[2]) * k0, (c[0] - c[2]) * k0);
+        let (o0, o1) = (c[1] * k1 + c[3] * k3, c[1] * k3 - c[3] * k1);
+        let round = Wrapping(1 << (descale - 1));
+        let d = |v: Wrapping<i32>| (v + round) >> descale as usize;
+        [d(e0 + o0), d(e1 + o1), d(e1 - o1), d(e0 - o0)]
+    }
+
+    /// The reference for [`lanes_8`] and the 4×4 kernels: columns, then rows, one at a time,
+    /// a column whose AC is all zero taken as its DC's transform.
+    fn separable<const N: usize>(
+        coef: &[i32],
+        out: &mut [u8],
+        stride: usize,
+        idct: impl Fn([Wrapping<i32>; N], u32) -> [Wrapping<i32>; N],
+        gain_bits: u32,
+    ) {
+        // t[y][u]: vertical pass done.
+        let mut t = [[Wrapping(0i32); N]; N];
+        for u in 0..N {
+            let column: [Wrapping<i32>; N] = std::array::from_fn(|v| Wrapping(coef[v * N + u]));
+            let f = if column[1..].iter().all(|v| v.0 == 0) {
+                let mut dc = [Wrapping(0); N];
+                dc[0] = column[0];
+                [idct(dc, FIX_BITS - PASS1_BITS)[0]; N]
+            } else {
+                idct(column, FIX_BITS - PASS1_BITS)
+            };
+            for (y, v) in f.into_iter().enumerate() {
+                t[y][u] = v;
+            }
+        }
+        for (y, row) in t.into_iter().enumerate() {
+            let line = &mut out[y * stride..y * stride + N];
+            for (px, v) in line
+                .iter_mut()
+                .zip(idct(row, FIX_BITS + PASS1_BITS + gain_bits))
+            {
+                *px = v.0.wrapping_add(128).clamp(0, 255) as u8;
+            }
+        }
+    }
+
     #[test]
-    fn eight_lanes_give_the_column_at_a_times_samples() {
+    fn lanes_give_the_column_at_a_times_samples() {
         // Coefficients over the whole range, sparse and dense, including
         // ones that overflow (garbage in, the same garbage out).
         let mut seed = 1u32;
@@ -306,7 +573,18 @@ mod tests {
             let (mut a, mut b) = ([0u8; 80], [0u8; 80]);
             lanes_8(&coef, &mut a, 10);
             separable::<8>(&coef, &mut b, 10, idct_8, 3);
-            assert_eq!(a, b, "case {case}");
+            assert_eq!(a, b, "8×8, case {case}");
+            // The 4×4 transform from the block's first 16.
+            let (mut a, mut b) = ([0u8; 40], [0u8; 40]);
+            separable::<4>(&coef, &mut b, 10, idct_4, 0);
+            store_4(lanes4::samples(&coef), &mut a, 10);
+            assert_eq!(a, b, "4×4, case {case}");
+            #[cfg(target_arch = "x86_64")]
+            if crate::cpu::v3() {
+                // SAFETY: the CPU has v3, so SSE4.1.
+                store_4(unsafe { sse41::samples(&coef) }, &mut a, 10);
+                assert_eq!(a, b, "4×4 (SSE4.1), case {case}");
+            }
         }
     }
 
@@ -328,7 +606,13 @@ mod tests {
                 }
             }
             let mut out = [0u8; 64];
-            Idct::new(n).block(&low, &mut out, n);
+            let idct = Idct::new(n);
+            match n {
+                1 => idct.block::<1>(&[low[0]], &mut out, n),
+                2 => idct.block::<4>(&low[..4].try_into().unwrap(), &mut out, n),
+                4 => idct.block::<16>(&low[..16].try_into().unwrap(), &mut out, n),
+                _ => idct.block::<64>(&low, &mut out, n),
+            }
             let f = 8 / n;
             for y in 0..n {
                 for x in 0..n {

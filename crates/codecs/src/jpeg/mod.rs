@@ -848,13 +848,30 @@ impl SequentialUnits<'_> {
         keep: &Keep,
         idct: &Idct,
     ) -> Result<(), DecodeError> {
+        // Each member's block rows in this row of units, as held rows:
+        // the same for every unit, so worked out (a division each) once.
+        // A frame has at most 4 components and 4 block rows a unit.
+        let mut held = [[0usize; 4]; 4];
+        for (member, held) in members.iter().zip(&mut held) {
+            let c = components
+                .get(member.index)
+                .ok_or_else(|| corrupt("scan names an unknown component"))?;
+            let bh = if self.interleaved { c.v as u32 } else { 1 };
+            for (by, held) in (0..bh).zip(held.iter_mut()) {
+                let y = (uy * bh + by) as usize;
+                if y >= c.rows {
+                    return Err(corrupt("block outside the frame"));
+                }
+                *held = y % c.held;
+            }
+        }
         for ux in 0..self.units_x {
             if bits::restart_due(self.restart_interval, self.unit) {
                 self.reader.restart();
                 self.predictors = [0; 4];
             }
             self.unit += 1;
-            for (m, member) in members.iter().enumerate() {
+            for (m, (member, held)) in members.iter().zip(&held).enumerate() {
                 let c = components
                     .get_mut(member.index)
                     .ok_or_else(|| corrupt("scan names an unknown component"))?;
@@ -863,12 +880,7 @@ impl SequentialUnits<'_> {
                 } else {
                     (1, 1)
                 };
-                for by in 0..bh {
-                    let y = (uy * bh + by) as usize;
-                    if y >= c.rows {
-                        return Err(corrupt("block outside the frame"));
-                    }
-                    let held = y % c.held;
+                for &held in &held[..bh as usize] {
                     for bx in 0..bw {
                         let x = (ux * bw + bx) as usize;
                         if x >= c.stride {

@@ -48,6 +48,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    malloc::reuse_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),

@@ -15,43 +15,53 @@
 //! again at most once in that time. The soak served no fewer requests
 //! with it than without (3,880 to 4,050 in 90 s against 3,360 to 3,540).
 //!
-//! glibc's own trimming undid that within each thumbnail: until large
-//! blocks have raised its thresholds, a `free` that leaves more than
-//! twice the mmap threshold free at the heap's top gives it back at
-//! once, so the heap shrank and grew again in every 400 px thumbnail of
-//! honeywave (eight `brk` calls each), every page faulted in afresh: 20 %
-//! of its time. [`reuse_freed_memory`] starts glibc at the ceiling its
-//! dynamic thresholds reach anyway once a large image has been freed (32
-//! MiB mapped, 64 MiB trimmed), instead of after it.
+//! glibc's own trimming undid that within each thumbnail: a `free` that
+//! leaves more than twice the mmap threshold free at the heap's top
+//! gives it back at once. The threshold starts at 128 KiB, so the heap
+//! shrank and grew again in every 400 px thumbnail of honeywave (eight
+//! `brk` calls each), its pages faulted in afresh: 20 % of its time.
+//! [`reuse_freed_memory`] starts the threshold higher, as glibc's own
+//! rule would after freeing a block that large, and leaves the rule on.
+//! Setting the thresholds instead (`mallopt`) turns the rule off: fixed
+//! at 4 MiB mapped and trimmed, honeywave kept its pages but 2000 px
+//! thumbnails were up to 55 % slower (kay: 24.8 against 15.8 ms).
+//!
+//! Each arena keeps up to the trim threshold free at its top, and
+//! `malloc_trim` trims only the main arena's top. glibc makes up to eight
+//! arenas a core as threads contend, so the higher threshold alone left
+//! the soak's memory at rest at 30 MiB against 13. One arena a core (a
+//! transform a core by default) keeps it at 8 to 9 MiB.
 
 use std::time::Duration;
 
-/// Blocks at least this large get their own mapping: the ceiling of
-/// glibc's dynamic threshold.
+/// Where glibc's mmap threshold starts (the trim threshold is twice
+/// it): enough for a 400 px thumbnail's buffers to stay between images
+/// (honeywave's needed more than 2 MiB of trim threshold, 4 sufficed).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: i32 = 32 << 20;
+const START_THRESHOLD: usize = 2 << 20;
 
-/// Free space at a heap's top that `free` leaves in place: twice the
-/// mmap threshold, as glibc's dynamic rule sets it. A fixed 4 MiB kept
-/// honeywave's pages but made 2000 px thumbnails up to 55 % slower (kay:
-/// 15.8 against 24.8 ms), their buffers given back and faulted in again.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TRIM_THRESHOLD: i32 = 64 << 20;
-
-/// Sets glibc's thresholds at their ceiling from the start (setting
-/// either one stops glibc moving them, so both are set). Every command
-/// calls it: `bench-run` measures the pipeline as `serve` runs it. A
+/// Raises glibc's dynamic thresholds to [`START_THRESHOLD`] the way its
+/// own rule does (mallopt(3): freeing a mapped block sets the mmap
+/// threshold to its size and the trim threshold to twice that), by
+/// freeing such a block; larger images raise them further, as before.
+/// Caps the arenas at one a core. Called first in `main`, before any
+/// thread: `bench-run` measures the pipeline as `serve` runs it. A
 /// no-op where the allocator is not glibc's.
 pub fn reuse_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: mallopt takes two integers, no pointers; glibc allows it
-        // at any time (it takes the main arena's lock). Its result (0 for
-        // a value it refuses) leaves glibc's defaults, which still work.
+        // Above the 128 KiB the threshold starts at, so mapped; kept
+        // opaque so the compiler does not elide the allocation.
+        let block: Vec<u8> = Vec::with_capacity(START_THRESHOLD);
+        drop(std::hint::black_box(block));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt takes two integers, no pointers. M_ARENA_MAX
+        // leaves the dynamic thresholds on; a refused value (result 0)
+        // leaves glibc's default, which still works.
         #[allow(unsafe_code)]
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
         }
     }
 }

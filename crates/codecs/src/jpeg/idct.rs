@@ -35,14 +35,11 @@ impl Idct {
             1 => out[0] = level_shift(coef[0], 3),
             // Both weights are ±1/(2√2) per axis: a 2×2 Hadamard over 8.
             4 => {
-                let (a, b, c, d) = (coef[0], coef[1], coef[2], coef[3]);
-                let (top, bottom) = (a + c, a - c);
-                let (top_d, bottom_d) = (b + d, b - d);
-                out[0] = level_shift(top + top_d, 3);
-                out[1] = level_shift(top - top_d, 3);
-                let row = &mut out[stride..stride + 2];
-                row[0] = level_shift(bottom + bottom_d, 3);
-                row[1] = level_shift(bottom - bottom_d, 3);
+                let mut c = [0; 4];
+                c.copy_from_slice(&coef[..4]);
+                let s = samples_2(&c);
+                out[..2].copy_from_slice(&s[..2]);
+                out[stride..stride + 2].copy_from_slice(&s[2..]);
             }
             // The larger transforms out of line, so this stays small
             // enough to inline at 1/8 and 1/4, a call per block saved.
@@ -50,6 +47,62 @@ impl Idct {
             _ => block_8(coef, out, stride),
         }
     }
+}
+
+/// The 2×2 block's samples, row by row, from its four coefficients
+/// (dequantised, so each within ±2^20 and no sum overflows): the
+/// Hadamard, then each sum over 8, rounded, level-shifted and clamped.
+/// On x86-64 in one SSE2 vector (every x86-64 has SSE2, so the portable
+/// copy of the block loop has it too): at 1/4 scale this runs for every
+/// block, and the vector made those decodes 2–4 % faster natively. A
+/// simd128 copy measured no faster under V8 (bythewater +4 %, within
+/// its noise), so wasm keeps the scalar form.
+#[inline(always)]
+fn samples_2(c: &[i32; 4]) -> [u8; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of every x86-64 CPU (the target's baseline).
+        unsafe { samples_2_sse2(c) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        samples_2_scalar(c)
+    }
+}
+
+/// [`samples_2`] in SSE2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn samples_2_sse2(c: &[i32; 4]) -> [u8; 4] {
+    use std::arch::x86_64::*;
+    let v = _mm_set_epi32(c[3], c[2], c[1], c[0]);
+    // [a, b, a, b] and [c, d, c, d]: the columns' sums and differences.
+    let (u, w) = (_mm_shuffle_epi32::<0x44>(v), _mm_shuffle_epi32::<0xEE>(v));
+    let t = _mm_unpacklo_epi64(_mm_add_epi32(u, w), _mm_sub_epi32(u, w));
+    // [t0, t0, t2, t2] and [t1, t1, t3, t3]: then the rows'.
+    let (u, w) = (_mm_shuffle_epi32::<0xA0>(t), _mm_shuffle_epi32::<0xF5>(t));
+    let (p, m) = (_mm_add_epi32(u, w), _mm_sub_epi32(u, w));
+    let r = _mm_unpacklo_epi64(_mm_unpacklo_epi32(p, m), _mm_unpackhi_epi32(p, m));
+    let r = _mm_srai_epi32::<3>(_mm_add_epi32(r, _mm_set1_epi32(4)));
+    let r = _mm_add_epi32(r, _mm_set1_epi32(128));
+    // Saturating to i16, then to u8, is the clamp to 0..=255.
+    let b = _mm_packus_epi16(_mm_packs_epi32(r, r), _mm_setzero_si128());
+    (_mm_cvtsi128_si32(b) as u32).to_le_bytes()
+}
+
+/// [`samples_2`] one sample at a time: other targets, and the tests'
+/// reference.
+#[cfg_attr(all(not(test), target_arch = "x86_64"), allow(dead_code))]
+fn samples_2_scalar(c: &[i32; 4]) -> [u8; 4] {
+    let (top, bottom) = (c[0] + c[2], c[0] - c[2]);
+    let (top_d, bottom_d) = (c[1] + c[3], c[1] - c[3]);
+    [
+        level_shift(top + top_d, 3),
+        level_shift(top - top_d, 3),
+        level_shift(bottom + bottom_d, 3),
+        level_shift(bottom - bottom_d, 3),
+    ]
 }
 
 /// Flat blocks (no AC among the kept coefficients: most chroma and smooth
@@ -585,6 +638,29 @@ mod tests {
                 store_4(unsafe { sse41::samples(&coef) }, &mut a, 10);
                 assert_eq!(a, b, "4×4 (SSE4.1), case {case}");
             }
+        }
+    }
+
+    #[test]
+    fn the_2x2_vector_gives_the_scalar_samples() {
+        let bound = 1 << 20;
+        let mut seed = 7u32;
+        let mut cases = vec![
+            [bound; 4],
+            [-bound; 4],
+            [bound, -bound, bound, -bound],
+            [0; 4],
+        ];
+        for _ in 0..20_000 {
+            cases.push(std::array::from_fn(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Mostly near the 8-bit range, some far past it.
+                let range = if seed.is_multiple_of(5) { 2 * bound } else { 4096 };
+                (seed >> 1) as i32 % range - range / 2
+            }));
+        }
+        for c in cases {
+            assert_eq!(samples_2(&c), samples_2_scalar(&c), "{c:?}");
         }
     }
 

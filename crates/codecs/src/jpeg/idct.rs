@@ -655,7 +655,11 @@ mod tests {
             cases.push(std::array::from_fn(|_| {
                 seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 // Mostly near the 8-bit range, some far past it.
-                let range = if seed.is_multiple_of(5) { 2 * bound } else { 4096 };
+                let range = if seed.is_multiple_of(5) {
+                    2 * bound
+                } else {
+                    4096
+                };
                 (seed >> 1) as i32 % range - range / 2
             }));
         }

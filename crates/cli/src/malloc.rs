@@ -16,10 +16,11 @@
 //! with it than without (3,880 to 4,050 in 90 s against 3,360 to 3,540).
 //!
 //! glibc's own trimming undid that within each thumbnail: a `free` that
-//! leaves more than twice the mmap threshold free at the heap's top
-//! gives it back at once. The threshold starts at 128 KiB, so the heap
-//! shrank and grew again in every 400 px thumbnail of honeywave (eight
-//! `brk` calls each), its pages faulted in afresh: 20 % of its time.
+//! leaves more than the trim threshold free at the heap's top gives it
+//! back at once. That threshold starts at 128 KiB (and is twice the mmap
+//! threshold once glibc has raised that), so the heap shrank and grew
+//! again in every 400 px thumbnail of honeywave (eight `brk` calls each),
+//! its pages faulted in afresh: a fifth of its time.
 //! [`reuse_freed_memory`] starts the threshold higher, as glibc's own
 //! rule would after freeing a block that large, and leaves the rule on.
 //! Setting the thresholds instead (`mallopt`) turns the rule off: fixed

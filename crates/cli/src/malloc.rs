@@ -31,15 +31,17 @@
 //! `malloc_trim` trims only the main arena's top. glibc makes up to eight
 //! arenas a core as threads contend, so the higher threshold alone left
 //! the soak's memory at rest at 30 MiB against 13. One arena a core (a
-//! transform a core by default) keeps it at 8 to 9 MiB.
+//! transform a core by default) brings it back to 12 MiB.
 
 use std::time::Duration;
 
 /// Where glibc's mmap threshold starts (the trim threshold is twice
-/// it): enough for a 400 px thumbnail's buffers to stay between images
-/// (honeywave's needed more than 2 MiB of trim threshold, 4 sufficed).
+/// it). Measured: a 400 px thumbnail of honeywave needed more than 2 MiB
+/// of trim threshold, a 2000 px one of bythewater more than 4 (started
+/// at 2 MiB, it took 35.8 ms against 29.3, six `brk` calls a thumbnail);
+/// at 4 MiB no corpus image at 400 or 2000 px was slower than before.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const START_THRESHOLD: usize = 2 << 20;
+const START_THRESHOLD: usize = 4 << 20;
 
 /// Raises glibc's dynamic thresholds to [`START_THRESHOLD`] the way its
 /// own rule does (mallopt(3): freeing a mapped block sets the mmap

@@ -12,40 +12,29 @@ use std::num::Wrapping;
 
 use crate::cpu::{dispatch, v3_copy};
 
-/// The scaled IDCT for one n: the weights are `C(u)/2 · cos((2x+1)uπ / 2n)`,
-/// folded into each size's butterflies below.
-pub struct Idct {
-    n: usize,
-}
-
-impl Idct {
-    pub fn new(n: usize) -> Idct {
-        Idct { n }
-    }
-
-    /// `coef` holds the dequantised coefficients in rows of n (vertical
-    /// frequency by row), K = n×n of them; writes n rows of n samples at
-    /// `out`, `stride` apart. Chosen by K, known where the block is
-    /// decoded, so no branch on the scale is left in the block loop.
-    #[inline(always)]
-    pub fn block<const K: usize>(&self, coef: &[i32; K], out: &mut [u8], stride: usize) {
-        debug_assert_eq!(K, self.n * self.n);
-        match K {
-            // The mean: DC / 8.
-            1 => out[0] = level_shift(coef[0], 3),
-            // Both weights are ±1/(2√2) per axis: a 2×2 Hadamard over 8.
-            4 => {
-                let mut c = [0; 4];
-                c.copy_from_slice(&coef[..4]);
-                let s = samples_2(&c);
-                out[..2].copy_from_slice(&s[..2]);
-                out[stride..stride + 2].copy_from_slice(&s[2..]);
-            }
-            // The larger transforms out of line, so this stays small
-            // enough to inline at 1/8 and 1/4, a call per block saved.
-            16 => block_4(coef, out, stride),
-            _ => block_8(coef, out, stride),
+/// The scaled IDCT of one block: `coef` holds its K = n×n dequantised
+/// coefficients in rows of n (vertical frequency by row); writes n rows of
+/// n samples at `out`, `stride` apart. The weights are `C(u)/2 ·
+/// cos((2x+1)uπ / 2n)`, folded into each size's butterflies below. Chosen
+/// by K, known where the block is decoded, so no branch on the scale is
+/// left in the block loop.
+#[inline(always)]
+pub fn block<const K: usize>(coef: &[i32; K], out: &mut [u8], stride: usize) {
+    match K {
+        // The mean: DC / 8.
+        1 => out[0] = level_shift(coef[0], 3),
+        // Both weights are ±1/(2√2) per axis: a 2×2 Hadamard over 8.
+        4 => {
+            let mut c = [0; 4];
+            c.copy_from_slice(&coef[..4]);
+            let s = samples_2(&c);
+            out[..2].copy_from_slice(&s[..2]);
+            out[stride..stride + 2].copy_from_slice(&s[2..]);
         }
+        // The larger transforms out of line, so this stays small
+        // enough to inline at 1/8 and 1/4, a call per block saved.
+        16 => block_4(coef, out, stride),
+        _ => block_8(coef, out, stride),
     }
 }
 
@@ -561,8 +550,8 @@ mod tests {
         out
     }
 
-    /// One scaled 4-point IDCT, a column at a time: the reference for
-    /// [`idct_4_rows`].
+    /// One scaled 4-point IDCT, a column at a time: the reference for the
+    /// 4×4 kernels.
     fn idct_4(c: [Wrapping<i32>; 4], descale: u32) -> [Wrapping<i32>; 4] {
         // 1/(2√2), cos(π/8)/2 and cos(3π/8)/2, times 2^13.
         let (k0, k1, k3) = (Wrapping(2896), Wrapping(3784), Wrapping(1567));
@@ -573,8 +562,9 @@ mod tests {
         [d(e0 + o0), d(e1 + o1), d(e1 - o1), d(e0 - o0)]
     }
 
-    /// The reference for [`lanes_8`] and the 4×4 kernels: columns, then rows, one at a time,
-    /// a column whose AC is all zero taken as its DC's transform.
+    /// The reference for [`lanes_8`] and the 4×4 kernels: columns, then
+    /// rows, one at a time, a column whose AC is all zero taken as its DC's
+    /// transform.
     fn separable<const N: usize>(
         coef: &[i32],
         out: &mut [u8],
@@ -686,12 +676,11 @@ mod tests {
                 }
             }
             let mut out = [0u8; 64];
-            let idct = Idct::new(n);
             match n {
-                1 => idct.block::<1>(&[low[0]], &mut out, n),
-                2 => idct.block::<4>(&low[..4].try_into().unwrap(), &mut out, n),
-                4 => idct.block::<16>(&low[..16].try_into().unwrap(), &mut out, n),
-                _ => idct.block::<64>(&low, &mut out, n),
+                1 => block::<1>(&[low[0]], &mut out, n),
+                2 => block::<4>(&low[..4].try_into().unwrap(), &mut out, n),
+                4 => block::<16>(&low[..16].try_into().unwrap(), &mut out, n),
+                _ => block::<64>(&low, &mut out, n),
             }
             let f = 8 / n;
             for y in 0..n {

@@ -52,7 +52,6 @@ use crate::{DecodeError, Gather, Rows, Stop};
 use self::bits::{BitReader, Huffman, Skips};
 use self::blocks::Keep;
 use self::color::{ColorSpace, Converter, Plane};
-use self::idct::Idct;
 use self::progressive::{Coefficients, Geometry, Mark};
 
 fn check(stop: Stop) -> Result<(), DecodeError> {
@@ -193,7 +192,6 @@ fn decode_replaying(
     let mut st = State {
         n,
         keep: Keep::new(n),
-        idct: Idct::new(n),
         quant: [None; 4],
         dc_tables: [None, None, None, None],
         ac_tables: [None, None, None, None],
@@ -380,7 +378,6 @@ fn plan_scans(bytes: &[u8], pos: usize, keep: &Keep) -> Vec<bool> {
 struct State<'a> {
     n: usize,
     keep: Keep,
-    idct: Idct,
     /// Quantisation tables, in zigzag order.
     quant: [Option<[u16; 64]>; 4],
     dc_tables: [Option<Rc<Huffman>>; 4],
@@ -526,7 +523,6 @@ impl<'a> State<'a> {
         let State {
             band: out,
             keep,
-            idct,
             quant,
             dc_tables,
             ac_tables,
@@ -684,10 +680,10 @@ impl<'a> State<'a> {
             check(stop)?;
             let components = &mut frame.components;
             match keep.count {
-                1 => units.row::<1>(uy, &sequential, components, keep, idct)?,
-                4 => units.row::<4>(uy, &sequential, components, keep, idct)?,
-                16 => units.row::<16>(uy, &sequential, components, keep, idct)?,
-                _ => units.row::<64>(uy, &sequential, components, keep, idct)?,
+                1 => units.row::<1>(uy, &sequential, components, keep)?,
+                4 => units.row::<4>(uy, &sequential, components, keep)?,
+                16 => units.row::<16>(uy, &sequential, components, keep)?,
+                _ => units.row::<64>(uy, &sequential, components, keep)?,
             }
             if let Some(band) = out {
                 let units = uy as usize + 1;
@@ -774,7 +770,7 @@ impl<'a> State<'a> {
                             let Some(block) = store.get(i, bx, by) else {
                                 return Err(corrupt("block outside the frame"));
                             };
-                            c.put_block(&self.idct, &dequant[i], block, bx, by);
+                            c.put_block(&dequant[i], block, bx, by);
                         }
                     }
                 }
@@ -818,11 +814,10 @@ impl SequentialUnits<'_> {
         members: &[SequentialMember],
         components: &mut [Component],
         keep: &Keep,
-        idct: &Idct,
     ) -> Result<(), DecodeError> {
         dispatch!(
-            self.row_v3::<K>(uy, members, components, keep, idct),
-            self.row_body::<K>(uy, members, components, keep, idct)
+            self.row_v3::<K>(uy, members, components, keep),
+            self.row_body::<K>(uy, members, components, keep)
         )
     }
 
@@ -833,9 +828,8 @@ impl SequentialUnits<'_> {
             members: &[SequentialMember],
             components: &mut [Component],
             keep: &Keep,
-            idct: &Idct,
         ) -> Result<(), DecodeError> {
-            self.row_body::<K>(uy, members, components, keep, idct)
+            self.row_body::<K>(uy, members, components, keep)
         }
     }
 
@@ -846,7 +840,6 @@ impl SequentialUnits<'_> {
         members: &[SequentialMember],
         components: &mut [Component],
         keep: &Keep,
-        idct: &Idct,
     ) -> Result<(), DecodeError> {
         // Each member's block rows in this row of units, as held rows:
         // the same for every unit, so worked out (a division each) once.
@@ -896,7 +889,7 @@ impl SequentialUnits<'_> {
                             keep,
                             &mut coef,
                         )?;
-                        c.put::<K, i32>(idct, &member.dequant, &coef, x, held);
+                        c.put::<K, i32>(&member.dequant, &coef, x, held);
                     }
                 }
             }
@@ -969,7 +962,6 @@ impl Component {
     #[inline(always)]
     fn put_block<T: Copy + Into<i32>>(
         &mut self,
-        idct: &Idct,
         dequant: &[i32; 64],
         coefs: &[T],
         x: usize,
@@ -979,10 +971,10 @@ impl Component {
         // 1 or 4 are used showed in the time at 1/8.
         let y = y % self.held;
         match self.n {
-            1 => self.put::<1, T>(idct, dequant, coefs, x, y),
-            2 => self.put::<4, T>(idct, dequant, coefs, x, y),
-            4 => self.put::<16, T>(idct, dequant, coefs, x, y),
-            _ => self.put::<64, T>(idct, dequant, coefs, x, y),
+            1 => self.put::<1, T>(dequant, coefs, x, y),
+            2 => self.put::<4, T>(dequant, coefs, x, y),
+            4 => self.put::<16, T>(dequant, coefs, x, y),
+            _ => self.put::<64, T>(dequant, coefs, x, y),
         }
     }
 
@@ -991,7 +983,6 @@ impl Component {
     #[inline(always)]
     fn put<const K: usize, T: Copy + Into<i32>>(
         &mut self,
-        idct: &Idct,
         dequant: &[i32; 64],
         coefs: &[T],
         x: usize,
@@ -1002,7 +993,7 @@ impl Component {
             *s = dequantise(q, v.into());
         }
         let stride = self.plane_stride();
-        idct.block(
+        idct::block(
             &samples,
             &mut self.plane[(y * stride + x) * self.n..],
             stride,

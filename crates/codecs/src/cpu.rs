@@ -46,6 +46,50 @@ fn detect() -> bool {
         && std::arch::is_x86_feature_detected!("movbe")
 }
 
+/// Whether the v3 copies may run and use PDEP, which AMD CPUs before Zen 3
+/// (and Hygon's) run in microcode, one step a set bit: there a PDEP of a
+/// dense mask costs more than the loop it replaces.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn fast_pdep() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    if !v3() {
+        return false;
+    }
+    // 0: not yet asked; 1: no; 2: yes.
+    static FOUND: AtomicU8 = AtomicU8::new(0);
+    match FOUND.load(Ordering::Relaxed) {
+        0 => {
+            let yes = !microcoded_pdep();
+            FOUND.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+        found => found == 2,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[cold]
+fn microcoded_pdep() -> bool {
+    use std::arch::x86_64::__cpuid;
+    let vendor = __cpuid(0);
+    let id = [vendor.ebx, vendor.edx, vendor.ecx].map(u32::to_le_bytes);
+    slow_pdep(id.as_flattened(), __cpuid(1).eax)
+}
+
+/// By CPUID's vendor string and leaf 1's EAX: AMD's (and Hygon's) families
+/// before 0x19 (Zen 3) run PDEP in microcode.
+#[cfg(target_arch = "x86_64")]
+fn slow_pdep(vendor: &[u8], signature: u32) -> bool {
+    let base = (signature >> 8) & 0xF;
+    let family = if base == 0xF {
+        base + ((signature >> 20) & 0xFF)
+    } else {
+        base
+    };
+    matches!(vendor, b"AuthenticAMD" | b"HygonGenuine") && family < 0x19
+}
+
 /// `v3_copy! { fn name_v3(..) { name_body(..) } }`: the function compiled
 /// for the features [`detect`] checks, on x86-64 only. The list is written
 /// here once, so no copy can ask for a feature `v3()` did not find.
@@ -129,6 +173,18 @@ mod tests {
             out.push(img.into_raw());
         }
         out
+    }
+
+    #[test]
+    fn pdep_is_slow_on_amd_before_zen_3_only() {
+        use super::slow_pdep;
+        // Leaf 1 EAX of: Zen 2 (EPYC 7002), Hygon Dhyana, Zen 3 (EPYC
+        // 7003), Zen 5, an Intel Ice Lake.
+        assert!(slow_pdep(b"AuthenticAMD", 0x0083_0F10));
+        assert!(slow_pdep(b"HygonGenuine", 0x0090_0F02));
+        assert!(!slow_pdep(b"AuthenticAMD", 0x00A0_0F11));
+        assert!(!slow_pdep(b"AuthenticAMD", 0x00B0_0F20));
+        assert!(!slow_pdep(b"GenuineIntel", 0x0006_06A6));
     }
 
     #[test]

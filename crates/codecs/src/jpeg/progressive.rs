@@ -182,13 +182,7 @@ impl<'a> Scan<'a> {
         } else {
             geometry.get(first.0).map_or(0, |g| g.blocks_w)
         };
-        let mut ac = AcScan {
-            huffman: first.2.as_deref(),
-            ss: self.ss,
-            se: self.se,
-            al: self.al,
-            eobrun: at.eobrun,
-        };
+        let mut ac = AcScan::new(first.2.as_deref(), self.ss, self.se, self.al, at.eobrun);
         // Each member's blocks and DC table, looked up once.
         let mut dc_members = Vec::with_capacity(self.members.len());
         for (index, dc, _) in &self.members {

@@ -14,25 +14,40 @@
 //! Elsewhere (wasm is built with simd128, aarch64 always has NEON) there
 //! is one copy.
 
-/// Whether the v3 copies may run here: found once, then one load.
+/// A CPU check asked once, then one load: 0 not yet asked, 1 no, 2 yes.
+#[cfg(target_arch = "x86_64")]
+struct Found(std::sync::atomic::AtomicU8);
+
+#[cfg(target_arch = "x86_64")]
+impl Found {
+    const fn new() -> Found {
+        Found(std::sync::atomic::AtomicU8::new(0))
+    }
+
+    #[inline(always)]
+    fn get(&self, check: fn() -> bool) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        match self.0.load(Relaxed) {
+            0 => {
+                let yes = check();
+                self.0.store(if yes { 2 } else { 1 }, Relaxed);
+                yes
+            }
+            found => found == 2,
+        }
+    }
+}
+
+/// Whether the v3 copies may run here.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub fn v3() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
     #[cfg(test)]
     if tests::BASELINE.with(std::cell::Cell::get) {
         return false;
     }
-    // 0: not yet asked; 1: no; 2: yes.
-    static FOUND: AtomicU8 = AtomicU8::new(0);
-    match FOUND.load(Ordering::Relaxed) {
-        0 => {
-            let yes = detect();
-            FOUND.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-        found => found == 2,
-    }
+    static FOUND: Found = Found::new();
+    FOUND.get(detect)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -52,20 +67,8 @@ fn detect() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub fn fast_pdep() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    if !v3() {
-        return false;
-    }
-    // 0: not yet asked; 1: no; 2: yes.
-    static FOUND: AtomicU8 = AtomicU8::new(0);
-    match FOUND.load(Ordering::Relaxed) {
-        0 => {
-            let yes = !microcoded_pdep();
-            FOUND.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-        found => found == 2,
-    }
+    static FOUND: Found = Found::new();
+    v3() && FOUND.get(|| !microcoded_pdep())
 }
 
 #[cfg(target_arch = "x86_64")]

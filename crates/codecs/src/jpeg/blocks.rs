@@ -67,6 +67,10 @@ impl Keep {
 #[inline(always)]
 fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32, BadData> {
     r.refill();
+    if let Some(v) = dc.fast_dc(r) {
+        *pred = pred.wrapping_add(v);
+        return Ok(*pred);
+    }
     let size = dc.decode(r)? as u32;
     if size > 11 {
         return Err(BadData("DC difference over 11 bits"));
@@ -457,6 +461,7 @@ fn correct(r: &mut BitReader, live: u64, keep: &Keep, coefs: &mut [i16], p1: i16
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jpeg::bits::Class;
     use crate::jpeg_encode::huffman::{ac_luma, dc_luma, Codes, Spec};
 
     /// xorshift64*: reproducible streams without a dependency.
@@ -543,14 +548,14 @@ mod tests {
         w.finish()
     }
 
-    fn table(spec: &Spec) -> Huffman {
-        Huffman::new(&spec.bits, &spec.values).unwrap()
+    fn table(class: Class, spec: &Spec) -> Huffman {
+        Huffman::new(class, &spec.bits, &spec.values).unwrap()
     }
 
     /// Each block's DC and kept coefficients (natural order, n×n), until
     /// the first error.
     fn decode(data: &[u8], blocks: usize, n: usize) -> (Vec<[i32; 64]>, bool) {
-        let (dc, ac) = (table(&dc_luma()), table(&ac_luma()));
+        let (dc, ac) = (table(Class::Dc, &dc_luma()), table(Class::Ac, &ac_luma()));
         let keep = Keep::new(n);
         let skips = (keep.last < 63).then(|| ac.skips());
         let mut r = BitReader::new(data);

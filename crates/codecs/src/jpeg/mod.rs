@@ -49,7 +49,7 @@ use image::RgbImage;
 use crate::cpu::{dispatch, v3_copy};
 use crate::{DecodeError, Gather, Rows, Stop};
 
-use self::bits::{BitReader, Huffman, Skips};
+use self::bits::{BitReader, Class, Huffman, Skips};
 use self::blocks::Keep;
 use self::color::{ColorSpace, Converter, Plane};
 use self::progressive::{Coefficients, Geometry, Mark};
@@ -495,7 +495,8 @@ impl<'a> State<'a> {
             if id > 3 || class > 1 {
                 return Err(corrupt("bad Huffman table class or id"));
             }
-            let table = Some(Rc::new(Huffman::new(&counts, symbols)?));
+            let kind = if class == 0 { Class::Dc } else { Class::Ac };
+            let table = Some(Rc::new(Huffman::new(kind, &counts, symbols)?));
             if class == 0 {
                 self.dc_tables[id] = table;
             } else {

@@ -1,4 +1,5 @@
-//! Runtime dispatch to x86-64-v3 (AVX2, FMA, BMI1/2, LZCNT, MOVBE).
+//! Runtime dispatch to x86-64-v3 (AVX2, FMA, BMI1/2, LZCNT, MOVBE, and
+//! POPCNT from v2, which LLVM does not infer from the others).
 //!
 //! The codecs' inner loops are plain lane-wise Rust, which LLVM turns into
 //! whatever SIMD the target allows. A portable x86-64 binary may assume
@@ -59,6 +60,7 @@ fn detect() -> bool {
         && std::arch::is_x86_feature_detected!("bmi2")
         && std::arch::is_x86_feature_detected!("lzcnt")
         && std::arch::is_x86_feature_detected!("movbe")
+        && std::arch::is_x86_feature_detected!("popcnt")
 }
 
 /// Whether the v3 copies may run and use PDEP, which AMD CPUs before Zen 3
@@ -99,7 +101,7 @@ fn slow_pdep(vendor: &[u8], signature: u32) -> bool {
 macro_rules! v3_copy {
     ($(#[$meta:meta])* fn $($rest:tt)*) => {
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe")]
+        #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,movbe,popcnt")]
         $(#[$meta])*
         fn $($rest)*
     };

@@ -67,15 +67,17 @@ impl Keep {
 #[inline(always)]
 fn dc_difference(r: &mut BitReader, dc: &Huffman, pred: &mut i32) -> Result<i32, BadData> {
     r.refill();
-    if let Some(v) = dc.fast_dc(r) {
-        *pred = pred.wrapping_add(v);
-        return Ok(*pred);
-    }
-    let size = dc.decode(r)? as u32;
-    if size > 11 {
-        return Err(BadData("DC difference over 11 bits"));
-    }
-    *pred = pred.wrapping_add(r.receive_extend(size));
+    let difference = match dc.fast_dc(r) {
+        Some(v) => v,
+        None => {
+            let size = dc.decode(r)? as u32;
+            if size > 11 {
+                return Err(BadData("DC difference over 11 bits"));
+            }
+            r.receive_extend(size)
+        }
+    };
+    *pred = pred.wrapping_add(difference);
     Ok(*pred)
 }
 
@@ -395,25 +397,19 @@ impl AcScan<'_> {
 /// one instruction (the caller must be the v3 copy, on a CPU with BMI2).
 #[inline(always)]
 fn nth_zero<const PDEP: bool>(nonzero: u64, k: usize, se: usize, run: u32) -> usize {
-    let mut zeros = !nonzero & band(k, se);
-    #[cfg(target_arch = "x86_64")]
-    if PDEP {
+    let zeros = !nonzero & band(k, se);
+    // Bits whose lowest is the wanted zero (none if there are too few).
+    let nth = match () {
         // SAFETY: only the v3 copy sets `PDEP`, and it runs only where
         // `cpu::v3()` found BMI2.
-        zeros = unsafe { std::arch::x86_64::_pdep_u64(1u64 << run, zeros) };
-        return if zeros == 0 {
-            se + 1
-        } else {
-            zeros.trailing_zeros() as usize
-        };
-    }
-    for _ in 0..run {
-        zeros &= zeros.wrapping_sub(1);
-    }
-    if zeros == 0 {
+        #[cfg(target_arch = "x86_64")]
+        () if PDEP => unsafe { std::arch::x86_64::_pdep_u64(1u64 << run, zeros) },
+        () => (0..run).fold(zeros, |z, _| z & z.wrapping_sub(1)),
+    };
+    if nth == 0 {
         se + 1
     } else {
-        zeros.trailing_zeros() as usize
+        nth.trailing_zeros() as usize
     }
 }
 
